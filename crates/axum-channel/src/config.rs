@@ -1,0 +1,238 @@
+//! What a [`ChannelLayer`](crate::ChannelLayer) serves and how.
+
+use crate::session::Session;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use http::{HeaderMap, Uri};
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) type SessionHandler = Arc<dyn Fn(Session) -> BoxFuture<'static, ()> + Send + Sync>;
+pub(crate) type Authorizer = Arc<dyn Fn(SessionRequest) -> BoxFuture<'static, bool> + Send + Sync>;
+
+/// The request that asks to open a session, as the authorisation hook sees it.
+#[derive(Debug, Clone)]
+pub struct SessionRequest {
+    /// The request's headers, `Cookie` included (the hook may need it).
+    pub headers: HeaderMap,
+    /// The request's URI.
+    pub uri: Uri,
+    /// The peer's address, when the server was started with connect info.
+    pub remote_addr: Option<SocketAddr>,
+}
+
+/// Settings of a [`ChannelLayer`](crate::ChannelLayer), built with chained calls.
+///
+/// Every default follows node-browserchannel where it has one.
+#[derive(Clone)]
+pub struct ChannelConfig {
+    pub(crate) prefix: String,
+    pub(crate) host_prefixes: Vec<String>,
+    pub(crate) keep_alive_interval: Duration,
+    pub(crate) session_timeout: Duration,
+    pub(crate) test_phase_delay: Duration,
+    pub(crate) back_channel_chunk_limit: usize,
+    pub(crate) max_post_body: usize,
+    pub(crate) max_maps_per_request: usize,
+    pub(crate) max_held_maps: usize,
+    pub(crate) max_outgoing_arrays: usize,
+    pub(crate) max_incoming_messages: usize,
+    pub(crate) max_sessions: usize,
+    pub(crate) cors_origin: Option<String>,
+    pub(crate) cors_allow_credentials: bool,
+    pub(crate) client_library: Option<PathBuf>,
+    pub(crate) handler: Option<SessionHandler>,
+    pub(crate) authorizer: Option<Authorizer>,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "/channel".into(),
+            host_prefixes: Vec::new(),
+            keep_alive_interval: Duration::from_secs(20),
+            session_timeout: Duration::from_secs(30),
+            test_phase_delay: Duration::from_secs(2),
+            back_channel_chunk_limit: 10 * 1024,
+            max_post_body: 1024 * 1024,
+            max_maps_per_request: 10_000,
+            max_held_maps: 1024,
+            max_outgoing_arrays: 4096,
+            max_incoming_messages: 1024,
+            max_sessions: 10_000,
+            cors_origin: None,
+            cors_allow_credentials: false,
+            client_library: None,
+            handler: None,
+            authorizer: None,
+        }
+    }
+}
+
+impl fmt::Debug for ChannelConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelConfig")
+            .field("prefix", &self.prefix)
+            .field("host_prefixes", &self.host_prefixes)
+            .field("keep_alive_interval", &self.keep_alive_interval)
+            .field("session_timeout", &self.session_timeout)
+            .field("max_sessions", &self.max_sessions)
+            .field("has_handler", &self.handler.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Strips a trailing slash and adds a leading one: `channel/` becomes `/channel`.
+fn normalize_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.starts_with('/') || trimmed.is_empty() {
+        trimmed.to_owned()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+impl ChannelConfig {
+    /// The defaults: prefix `/channel`, no session callback.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The path under which the layer answers (default `/channel`).
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = normalize_prefix(prefix);
+        self
+    }
+
+    /// The callback each new session is handed to. It runs as its own task;
+    /// closing the session before its first `.await` refuses the client with 403.
+    pub fn on_session<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(Session) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.handler = Some(Arc::new(move |session| handler(session).boxed()));
+        self
+    }
+
+    /// A hook that decides whether a request may open a session; `false`
+    /// answers 403 and no session is created.
+    pub fn authorize<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(SessionRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        self.authorizer = Some(Arc::new(move |request| hook(request).boxed()));
+        self
+    }
+
+    /// Host prefixes handed to clients; each client picks one at random to
+    /// get around per-host connection limits of old browsers.
+    pub fn host_prefixes<I, S>(mut self, prefixes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.host_prefixes = prefixes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How often a `["noop"]` heartbeat goes down an open back channel (default 20 s).
+    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
+        self.keep_alive_interval = interval;
+        self
+    }
+
+    /// How long a session lives without a back channel (default 30 s).
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// The pause between `11111` and `2` in the buffering proxy test (default 2 s).
+    pub fn test_phase_delay(mut self, delay: Duration) -> Self {
+        self.test_phase_delay = delay;
+        self
+    }
+
+    /// Bytes after which a streaming back channel is closed so the client
+    /// opens a fresh one (default 10 KiB).
+    pub fn back_channel_chunk_limit(mut self, bytes: usize) -> Self {
+        self.back_channel_chunk_limit = bytes;
+        self
+    }
+
+    /// Largest forward channel POST body; larger ones get 413 (default 1 MiB).
+    pub fn max_post_body(mut self, bytes: usize) -> Self {
+        self.max_post_body = bytes;
+        self
+    }
+
+    /// Most maps in one forward channel POST (default 10,000).
+    pub fn max_maps_per_request(mut self, maps: usize) -> Self {
+        self.max_maps_per_request = maps;
+        self
+    }
+
+    /// Most out-of-order maps held per session while a gap fills (default 1,024).
+    pub fn max_held_maps(mut self, maps: usize) -> Self {
+        self.max_held_maps = maps;
+        self
+    }
+
+    /// Most arrays queued per session and not yet acknowledged; past it,
+    /// `send` fails with [`SendError::QueueFull`](crate::SendError::QueueFull)
+    /// (default 4,096).
+    pub fn max_outgoing_arrays(mut self, arrays: usize) -> Self {
+        self.max_outgoing_arrays = arrays;
+        self
+    }
+
+    /// Most received messages waiting for the app to read them; past it the
+    /// client's POST waits, which slows the client down (default 1,024).
+    pub fn max_incoming_messages(mut self, messages: usize) -> Self {
+        self.max_incoming_messages = messages.max(1);
+        self
+    }
+
+    /// Most sessions open at once; past it new sessions get 503 (default 10,000).
+    pub fn max_sessions(mut self, sessions: usize) -> Self {
+        self.max_sessions = sessions;
+        self
+    }
+
+    /// Sets `Access-Control-Allow-Origin` on every reply.
+    pub fn cors(mut self, origin: impl Into<String>) -> Self {
+        self.cors_origin = Some(origin.into());
+        self
+    }
+
+    /// Adds `Access-Control-Allow-Credentials: true` to every reply.
+    pub fn cors_allow_credentials(mut self, allow: bool) -> Self {
+        self.cors_allow_credentials = allow;
+        self
+    }
+
+    /// Serves this file (the `bcsocket.js` client of the npm package
+    /// `browserchannel`) at `{prefix}/bcsocket.js`.
+    pub fn client_library(mut self, path: impl Into<PathBuf>) -> Self {
+        self.client_library = Some(path.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_normalized() {
+        assert_eq!(ChannelConfig::new().prefix("channel/").prefix, "/channel");
+        assert_eq!(ChannelConfig::new().prefix("/a/b").prefix, "/a/b");
+        assert_eq!(ChannelConfig::new().prefix("/").prefix, "");
+    }
+}

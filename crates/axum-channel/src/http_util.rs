@@ -1,0 +1,102 @@
+//! HTTP details shared by every reply the layer writes.
+
+use axum::body::Body;
+use bytes::Bytes;
+use channel_protocol::browserchannel::back_channel;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+/// Headers that keep proxies and browsers from caching or sniffing replies,
+/// as node-browserchannel sends them on every response.
+#[derive(Debug, Clone)]
+pub(crate) struct StandardHeaders {
+    headers: HeaderMap,
+}
+
+impl StandardHeaders {
+    pub(crate) fn new(cors_origin: Option<&str>, allow_credentials: bool) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-store, max-age=0, must-revalidate"),
+        );
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        headers.insert(
+            header::EXPIRES,
+            HeaderValue::from_static("Fri, 01 Jan 1990 00:00:00 GMT"),
+        );
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if let Some(origin) = cors_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
+        if allow_credentials {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+        Self { headers }
+    }
+
+    /// A reply with the standard headers and the given content type.
+    pub(crate) fn response(
+        &self,
+        status: StatusCode,
+        content_type: &'static str,
+        body: Body,
+    ) -> Response<Body> {
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.extend(self.headers.clone());
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+    }
+
+    /// A plain-text reply.
+    pub(crate) fn text(&self, status: StatusCode, body: impl Into<Body>) -> Response<Body> {
+        self.response(status, back_channel::TEXT_CONTENT_TYPE, body.into())
+    }
+
+    /// An error reply whose body carries `message` where the client looks for it.
+    pub(crate) fn error(&self, status: StatusCode, message: &str) -> Response<Body> {
+        tracing::debug!(status = status.as_u16(), message, "refusing request");
+        self.response(
+            status,
+            back_channel::HTML_CONTENT_TYPE,
+            Body::from(back_channel::error_body(message)),
+        )
+    }
+}
+
+/// Adds a header to a reply.
+pub(crate) fn with_header(
+    mut response: Response<Body>,
+    name: HeaderName,
+    value: &'static str,
+) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(name, HeaderValue::from_static(value));
+    response
+}
+
+/// Why a request body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+/// Reads a whole request body, refusing one larger than `limit` bytes.
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Broken),
+    }
+}

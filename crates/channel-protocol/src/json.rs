@@ -1,0 +1,136 @@
+//! JSON encoding that is safe inside any transport frame.
+//!
+//! BrowserChannel prefixes every back channel chunk with its length, and the
+//! JavaScript client counts that length in UTF-16 code units, not bytes. Text
+//! that is pure ASCII has the same length in bytes, characters and UTF-16 code
+//! units, so every encoder here escapes non-ASCII characters as `\uXXXX`
+//! (surrogate pairs above U+FFFF). This also escapes U+2028 and U+2029, which
+//! JSON allows raw but older JavaScript parsers reject.
+
+use serde_json::ser::{CharEscape, Formatter, Serializer};
+use serde_json::Value;
+use std::io::{self, Write};
+
+/// A [`Formatter`] that writes compact JSON with every non-ASCII character
+/// escaped, and optionally `<`, `>` and `&` too, for text that ends up inside
+/// an HTML `<script>` element.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsciiFormatter {
+    escape_html: bool,
+}
+
+impl AsciiFormatter {
+    /// Escapes non-ASCII characters only.
+    pub fn new() -> Self {
+        Self { escape_html: false }
+    }
+
+    /// Also escapes `<`, `>` and `&`, so the output can never close a
+    /// `<script>` element it is embedded in.
+    pub fn for_html() -> Self {
+        Self { escape_html: true }
+    }
+}
+
+fn write_unicode_escape<W: ?Sized + Write>(writer: &mut W, unit: u16) -> io::Result<()> {
+    write!(writer, "\\u{unit:04x}")
+}
+
+impl Formatter for AsciiFormatter {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut start = 0;
+        for (index, ch) in fragment.char_indices() {
+            let needs_escape =
+                !ch.is_ascii() || (self.escape_html && matches!(ch, '<' | '>' | '&'));
+            if !needs_escape {
+                continue;
+            }
+            writer.write_all(&fragment.as_bytes()[start..index])?;
+            let mut units = [0u16; 2];
+            for unit in ch.encode_utf16(&mut units) {
+                write_unicode_escape(writer, *unit)?;
+            }
+            start = index + ch.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn write_char_escape<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        char_escape: CharEscape,
+    ) -> io::Result<()> {
+        let escaped: &[u8] = match char_escape {
+            CharEscape::Quote => b"\\\"",
+            CharEscape::ReverseSolidus => b"\\\\",
+            CharEscape::Solidus => b"\\/",
+            CharEscape::Backspace => b"\\b",
+            CharEscape::FormFeed => b"\\f",
+            CharEscape::LineFeed => b"\\n",
+            CharEscape::CarriageReturn => b"\\r",
+            CharEscape::Tab => b"\\t",
+            CharEscape::AsciiControl(byte) => return write_unicode_escape(writer, byte.into()),
+        };
+        writer.write_all(escaped)
+    }
+}
+
+fn encode_with<T: serde::Serialize + ?Sized>(value: &T, formatter: AsciiFormatter) -> String {
+    let mut out = Vec::with_capacity(64);
+    let mut serializer = Serializer::with_formatter(&mut out, formatter);
+    // Serializing a JSON value into memory cannot fail: every map key is a string.
+    value
+        .serialize(&mut serializer)
+        .expect("serializing JSON into memory");
+    String::from_utf8(out).expect("the ASCII formatter writes ASCII only")
+}
+
+/// Encodes `value` as compact JSON that contains ASCII characters only.
+pub fn to_ascii_string(value: &Value) -> String {
+    encode_with(value, AsciiFormatter::new())
+}
+
+/// Encodes `text` as a JSON string literal that is ASCII only and safe to place
+/// inside an HTML `<script>` element.
+pub fn to_html_script_string(text: &str) -> String {
+    encode_with(text, AsciiFormatter::for_html())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ascii_text_is_unchanged() {
+        assert_eq!(to_ascii_string(&json!(["a", 1, null])), r#"["a",1,null]"#);
+    }
+
+    #[test]
+    fn non_ascii_is_escaped_and_round_trips() {
+        let value = json!({"k": "é\u{2028}😀"});
+        let text = to_ascii_string(&value);
+        assert!(text.is_ascii());
+        assert_eq!(text, r#"{"k":"\u00e9\u2028\ud83d\ude00"}"#);
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), value);
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(to_ascii_string(&json!("\u{1}\n\"\\")), r#""\u0001\n\"\\""#);
+    }
+
+    #[test]
+    fn html_escaping_hides_script_end_tags() {
+        let text = to_html_script_string("</script><b>&");
+        assert!(!text.contains('<') && !text.contains('>') && !text.contains('&'));
+        assert_eq!(
+            serde_json::from_str::<String>(&text).unwrap(),
+            "</script><b>&"
+        );
+    }
+}

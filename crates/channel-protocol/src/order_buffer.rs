@@ -1,0 +1,203 @@
+//! Reordering of numbered items that may arrive out of sequence.
+//!
+//! BrowserChannel numbers every client map (the `ofs` of a forward channel
+//! POST plus the map's index) and every forward channel request (`RID`).
+//! Requests travel over separate HTTP connections and may arrive in any order,
+//! or twice when the client retries. The order buffer releases each sequence
+//! number exactly once and strictly in order, and holds at most a fixed number
+//! of early arrivals so a client cannot make the server buffer without bound.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Why an item could not be accepted by an [`OrderBuffer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderError {
+    /// Holding this early item would exceed the buffer's bound.
+    Overflow {
+        /// The most early items the buffer holds.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for OrderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OrderError::Overflow { limit } => {
+                write!(f, "more than {limit} out-of-order items are waiting")
+            }
+        }
+    }
+}
+
+impl std::error::Error for OrderError {}
+
+/// What happened to one item offered to an [`OrderBuffer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The item was new; it is released now or once the gap before it fills.
+    Accepted,
+    /// The sequence number was released or is held already; the item is dropped.
+    Duplicate,
+}
+
+/// Releases items in sequence order, each sequence number once.
+#[derive(Debug, Clone)]
+pub struct OrderBuffer<T> {
+    next: u64,
+    held: BTreeMap<u64, T>,
+    max_held: usize,
+}
+
+impl<T> OrderBuffer<T> {
+    /// A buffer that releases `first` next and holds up to `max_held` early items.
+    pub fn new(first: u64, max_held: usize) -> Self {
+        Self {
+            next: first,
+            held: BTreeMap::new(),
+            max_held,
+        }
+    }
+
+    /// The sequence number the buffer releases next.
+    pub fn next_expected(&self) -> u64 {
+        self.next
+    }
+
+    /// How many early items are waiting for a gap to fill.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Checks whether `seq` could be offered without overflowing, without
+    /// changing the buffer.
+    pub fn check(&self, seq: u64) -> Result<Placement, OrderError> {
+        if seq < self.next || self.held.contains_key(&seq) {
+            Ok(Placement::Duplicate)
+        } else if seq == self.next || self.held.len() < self.max_held {
+            Ok(Placement::Accepted)
+        } else {
+            Err(OrderError::Overflow {
+                limit: self.max_held,
+            })
+        }
+    }
+
+    /// Checks that `len` items numbered from `first` could all be offered
+    /// without overflowing, without changing the buffer.
+    pub fn check_run(&self, first: u64, len: usize) -> Result<(), OrderError> {
+        // A run that reaches the next expected number releases itself.
+        if len == 0 || first <= self.next {
+            return Ok(());
+        }
+        let end = first.saturating_add(len as u64);
+        let already_held = self.held.range(first..end).count();
+        if self.held.len() + (len - already_held) <= self.max_held {
+            Ok(())
+        } else {
+            Err(OrderError::Overflow {
+                limit: self.max_held,
+            })
+        }
+    }
+
+    /// Offers item `seq`; every item that is now in order is pushed to `released`.
+    pub fn offer(
+        &mut self,
+        seq: u64,
+        item: T,
+        released: &mut Vec<T>,
+    ) -> Result<Placement, OrderError> {
+        let placement = self.check(seq)?;
+        if placement == Placement::Duplicate {
+            return Ok(placement);
+        }
+        if seq == self.next {
+            released.push(item);
+            self.next += 1;
+            while let Some(item) = self.held.remove(&self.next) {
+                released.push(item);
+                self.next += 1;
+            }
+        } else {
+            self.held.insert(seq, item);
+        }
+        Ok(placement)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(buffer: &mut OrderBuffer<u64>, seq: u64) -> (Result<Placement, OrderError>, Vec<u64>) {
+        let mut out = Vec::new();
+        let result = buffer.offer(seq, seq, &mut out);
+        (result, out)
+    }
+
+    #[test]
+    fn in_order_items_pass_straight_through() {
+        let mut buffer = OrderBuffer::new(0, 4);
+        for seq in 0..10 {
+            assert_eq!(
+                offer(&mut buffer, seq),
+                (Ok(Placement::Accepted), vec![seq])
+            );
+        }
+        assert_eq!(buffer.held(), 0);
+    }
+
+    #[test]
+    fn a_gap_holds_items_until_it_fills() {
+        let mut buffer = OrderBuffer::new(5, 4);
+        assert_eq!(offer(&mut buffer, 7).1, Vec::<u64>::new());
+        assert_eq!(offer(&mut buffer, 6).1, Vec::<u64>::new());
+        assert_eq!(buffer.held(), 2);
+        assert_eq!(offer(&mut buffer, 5).1, vec![5, 6, 7]);
+        assert_eq!(buffer.next_expected(), 8);
+    }
+
+    #[test]
+    fn duplicates_are_never_released_twice() {
+        let mut buffer = OrderBuffer::new(0, 4);
+        offer(&mut buffer, 0);
+        offer(&mut buffer, 2);
+        assert_eq!(offer(&mut buffer, 0), (Ok(Placement::Duplicate), vec![]));
+        assert_eq!(offer(&mut buffer, 2), (Ok(Placement::Duplicate), vec![]));
+        assert_eq!(offer(&mut buffer, 1).1, vec![1, 2]);
+    }
+
+    #[test]
+    fn overflow_is_an_error_and_leaves_the_buffer_usable() {
+        let mut buffer = OrderBuffer::new(0, 2);
+        offer(&mut buffer, 1);
+        offer(&mut buffer, 2);
+        assert_eq!(
+            offer(&mut buffer, 3).0,
+            Err(OrderError::Overflow { limit: 2 })
+        );
+        // The expected item is always accepted, even when the buffer is full.
+        assert_eq!(offer(&mut buffer, 0).1, vec![0, 1, 2]);
+        assert_eq!(offer(&mut buffer, 3).1, vec![3]);
+    }
+
+    #[test]
+    fn check_run_accounts_for_the_whole_run() {
+        let mut buffer = OrderBuffer::new(0, 3);
+        offer(&mut buffer, 5);
+        assert_eq!(buffer.check_run(0, 100), Ok(()));
+        assert_eq!(buffer.check_run(4, 3), Ok(()));
+        assert!(buffer.check_run(6, 3).is_err());
+        assert_eq!(buffer.check_run(9, 0), Ok(()));
+    }
+
+    #[test]
+    fn check_does_not_change_the_buffer() {
+        let buffer = OrderBuffer::<u64>::new(3, 0);
+        assert_eq!(buffer.check(2), Ok(Placement::Duplicate));
+        assert_eq!(buffer.check(3), Ok(Placement::Accepted));
+        assert!(buffer.check(4).is_err());
+        assert_eq!(buffer.next_expected(), 3);
+    }
+}
