@@ -60,7 +60,12 @@ async fn test_phase_one_answers_the_host_prefix() {
 async fn test_phase_two_writes_11111_then_2_after_the_delay() {
     let server = TestServer::start(quick()).await;
     let response = server
-        .send(Method::GET, "/channel/test?VER=8&TYPE=xmlhttp", &[], Bytes::new())
+        .send(
+            Method::GET,
+            "/channel/test?VER=8&TYPE=xmlhttp",
+            &[],
+            Bytes::new(),
+        )
         .await;
     let mut body = Streamed::new(response);
     let started = std::time::Instant::now();
@@ -155,12 +160,18 @@ async fn forward_channel_maps_reach_the_app_in_order() {
     let (sid, mut session) = server.open_session().await;
     let body = "count=3&ofs=0&req0_JSON=%7B%22n%22%3A%5B1%2C%22%C3%A9%22%5D%7D&req1__S=plain&req2_x=1&req2_y=two";
     let reply = server
-        .post(&format!("/channel/bind?VER=8&SID={sid}&RID=1001&AID=0"), body)
+        .post(
+            &format!("/channel/bind?VER=8&SID={sid}&RID=1001&AID=0"),
+            body,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     // No back channel; array 0 was sent in the opening reply and acknowledged.
     assert_eq!(parse_chunks(&reply.body), ["[0,0,0]"]);
-    assert_eq!(recv(&mut session).await, Message::Json(json!({"n": [1, "é"]})));
+    assert_eq!(
+        recv(&mut session).await,
+        Message::Json(json!({"n": [1, "é"]}))
+    );
     assert_eq!(recv(&mut session).await, Message::Json(json!("plain")));
     let Message::Map(map) = recv(&mut session).await else {
         panic!("expected a raw map")
@@ -192,17 +203,28 @@ async fn out_of_order_and_repeated_posts_deliver_each_message_once() {
     let mut server = TestServer::start(quick()).await;
     let (sid, mut session) = server.open_session().await;
     let bind = |rid: u32| format!("/channel/bind?VER=8&SID={sid}&RID={rid}");
-    server.post(&bind(1002), "count=1&ofs=1&req0__S=second").await;
-    server.post(&bind(1003), "count=1&ofs=2&req0__S=third").await;
-    server.post(&bind(1001), "count=1&ofs=0&req0__S=first").await;
+    server
+        .post(&bind(1002), "count=1&ofs=1&req0__S=second")
+        .await;
+    server
+        .post(&bind(1003), "count=1&ofs=2&req0__S=third")
+        .await;
+    server
+        .post(&bind(1001), "count=1&ofs=0&req0__S=first")
+        .await;
     // A retry repeats maps 1 and 2 and adds map 3.
     server
-        .post(&bind(1003), "count=3&ofs=1&req0__S=second&req1__S=third&req2__S=fourth")
+        .post(
+            &bind(1003),
+            "count=3&ofs=1&req0__S=second&req1__S=third&req2__S=fourth",
+        )
         .await;
     for expected in ["first", "second", "third", "fourth"] {
         assert_eq!(recv(&mut session).await, Message::Json(json!(expected)));
     }
-    server.post(&bind(1004), "count=1&ofs=0&req0__S=first").await;
+    server
+        .post(&bind(1004), "count=1&ofs=0&req0__S=first")
+        .await;
     assert!(
         tokio::time::timeout(Duration::from_millis(200), session.next())
             .await
@@ -228,11 +250,17 @@ async fn back_channel_streams_arrays_and_acknowledgement_resolves_send() {
 
     // The forward channel reply reports the live back channel and what is unacknowledged.
     let reply = server
-        .post(&format!("/channel/bind?VER=8&SID={sid}&RID=1001&AID=1"), "count=0")
+        .post(
+            &format!("/channel/bind?VER=8&SID={sid}&RID=1001&AID=1"),
+            "count=0",
+        )
         .await;
     // Unacknowledged: array 2, whose data list `["two"]` is 7 characters.
     assert_eq!(parse_chunks(&reply.body), ["[1,2,7]"]);
-    tokio::time::timeout(PATIENCE, delivery).await.unwrap().unwrap();
+    tokio::time::timeout(PATIENCE, delivery)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         tokio::time::timeout(Duration::from_millis(100), &mut Box::pin(second))
             .await
@@ -247,25 +275,32 @@ async fn non_ascii_data_keeps_length_prefixes_exact() {
     let (sid, session) = server.open_session().await;
     let mut back = back_channel(&server, &sid, "CI=0&AID=0&TYPE=xmlhttp").await;
     let text = "日本語 😀 \u{2028} </script>";
-    let _ = session.send(text);
+    assert!(session.send(text).refused().is_none());
     let chunk = back.next_chunk().await;
     assert!(chunk.is_ascii(), "{chunk}");
-    assert_eq!(serde_json::from_str::<Value>(&chunk).unwrap(), json!([[1, text]]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&chunk).unwrap(),
+        json!([[1, text]])
+    );
 }
 
 #[tokio::test]
 async fn html_back_channel_wraps_chunks_in_scripts() {
     let mut server = TestServer::start(quick()).await;
     let (sid, session) = server.open_session().await;
-    let mut back =
-        back_channel(&server, &sid, "CI=0&AID=0&TYPE=html&DOMAIN=a%22%3C%2Fscript%3E").await;
+    let mut back = back_channel(
+        &server,
+        &sid,
+        "CI=0&AID=0&TYPE=html&DOMAIN=a%22%3C%2Fscript%3E",
+    )
+    .await;
     assert_eq!(back.headers["content-type"], "text/html");
     let prelude = back.read_until("</script>\n").await;
     assert_eq!(
         prelude,
         "<html><body><script>try{document.domain=\"a\\\"\\u003c/script\\u003e\";}catch(e){}</script>\n"
     );
-    let _ = session.send("</script><b>");
+    assert!(session.send("</script><b>").refused().is_none());
     let script = back.read_until("</script>\n").await;
     assert_eq!(
         script,
@@ -281,13 +316,20 @@ async fn ci_1_closes_the_back_channel_after_each_chunk() {
     let mut server = TestServer::start(quick()).await;
     let (sid, session) = server.open_session().await;
     let mut back = back_channel(&server, &sid, "CI=1&AID=0&TYPE=xmlhttp").await;
-    let _ = session.send(1);
+    assert!(session.send(1).refused().is_none());
     assert_eq!(back.next_arrays().await, json!([[1, 1]]));
     assert!(back.ends_within(PATIENCE).await);
     let reply = server
-        .post(&format!("/channel/bind?VER=8&SID={sid}&RID=1001"), "count=0")
+        .post(
+            &format!("/channel/bind?VER=8&SID={sid}&RID=1001"),
+            "count=0",
+        )
         .await;
-    assert_eq!(parse_chunks(&reply.body), ["[0,1,3]"], "no back channel is live");
+    assert_eq!(
+        parse_chunks(&reply.body),
+        ["[0,1,3]"],
+        "no back channel is live"
+    );
 }
 
 #[tokio::test]
@@ -295,10 +337,10 @@ async fn a_streaming_back_channel_ends_after_the_chunk_limit() {
     let mut server = TestServer::start(quick().back_channel_chunk_limit(100)).await;
     let (sid, session) = server.open_session().await;
     let mut back = back_channel(&server, &sid, "CI=0&AID=0&TYPE=xmlhttp").await;
-    let _ = session.send("x".repeat(40));
+    assert!(session.send("x".repeat(40)).refused().is_none());
     back.next_chunk().await;
     assert!(!back.ends_within(Duration::from_millis(100)).await);
-    let _ = session.send("y".repeat(80));
+    assert!(session.send("y".repeat(80)).refused().is_none());
     back.next_chunk().await;
     assert!(back.ends_within(PATIENCE).await);
 }
@@ -308,8 +350,8 @@ async fn a_new_back_channel_replaces_the_old_and_resends_unacknowledged_arrays()
     let mut server = TestServer::start(quick()).await;
     let (sid, session) = server.open_session().await;
     let mut first = back_channel(&server, &sid, "CI=0&AID=0&TYPE=xmlhttp").await;
-    let _ = session.send("a");
-    let _ = session.send("b");
+    assert!(session.send("a").refused().is_none());
+    assert!(session.send("b").refused().is_none());
     // Both may leave in one chunk or two.
     let mut seen = Vec::new();
     while seen.len() < 2 {
@@ -320,13 +362,17 @@ async fn a_new_back_channel_replaces_the_old_and_resends_unacknowledged_arrays()
     assert_eq!(seen, vec![json!([1, "a"]), json!([2, "b"])]);
     // The client saw array 1 only; its new back channel gets array 2 again.
     let mut second = back_channel(&server, &sid, "CI=0&AID=1&TYPE=xmlhttp").await;
-    assert!(first.ends_within(PATIENCE).await, "the old back channel ends");
+    assert!(
+        first.ends_within(PATIENCE).await,
+        "the old back channel ends"
+    );
     assert_eq!(second.next_arrays().await, json!([[2, "b"]]));
 }
 
 #[tokio::test]
 async fn heartbeats_are_noop_arrays() {
-    let mut server = TestServer::start(quick().keep_alive_interval(Duration::from_millis(100))).await;
+    let mut server =
+        TestServer::start(quick().keep_alive_interval(Duration::from_millis(100))).await;
     let (sid, _session) = server.open_session().await;
     let mut back = back_channel(&server, &sid, "CI=0&AID=0&TYPE=xmlhttp").await;
     assert_eq!(back.next_arrays().await, json!([[1, ["noop"]]]));
@@ -337,10 +383,15 @@ async fn heartbeats_are_noop_arrays() {
 async fn sessions_without_a_back_channel_time_out() {
     let mut server = TestServer::start(quick().session_timeout(Duration::from_millis(200))).await;
     let (sid, session) = server.open_session().await;
-    let reason = tokio::time::timeout(PATIENCE, session.closed()).await.unwrap();
+    let reason = tokio::time::timeout(PATIENCE, session.closed())
+        .await
+        .unwrap();
     assert_eq!(reason, CloseReason::TimedOut);
     let reply = server
-        .post(&format!("/channel/bind?VER=8&SID={sid}&RID=1001"), "count=0")
+        .post(
+            &format!("/channel/bind?VER=8&SID={sid}&RID=1001"),
+            "count=0",
+        )
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.body.contains("Unknown SID"));
@@ -360,7 +411,9 @@ async fn an_open_back_channel_keeps_the_session_alive() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!session.is_closed());
     drop(_back);
-    let reason = tokio::time::timeout(PATIENCE, session.closed()).await.unwrap();
+    let reason = tokio::time::timeout(PATIENCE, session.closed())
+        .await
+        .unwrap();
     assert_eq!(reason, CloseReason::TimedOut);
 }
 
@@ -384,7 +437,10 @@ async fn reconnecting_with_osid_acknowledges_and_closes_the_old_session() {
     assert_eq!(reply.status, StatusCode::OK);
     let new = server.next_session().await;
     assert_ne!(new.id(), old_sid);
-    tokio::time::timeout(PATIENCE, acknowledged).await.unwrap().unwrap();
+    tokio::time::timeout(PATIENCE, acknowledged)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         tokio::time::timeout(PATIENCE, lost).await.unwrap(),
         Err(SendError::Closed(CloseReason::Reconnected))
@@ -398,7 +454,9 @@ async fn terminate_closes_the_session_once_earlier_requests_arrived() {
     let (sid, mut session) = server.open_session().await;
     // Terminate at RID 1002 arrives before forward request 1001.
     let reply = server
-        .get(&format!("/channel/bind?VER=8&SID={sid}&RID=1002&TYPE=terminate"))
+        .get(&format!(
+            "/channel/bind?VER=8&SID={sid}&RID=1002&TYPE=terminate"
+        ))
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, "");
@@ -410,7 +468,9 @@ async fn terminate_closes_the_session_once_earlier_requests_arrived() {
         )
         .await;
     assert_eq!(recv(&mut session).await, Message::Json(json!("last words")));
-    let reason = tokio::time::timeout(PATIENCE, session.closed()).await.unwrap();
+    let reason = tokio::time::timeout(PATIENCE, session.closed())
+        .await
+        .unwrap();
     assert_eq!(reason, CloseReason::Disconnected);
     assert!(session.next().await.is_none(), "the stream ends");
 }
@@ -435,8 +495,14 @@ async fn close_fails_pending_sends_and_ends_the_back_channel() {
     // Arrays queued before the close are still flushed.
     assert_eq!(back.next_arrays().await, json!([[1, "unacknowledged"]]));
     assert!(back.ends_within(PATIENCE).await);
-    let error = tokio::time::timeout(PATIENCE, pending).await.unwrap().unwrap_err();
-    assert_eq!(error, SendError::Closed(CloseReason::Closed("done here".into())));
+    let error = tokio::time::timeout(PATIENCE, pending)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        error,
+        SendError::Closed(CloseReason::Closed("done here".into()))
+    );
     assert_eq!(
         session.send("late").await,
         Err(SendError::Closed(CloseReason::Closed("done here".into())))
@@ -467,7 +533,9 @@ async fn bad_data_is_refused_and_the_session_survives() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    server.post(&bind(1002), "count=1&ofs=1&req0__S=after").await;
+    server
+        .post(&bind(1002), "count=1&ofs=1&req0__S=after")
+        .await;
     assert_eq!(recv(&mut session).await, Message::Json(json!("kept")));
     assert_eq!(recv(&mut session).await, Message::Json(json!("after")));
     assert!(!session.is_closed());
@@ -523,9 +591,9 @@ async fn the_session_count_is_bounded() {
 
 #[tokio::test]
 async fn the_authorisation_hook_can_refuse_sessions() {
-    let server = TestServer::start(quick().authorize(|request| async move {
-        request.headers.get("authorization").is_some()
-    }))
+    let server = TestServer::start(
+        quick().authorize(|request| async move { request.headers.get("authorization").is_some() }),
+    )
     .await;
     let refused = server.post("/channel/bind?VER=8&RID=1", "count=0").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
@@ -577,7 +645,9 @@ async fn unknown_sessions_methods_and_paths_are_errors() {
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.body.contains("Unknown SID"));
-    let reply = server.post("/channel/bind?VER=8&SID=nope&RID=5", "count=0").await;
+    let reply = server
+        .post("/channel/bind?VER=8&SID=nope&RID=5", "count=0")
+        .await;
     assert!(reply.body.contains("Unknown SID"));
     let reply = server.get("/channel/bind?VER=8&RID=rpc&TYPE=xmlhttp").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
@@ -635,6 +705,8 @@ async fn a_slow_reader_slows_the_client_but_loses_nothing() {
     };
     let (reply, got) = tokio::join!(post, read);
     assert_eq!(reply.status, StatusCode::OK);
-    let expected: Vec<Message> = (0..20).map(|n| Message::Json(json!(format!("m{n}")))).collect();
+    let expected: Vec<Message> = (0..20)
+        .map(|n| Message::Json(json!(format!("m{n}"))))
+        .collect();
     assert_eq!(got, expected);
 }

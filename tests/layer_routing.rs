@@ -8,7 +8,12 @@ use bytes::Bytes;
 use channel_tests::{Reply, TestServer};
 use http::{Method, StatusCode};
 
-fn layer(config: ChannelConfig) -> (ChannelLayer, tokio::sync::mpsc::UnboundedReceiver<axum_channel::Session>) {
+fn layer(
+    config: ChannelConfig,
+) -> (
+    ChannelLayer,
+    tokio::sync::mpsc::UnboundedReceiver<axum_channel::Session>,
+) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let layer = ChannelLayer::new(config.on_session(move |session| {
         let _ = tx.send(session);
@@ -27,14 +32,19 @@ async fn other_paths_pass_through_to_the_app() {
     assert_eq!(reply.body, "app route");
     let reply = server.get("/channel").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    assert!(reply.headers.get("x-content-type-options").is_none(), "the app's own 404");
+    assert!(
+        reply.headers.get("x-content-type-options").is_none(),
+        "the app's own 404"
+    );
 }
 
 #[tokio::test]
 async fn a_custom_prefix_is_normalized() {
     let (layer, sessions) = layer(ChannelConfig::new().prefix("rt/bc/"));
     let handle = layer.handle();
-    let app = Router::new().route("/healthz", get(|| async { "ok" })).layer(layer);
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(layer);
     let server = TestServer::serve(app, sessions, handle).await;
     let reply = server.get("/rt/bc/test?VER=8&MODE=init").await;
     assert_eq!(reply.body, "[null,null]");
@@ -46,8 +56,11 @@ async fn a_custom_prefix_is_normalized() {
 async fn the_layer_works_inside_a_nested_router() {
     let (layer, sessions) = layer(ChannelConfig::new());
     let handle = layer.handle();
+    // A nested router hands unmatched paths to its own fallback only when
+    // it has one, so the layer goes on after the fallback.
     let inner = Router::new()
         .route("/status", get(|| async { "nested ok" }))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "nested fallback") })
         .layer(layer);
     let app = Router::new().nest("/api", inner);
     let mut server = TestServer::serve(app, sessions, handle).await;
@@ -56,9 +69,13 @@ async fn the_layer_works_inside_a_nested_router() {
     let reply = server.get("/api/channel/test?VER=8&MODE=init").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, "[null,null]");
-    let reply = server.post("/api/channel/bind?VER=8&RID=1", "count=0").await;
+    let reply = server
+        .post("/api/channel/bind?VER=8&RID=1", "count=0")
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     server.next_session().await;
+    let reply = server.get("/api/other").await;
+    assert_eq!(reply.body, "nested fallback");
 }
 
 #[tokio::test]
@@ -115,5 +132,8 @@ async fn cors_headers_are_added_when_configured() {
         reply.header("access-control-allow-origin"),
         Some("https://app.example")
     );
-    assert_eq!(reply.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(
+        reply.header("access-control-allow-credentials"),
+        Some("true")
+    );
 }

@@ -122,7 +122,9 @@ impl TestServer {
 
     /// Opens a BrowserChannel session; returns its id and the app's `Session`.
     pub async fn open_session(&mut self) -> (String, Session) {
-        let reply = self.post("/channel/bind?VER=8&RID=1000&CVER=7", "count=0").await;
+        let reply = self
+            .post("/channel/bind?VER=8&RID=1000&CVER=7", "count=0")
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         let chunks = parse_chunks(&reply.body);
         let arrays: serde_json::Value = serde_json::from_str(&chunks[0]).unwrap();
@@ -254,7 +256,10 @@ impl Streamed {
 
     /// True when the body ends within `wait` with nothing more in it.
     pub async fn ends_within(&mut self, wait: Duration) -> bool {
-        matches!(tokio::time::timeout(wait, self.body.frame()).await, Ok(None))
+        matches!(
+            tokio::time::timeout(wait, self.body.frame()).await,
+            Ok(None)
+        )
     }
 }
 

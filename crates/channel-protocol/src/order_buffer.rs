@@ -161,8 +161,8 @@ mod tests {
     #[test]
     fn duplicates_are_never_released_twice() {
         let mut buffer = OrderBuffer::new(0, 4);
-        offer(&mut buffer, 0);
-        offer(&mut buffer, 2);
+        assert_eq!(offer(&mut buffer, 0).0, Ok(Placement::Accepted));
+        assert_eq!(offer(&mut buffer, 2).0, Ok(Placement::Accepted));
         assert_eq!(offer(&mut buffer, 0), (Ok(Placement::Duplicate), vec![]));
         assert_eq!(offer(&mut buffer, 2), (Ok(Placement::Duplicate), vec![]));
         assert_eq!(offer(&mut buffer, 1).1, vec![1, 2]);
@@ -171,8 +171,8 @@ mod tests {
     #[test]
     fn overflow_is_an_error_and_leaves_the_buffer_usable() {
         let mut buffer = OrderBuffer::new(0, 2);
-        offer(&mut buffer, 1);
-        offer(&mut buffer, 2);
+        assert_eq!(offer(&mut buffer, 1).0, Ok(Placement::Accepted));
+        assert_eq!(offer(&mut buffer, 2).0, Ok(Placement::Accepted));
         assert_eq!(
             offer(&mut buffer, 3).0,
             Err(OrderError::Overflow { limit: 2 })
@@ -185,7 +185,7 @@ mod tests {
     #[test]
     fn check_run_accounts_for_the_whole_run() {
         let mut buffer = OrderBuffer::new(0, 3);
-        offer(&mut buffer, 5);
+        assert_eq!(offer(&mut buffer, 5).0, Ok(Placement::Accepted));
         assert_eq!(buffer.check_run(0, 100), Ok(()));
         assert_eq!(buffer.check_run(4, 3), Ok(()));
         assert!(buffer.check_run(6, 3).is_err());

@@ -81,15 +81,12 @@ proptest! {
         let terminate_rid = count as u64 + 1;
         let position = terminate_at.index(count + 1);
         let mut closed_after = None;
-        for step in 0..=count {
-            if step == position {
-                if state.terminate(Some(terminate_rid)).unwrap() {
-                    closed_after = Some(step);
-                }
+        for (step, (rid, batch)) in reqs.into_iter().map(Some).chain([None]).map(|r| r.unzip()).enumerate() {
+            if step == position && state.terminate(Some(terminate_rid)).unwrap() {
+                closed_after = Some(step);
             }
-            if step < count {
-                let (rid, batch) = reqs[step].clone();
-                if state.receive(Some(rid), Some(batch)).unwrap().terminated {
+            if let Some(rid) = rid {
+                if state.receive(Some(rid), batch).unwrap().terminated {
                     closed_after = Some(step);
                 }
             }

@@ -1,0 +1,80 @@
+// Headless Chromium (Debian's `chromium`) opens the echo page, which talks
+// BrowserChannel through the npm package's browser client.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const { chromium } = require('playwright-core');
+const { startEcho } = require('./echo-server');
+
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+async function launch() {
+  assert.ok(fs.existsSync(executablePath), `no browser at ${executablePath}`);
+  return chromium.launch({
+    executablePath,
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+}
+
+test('the echo page connects, sends and shows every echo', async (t) => {
+  const echo = await startEcho();
+  t.after(() => echo.stop());
+  const browser = await launch();
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+
+  await page.goto(`${echo.url}/`);
+  await page.locator('#status', { hasText: 'open' }).waitFor({ timeout: 20000 });
+
+  const messages = ['hello', 'ünïcödé ✓ 😀', '</script><b>not bold</b>', 'x'.repeat(3000)];
+  for (const message of messages) {
+    await page.fill('#message', message);
+    await page.click('#send');
+  }
+  await page.waitForFunction(
+    (count) => document.querySelectorAll('#received li').length >= count,
+    messages.length, { timeout: 20000 });
+  const received = await page.$$eval('#received li', (items) => items.map((li) => li.textContent));
+  const sent = await page.$$eval('#sent li', (items) => items.map((li) => li.textContent));
+  assert.deepEqual(sent, messages);
+  assert.deepEqual(received, messages);
+  assert.equal(await page.locator('#received b').count(), 0, 'echoed text is never parsed as HTML');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('the page recovers a session after its back channel is aborted', async (t) => {
+  const echo = await startEcho();
+  t.after(() => echo.stop());
+  const browser = await launch();
+  t.after(() => browser.close());
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${echo.url}/`);
+  await page.locator('#status', { hasText: 'open' }).waitFor({ timeout: 20000 });
+
+  // The server ends a back channel after ~10 KiB, so 20 echoes of 1 KiB make
+  // the page open new ones; the first new one is aborted, as a dropped
+  // connection would be, and the client must retry it.
+  let aborted = 0;
+  await page.route(/\/channel\/bind\?.*RID=rpc/, (route) => {
+    if (aborted++ === 0) return route.abort('connectionreset');
+    return route.continue();
+  });
+  const filler = 'y'.repeat(1024);
+  for (let i = 0; i < 20; i++) {
+    await page.fill('#message', `m${i}:${filler}`);
+    await page.click('#send');
+  }
+  await page.waitForFunction(
+    () => document.querySelectorAll('#received li').length >= 20, null, { timeout: 30000 });
+  const received = await page.$$eval('#received li', (items) => items.map((li) => li.textContent));
+  assert.deepEqual(received, Array.from({ length: 20 }, (_, i) => `m${i}:${filler}`));
+  assert.ok(aborted >= 2, `a back channel was aborted and retried (${aborted} requests)`);
+});

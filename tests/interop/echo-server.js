@@ -1,0 +1,138 @@
+// Starts the echo example on a free port and stops it after the test.
+'use strict';
+const { spawn } = require('node:child_process');
+const path = require('node:path');
+const net = require('node:net');
+
+const root = path.resolve(__dirname, '..', '..');
+const binary = process.env.ECHO_BIN || path.join(root, 'target', 'debug', 'echo');
+
+/** Starts the echo server; resolves with { url, port, stop() }. */
+function startEcho(env = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, [], {
+      env: { ...process.env, PORT: '0', RUST_LOG: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`echo did not start: ${output}`)), 20000);
+    child.on('error', reject);
+    child.stdout.on('data', (data) => {
+      output += data;
+      const match = output.match(/listening on (http:\/\/127\.0\.0\.1:(\d+))/);
+      if (match) {
+        clearTimeout(timer);
+        resolve({
+          url: match[1],
+          port: Number(match[2]),
+          stop: () => new Promise((done) => {
+            if (child.exitCode !== null) return done(child.exitCode);
+            child.once('exit', (code) => done(code));
+            child.kill('SIGTERM');
+          }),
+        });
+      }
+    });
+  });
+}
+
+/**
+ * Follows the chunked framing of an HTTP/1.1 response so that the proxy can
+ * end it cleanly between two chunks.
+ */
+class ChunkedResponse {
+  constructor() { this.state = 'head'; this.text = ''; this.remaining = 0; }
+
+  /** Feeds response bytes; returns true when they end at a chunk boundary. */
+  feed(buffer) {
+    for (let i = 0; i < buffer.length; i++) {
+      const ch = String.fromCharCode(buffer[i]);
+      if (this.state === 'data') {
+        if (--this.remaining === 0) { this.state = 'data-end'; this.text = ''; }
+      } else {
+        this.text += ch;
+        if (this.state === 'head' && this.text.endsWith('\r\n\r\n')) { this.state = 'size'; this.text = ''; }
+        else if (this.state === 'size' && this.text.endsWith('\r\n')) {
+          this.remaining = parseInt(this.text, 16); this.text = '';
+          this.state = this.remaining > 0 ? 'data' : 'done';
+        } else if (this.state === 'data-end' && this.text === '\r\n') { this.state = 'size'; this.text = ''; }
+      }
+    }
+    return this.state === 'size' && this.text === '';
+  }
+}
+
+/**
+ * A TCP proxy in front of `port` that can end BrowserChannel back channels
+ * the way a dying server or network would: the client sees its back channel
+ * end, while what the server writes next is lost.
+ */
+function startProxy(port) {
+  const connections = new Set();
+  let holdBackChannelsUntil = 0;
+  const isBackChannel = (line) => /^GET \S*\/bind\?\S*RID=rpc/.test(line);
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    const conn = { client, upstream, backChannel: null, blackHole: false, discarded: 0 };
+    connections.add(conn);
+    const forwardRequest = (data) => { if (!upstream.destroyed) upstream.write(data); };
+    client.on('data', (data) => {
+      const line = data.toString('latin1').split('\r\n', 1)[0];
+      if (/^[A-Z]+ \S+ HTTP\/1\.[01]$/.test(line)) {
+        conn.backChannel = isBackChannel(line) ? new ChunkedResponse() : null;
+        const wait = holdBackChannelsUntil - Date.now();
+        if (conn.backChannel && wait > 0) return void setTimeout(() => forwardRequest(data), wait);
+      }
+      forwardRequest(data);
+    });
+    upstream.on('data', (data) => {
+      if (conn.blackHole) { conn.discarded += data.length; return; }
+      client.write(data);
+      if (conn.backChannel && conn.ending && conn.backChannel.feed(data)) finishEnding(conn);
+      else if (conn.backChannel) conn.backChannel.feed(data);
+    });
+    for (const [a, b] of [[client, upstream], [upstream, client]]) {
+      a.on('error', () => b.destroy());
+      a.on('close', () => { b.destroy(); });
+    }
+    client.on('close', () => connections.delete(conn));
+  });
+  const finishEnding = (conn) => {
+    conn.ending = false;
+    conn.blackHole = true;
+    conn.client.end('0\r\n\r\n');
+    conn.resolveEnded();
+  };
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      resolve({
+        port: server.address().port,
+        /**
+         * Ends every open back channel at its next chunk boundary and holds
+         * new back channel requests for `holdMs`; resolves with how many
+         * back channels ended and how many bytes the server wrote into them
+         * afterwards, which the client never saw.
+         */
+        async dropBackChannels(holdMs) {
+          holdBackChannelsUntil = Date.now() + holdMs;
+          const open = [...connections].filter((c) => c.backChannel && c.backChannel.state !== 'done');
+          await Promise.all(open.map((conn) => new Promise((done) => {
+            conn.resolveEnded = done;
+            conn.ending = true;
+            if (conn.backChannel.state === 'size' && conn.backChannel.text === '') finishEnding(conn);
+          })));
+          await new Promise((r) => setTimeout(r, holdMs));
+          const discarded = open.reduce((sum, c) => sum + c.discarded, 0);
+          for (const conn of open) conn.upstream.destroy();
+          return { ended: open.length, discarded };
+        },
+        close: () => new Promise((done) => {
+          for (const c of connections) { c.client.destroy(); c.upstream.destroy(); }
+          server.close(done);
+        }),
+      });
+    });
+  });
+}
+
+module.exports = { startEcho, startProxy };
