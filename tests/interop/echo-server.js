@@ -70,6 +70,7 @@ class ChunkedResponse {
 function startProxy(port) {
   const connections = new Set();
   let holdBackChannelsUntil = 0;
+  const dropped = [];
   const isBackChannel = (line) => /^GET \S*\/bind\?\S*RID=rpc/.test(line);
   const server = net.createServer((client) => {
     const upstream = net.connect(port, '127.0.0.1');
@@ -92,8 +93,10 @@ function startProxy(port) {
       else if (conn.backChannel) conn.backChannel.feed(data);
     });
     for (const [a, b] of [[client, upstream], [upstream, client]]) {
-      a.on('error', () => b.destroy());
-      a.on('close', () => { b.destroy(); });
+      // A dropped back channel keeps its server side open: the server must
+      // not learn that the client is gone until the hold is over.
+      a.on('error', () => { if (!conn.blackHole) b.destroy(); });
+      a.on('close', () => { if (!conn.blackHole) b.destroy(); });
     }
     client.on('close', () => connections.delete(conn));
   });
@@ -109,9 +112,8 @@ function startProxy(port) {
         port: server.address().port,
         /**
          * Ends every open back channel at its next chunk boundary and holds
-         * new back channel requests for `holdMs`; resolves with how many
-         * back channels ended and how many bytes the server wrote into them
-         * afterwards, which the client never saw.
+         * new back channel requests for `holdMs`, so what the server writes
+         * meanwhile is lost in transit. Resolves with how many ended.
          */
         async dropBackChannels(holdMs) {
           holdBackChannelsUntil = Date.now() + holdMs;
@@ -121,11 +123,12 @@ function startProxy(port) {
             conn.ending = true;
             if (conn.backChannel.state === 'size' && conn.backChannel.text === '') finishEnding(conn);
           })));
-          await new Promise((r) => setTimeout(r, holdMs));
-          const discarded = open.reduce((sum, c) => sum + c.discarded, 0);
-          for (const conn of open) conn.upstream.destroy();
-          return { ended: open.length, discarded };
+          setTimeout(() => { for (const conn of open) conn.upstream.destroy(); }, holdMs);
+          dropped.push(...open);
+          return open.length;
         },
+        /** Bytes the server wrote into dropped back channels. */
+        lostBytes: () => dropped.reduce((sum, c) => sum + c.discarded, 0),
         close: () => new Promise((done) => {
           for (const c of connections) { c.client.destroy(); c.upstream.destroy(); }
           server.close(done);

@@ -103,10 +103,7 @@ async fn request(
 /// Splits length-prefixed chunks out of `buffer`.
 fn take_chunks(buffer: &mut Vec<u8>) -> Vec<Value> {
     let mut arrays = Vec::new();
-    loop {
-        let Some(newline) = buffer.iter().position(|&b| b == b'\n') else {
-            break;
-        };
+    while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
         let length: usize = std::str::from_utf8(&buffer[..newline])
             .ok()
             .and_then(|s| s.parse().ok())
