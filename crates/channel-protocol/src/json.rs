@@ -90,6 +90,13 @@ fn encode_with<T: serde::Serialize + ?Sized>(value: &T, formatter: AsciiFormatte
 }
 
 /// Encodes `value` as compact JSON that contains ASCII characters only.
+///
+/// ```
+/// use serde_json::json;
+///
+/// let text = channel_protocol::json::to_ascii_string(&json!({"text": "café ☕"}));
+/// assert_eq!(text, r#"{"text":"caf\u00e9 \u2615"}"#);
+/// ```
 pub fn to_ascii_string(value: &Value) -> String {
     encode_with(value, AsciiFormatter::new())
 }

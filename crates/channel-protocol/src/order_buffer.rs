@@ -42,6 +42,18 @@ pub enum Placement {
 }
 
 /// Releases items in sequence order, each sequence number once.
+///
+/// ```
+/// use channel_protocol::{OrderBuffer, Placement};
+///
+/// let mut buffer = OrderBuffer::new(0, 16);
+/// let mut released = Vec::new();
+/// buffer.offer(1, "second", &mut released).unwrap();
+/// assert!(released.is_empty()); // waiting for 0
+/// buffer.offer(0, "first", &mut released).unwrap();
+/// assert_eq!(released, ["first", "second"]);
+/// assert_eq!(buffer.offer(1, "again", &mut released), Ok(Placement::Duplicate));
+/// ```
 #[derive(Debug, Clone)]
 pub struct OrderBuffer<T> {
     next: u64,

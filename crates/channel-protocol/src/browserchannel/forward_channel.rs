@@ -72,6 +72,17 @@ fn bad(why: impl Into<String>) -> ForwardError {
 /// `is_json` is true when the request's `Content-Type` is `application/json`.
 /// Every map is checked before any is returned, so a bad request delivers
 /// nothing.
+///
+/// ```
+/// use channel_protocol::browserchannel::{decode_forward_channel, ForwardMessage};
+/// use serde_json::json;
+///
+/// let body = b"count=2&ofs=4&req0_JSON=%5B1%2C2%5D&req1__S=hi";
+/// let batch = decode_forward_channel(false, body, 100).unwrap().unwrap();
+/// assert_eq!(batch.offset, 4);
+/// assert_eq!(batch.messages, [ForwardMessage::Json(json!([1, 2])), ForwardMessage::Json(json!("hi"))]);
+/// assert!(decode_forward_channel(false, b"count=1", 100).is_err());
+/// ```
 pub fn decode_forward_channel(
     is_json: bool,
     body: &[u8],
