@@ -18,9 +18,10 @@ test:
 bench-codecs:
     cargo bench -p channel-protocol
 
-# End-to-end load: echo messages/s and latency percentiles.
-bench-load sessions="100" messages="200":
-    cargo run --release -p loadgen -- --sessions {{sessions}} --messages {{messages}}
+# End-to-end load (mode: browserchannel or websocket): echoes/s and latency percentiles.
+bench-load mode="browserchannel" sessions="100" messages="200":
+    cargo build --release -p echo -p loadgen
+    target/release/loadgen --mode {{mode}} --sessions {{sessions}} --messages {{messages}}
 
 # Formatting and lints only.
 lint:

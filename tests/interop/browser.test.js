@@ -78,3 +78,33 @@ test('the page recovers a session after its back channel is aborted', async (t) 
   assert.deepEqual(received, Array.from({ length: 20 }, (_, i) => `m${i}:${filler}`));
   assert.ok(aborted >= 2, `a back channel was aborted and retried (${aborted} requests)`);
 });
+
+test("the browser's own WebSocket and EventSource work on the echo page", async (t) => {
+  const echo = await startEcho();
+  t.after(() => echo.stop());
+  const browser = await launch();
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  await page.goto(`${echo.url}/`);
+
+  await page.locator('#ws-status', { hasText: 'open' }).waitFor({ timeout: 20000 });
+  const messages = ['over websocket', 'ünïcode ✓ 😀', 'x'.repeat(70000)];
+  for (const message of messages) {
+    await page.fill('#ws-message', message);
+    await page.click('#ws-send');
+  }
+  await page.waitForFunction(
+    (count) => document.querySelectorAll('#ws-received li').length >= count,
+    messages.length, { timeout: 20000 });
+  const received = await page.$$eval('#ws-received li', (items) => items.map((li) => li.textContent));
+  assert.deepEqual(received, messages);
+
+  await page.locator('#es-status', { hasText: 'open' }).waitFor({ timeout: 20000 });
+  await page.waitForFunction(
+    () => document.querySelectorAll('#events li').length >= 2, null, { timeout: 20000 });
+  const events = await page.$$eval('#events li', (items) => items.map((li) => li.textContent));
+  assert.deepEqual(events.slice(0, 2), ['tick 0 (id 0)', 'tick 1 (id 1)']);
+  assert.deepEqual(pageErrors, []);
+});

@@ -1,6 +1,8 @@
 //! What a [`ChannelLayer`](crate::ChannelLayer) serves and how.
 
+use crate::event_source::EventSourceConfig;
 use crate::session::Session;
+use crate::websocket::WebSocketConfig;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use http::{HeaderMap, Uri};
@@ -47,6 +49,9 @@ pub struct ChannelConfig {
     pub(crate) client_library: Option<PathBuf>,
     pub(crate) handler: Option<SessionHandler>,
     pub(crate) authorizer: Option<Authorizer>,
+    pub(crate) browserchannel: bool,
+    pub(crate) websocket: Option<(String, WebSocketConfig)>,
+    pub(crate) event_source: Option<(String, EventSourceConfig)>,
 }
 
 impl Default for ChannelConfig {
@@ -69,6 +74,9 @@ impl Default for ChannelConfig {
             client_library: None,
             handler: None,
             authorizer: None,
+            browserchannel: true,
+            websocket: None,
+            event_source: None,
         }
     }
 }
@@ -82,6 +90,9 @@ impl fmt::Debug for ChannelConfig {
             .field("session_timeout", &self.session_timeout)
             .field("max_sessions", &self.max_sessions)
             .field("has_handler", &self.handler.is_some())
+            .field("browserchannel", &self.browserchannel)
+            .field("websocket", &self.websocket)
+            .field("event_source", &self.event_source)
             .finish_non_exhaustive()
     }
 }
@@ -102,7 +113,25 @@ impl ChannelConfig {
         Self::default()
     }
 
-    /// The path under which the layer answers (default `/channel`).
+    /// Serves BrowserChannel under the prefix (default on).
+    pub fn browserchannel(mut self, enabled: bool) -> Self {
+        self.browserchannel = enabled;
+        self
+    }
+
+    /// Serves native WebSocket sessions at exactly this path (for example `/ws`).
+    pub fn websocket(mut self, path: &str, config: WebSocketConfig) -> Self {
+        self.websocket = Some((normalize_prefix(path), config));
+        self
+    }
+
+    /// Serves EventSource (server-sent events) sessions at exactly this path.
+    pub fn event_source(mut self, path: &str, config: EventSourceConfig) -> Self {
+        self.event_source = Some((normalize_prefix(path), config));
+        self
+    }
+
+    /// The path under which BrowserChannel answers (default `/channel`).
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = normalize_prefix(prefix);
         self
@@ -223,6 +252,43 @@ impl ChannelConfig {
         self.client_library = Some(path.into());
         self
     }
+}
+
+impl ChannelConfig {
+    /// Starts the app's callback for a new session. Its first step runs
+    /// here, before the client gets an answer, so a callback that closes the
+    /// session at once refuses the client.
+    pub(crate) fn start_handler(&self, session: Session) {
+        let Some(handler) = &self.handler else {
+            tracing::warn!("no on_session callback configured; the session is never read");
+            return;
+        };
+        let mut task = handler(session);
+        if (&mut task).now_or_never().is_none() {
+            tokio::spawn(task);
+        }
+    }
+
+    /// Asks the authorisation hook, if any, whether this request may open a session.
+    pub(crate) async fn authorized(&self, parts: &http::request::Parts) -> bool {
+        let Some(authorize) = &self.authorizer else {
+            return true;
+        };
+        let request = SessionRequest {
+            headers: parts.headers.clone(),
+            uri: parts.uri.clone(),
+            remote_addr: remote_addr(parts),
+        };
+        authorize(request).await
+    }
+}
+
+/// The peer's address, when the server was started with connect info.
+pub(crate) fn remote_addr(parts: &http::request::Parts) -> Option<SocketAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|info| info.0)
 }
 
 #[cfg(test)]

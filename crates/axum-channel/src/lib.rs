@@ -38,13 +38,17 @@
 
 mod browserchannel;
 mod config;
+mod event_source;
 mod http_util;
 mod layer;
 mod registry;
 mod session;
+mod websocket;
 
 pub use config::{ChannelConfig, SessionRequest};
+pub use event_source::EventSourceConfig;
 pub use layer::{ChannelHandle, ChannelLayer, ChannelService, ResponseFuture};
 pub use session::{
     CloseReason, Closed, Delivery, Message, SendError, Session, SessionSender, Transport,
 };
+pub use websocket::WebSocketConfig;

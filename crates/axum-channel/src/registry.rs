@@ -8,13 +8,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub(crate) struct RegistryFull;
 
 /// Open sessions by id.
-#[derive(Debug)]
-pub(crate) struct Registry<T> {
+pub(crate) struct Registry<T: ?Sized> {
     sessions: Mutex<HashMap<String, Arc<T>>>,
     max_sessions: usize,
 }
 
-impl<T> Registry<T> {
+impl<T: ?Sized> std::fmt::Debug for Registry<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("sessions", &self.len())
+            .field("max_sessions", &self.max_sessions)
+            .finish()
+    }
+}
+
+impl<T: ?Sized> Registry<T> {
     pub(crate) fn new(max_sessions: usize) -> Self {
         Self {
             sessions: Mutex::new(HashMap::new()),

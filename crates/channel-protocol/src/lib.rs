@@ -9,12 +9,16 @@
 //! - [`browserchannel`]: Google's BrowserChannel protocol, version 8: query
 //!   parameters, forward channel decoding, back channel encoding and the
 //!   per-session state machine.
+//! - [`event_stream`]: the `text/event-stream` format of server-sent events.
+//! - [`hixie76`]: the legacy hixie-76 WebSocket handshake and framing.
 //!
 //! The `axum-channel` crate drives these state machines from real HTTP requests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod browserchannel;
+pub mod event_stream;
+pub mod hixie76;
 pub mod json;
 pub mod order_buffer;
 

@@ -1,16 +1,21 @@
-//! Echo server: every BrowserChannel message is sent back unchanged.
+//! Echo server: every BrowserChannel (`/channel`) and WebSocket (`/ws`)
+//! message is sent back unchanged; EventSource clients at `/events` get
+//! `tick N` every second, with id N.
 //!
 //! Run with `cargo run --release -p echo` after `npm ci --prefix examples/echo`
-//! (which fetches the browser client), then open http://127.0.0.1:3000/.
-//! `PORT` picks the port (default 3000).
+//! (which fetches the BrowserChannel browser client), then open
+//! http://127.0.0.1:3000/. `PORT` picks the port (default 3000).
 
 use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
-use axum_channel::{ChannelConfig, ChannelLayer, Session};
+use axum_channel::{
+    ChannelConfig, ChannelLayer, EventSourceConfig, Message, Session, Transport, WebSocketConfig,
+};
 use futures::StreamExt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 const PAGE: &str = include_str!("../static/index.html");
 
@@ -25,17 +30,52 @@ fn client_library() -> PathBuf {
     )
 }
 
-async fn echo(mut session: Session) {
+async fn on_session(session: Session) {
     tracing::info!(id = session.id(), transport = %session.transport(), "session opened");
+    match session.transport() {
+        Transport::EventSource => tick(&session).await,
+        _ => echo(session).await,
+    }
+}
+
+/// Sends every message back unchanged: JSON as JSON, text as text, binary as binary.
+async fn echo(mut session: Session) {
     while let Some(message) = session.next().await {
-        if let Some(json) = message.into_json() {
-            // The client's acknowledgement is not awaited; a message refused
-            // outright (closed session, full queue) ends the echo.
-            let delivery = session.send(json);
-            if let Some(error) = delivery.refused() {
-                tracing::warn!(id = session.id(), %error, "echo failed");
-                break;
+        let delivery = match message {
+            Message::Binary(data) => session.send_binary(data),
+            Message::Text(text) => session.send(text),
+            other => match other.into_json() {
+                Some(json) => session.send(json),
+                None => continue,
+            },
+        };
+        // The client's acknowledgement is not awaited; a message refused
+        // outright (closed session, full queue) ends the echo.
+        if let Some(error) = delivery.refused() {
+            tracing::warn!(id = session.id(), %error, "echo failed");
+            break;
+        }
+    }
+    tracing::info!(id = session.id(), reason = ?session.close_reason(), "session ended");
+}
+
+/// Sends `tick N` every second with id N, resuming after `Last-Event-ID`.
+async fn tick(session: &Session) {
+    let mut n: u64 = session
+        .last_event_id()
+        .and_then(|id| id.parse::<u64>().ok())
+        .map_or(0, |last| last + 1);
+    let mut every_second = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = every_second.tick() => {
+                let id = n.to_string();
+                if session.send_event(&format!("tick {n}"), None, Some(&id)).refused().is_some() {
+                    break;
+                }
+                n += 1;
             }
+            _ = session.closed() => break,
         }
     }
     tracing::info!(id = session.id(), reason = ?session.close_reason(), "session ended");
@@ -50,7 +90,7 @@ async fn shutdown_signal(channels: axum_channel::ChannelHandle) {
         _ = terminate.recv() => {}
     }
     tracing::info!(sessions = channels.session_count(), "shutting down");
-    channels.close_all();
+    channels.shutdown(Duration::from_secs(5)).await;
 }
 
 #[tokio::main]
@@ -77,7 +117,12 @@ async fn main() -> std::io::Result<()> {
         ChannelConfig::new()
             .prefix("/channel")
             .client_library(library)
-            .on_session(echo),
+            .websocket("/ws", WebSocketConfig::new())
+            .event_source(
+                "/events",
+                EventSourceConfig::new().ping_interval(Duration::from_secs(15)),
+            )
+            .on_session(on_session),
     );
     let handle = channels.handle();
     let app = Router::new()

@@ -5,21 +5,19 @@ mod back_channel;
 mod client_library;
 mod session;
 
-use crate::config::{ChannelConfig, SessionRequest};
+use crate::config::{remote_addr, ChannelConfig};
 use crate::http_util::{read_body, with_header, BodyError, StandardHeaders};
 use crate::registry::Registry;
 use crate::session::{CloseReason, Session, SessionInfo, SessionSender, Transport};
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use channel_protocol::browserchannel::{
     back_channel as encoding, decode_forward_channel, BackChannelEncoder, ForwardBatch, Query,
     RequestId, RequestType,
 };
-use futures::{FutureExt, StreamExt};
-use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use futures::StreamExt;
+use http::{header, Method, Request, Response, StatusCode};
 use session::BcSession;
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Serves BrowserChannel requests for one layer.
@@ -42,12 +40,12 @@ impl fmt::Debug for BrowserChannelServer {
 const BAD_REQUEST: StatusCode = StatusCode::BAD_REQUEST;
 
 impl BrowserChannelServer {
-    pub(crate) fn new(config: ChannelConfig) -> Self {
+    pub(crate) fn new(config: Arc<ChannelConfig>) -> Self {
         let headers =
             StandardHeaders::new(config.cors_origin.as_deref(), config.cors_allow_credentials);
         let sessions = Arc::new(Registry::new(config.max_sessions));
         Self {
-            config: Arc::new(config),
+            config,
             headers,
             sessions,
         }
@@ -231,19 +229,9 @@ impl BrowserChannelServer {
         query: Query,
         batch: Option<ForwardBatch>,
     ) -> Response<Body> {
-        let remote_addr = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0);
-        if let Some(authorize) = &self.config.authorizer {
-            let request = SessionRequest {
-                headers: parts.headers.clone(),
-                uri: parts.uri.clone(),
-                remote_addr,
-            };
-            if !authorize(request).await {
-                return self.headers.error(StatusCode::FORBIDDEN, "Forbidden");
-            }
+        let remote_addr = remote_addr(&parts);
+        if !self.config.authorized(&parts).await {
+            return self.headers.error(StatusCode::FORBIDDEN, "Forbidden");
         }
         if self.sessions.is_full() {
             return self
@@ -261,13 +249,9 @@ impl BrowserChannelServer {
             old.close_with(CloseReason::Reconnected);
         }
 
-        let info = Arc::new(SessionInfo {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            remote_addr,
-            headers: without_cookies(parts.headers),
-            app_version: query.app_version.clone(),
-            transport: Transport::BrowserChannel,
-        });
+        let mut info = SessionInfo::new(Transport::BrowserChannel, remote_addr, parts.headers);
+        info.app_version = query.app_version.clone();
+        let info = Arc::new(info);
         let (session, incoming) = BcSession::start(
             info.clone(),
             self.config.clone(),
@@ -288,7 +272,7 @@ impl BrowserChannelServer {
         tracing::debug!(session = %info.id, "session opened");
 
         let app_session = Session::new(SessionSender::new(info, session.clone()), incoming);
-        self.run_handler(app_session).await;
+        self.config.start_handler(app_session);
 
         if let Err(error) = session.receive_forward(query.request_number(), batch).await {
             session.close_with(CloseReason::Closed(error.to_string()));
@@ -299,24 +283,4 @@ impl BrowserChannelServer {
         }
         self.headers.text(StatusCode::OK, session.opening_reply())
     }
-
-    /// Starts the app's callback. Its first step runs here, before the
-    /// opening reply, so a callback that closes the session at once refuses
-    /// the client.
-    async fn run_handler(&self, session: Session) {
-        let Some(handler) = &self.config.handler else {
-            tracing::warn!("no on_session callback configured; the session is never read");
-            drop(session);
-            return;
-        };
-        let mut task = handler(session);
-        if (&mut task).now_or_never().is_none() {
-            tokio::spawn(task);
-        }
-    }
-}
-
-fn without_cookies(mut headers: HeaderMap) -> HeaderMap {
-    headers.remove(header::COOKIE);
-    headers
 }

@@ -7,29 +7,87 @@ pub use future::ResponseFuture;
 
 use crate::browserchannel::BrowserChannelServer;
 use crate::config::ChannelConfig;
+use crate::event_source::EventSourceServer;
+use crate::registry::Registry;
 use crate::session::CloseReason;
+use crate::session::Outbound;
+use crate::websocket::WebSocketServer;
 use axum::body::Body;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http::{Request, Response};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tower_layer::Layer;
 use tower_service::Service;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Which endpoint a request is for.
+enum Route {
+    BrowserChannel(String),
+    WebSocket,
+    EventSource,
+}
+
 #[derive(Debug)]
 struct Shared {
     prefix: String,
-    browserchannel: Arc<BrowserChannelServer>,
+    browserchannel: Option<Arc<BrowserChannelServer>>,
+    websocket: Option<(String, Arc<WebSocketServer>)>,
+    event_source: Option<(String, Arc<EventSourceServer>)>,
+    /// Open WebSocket and EventSource sessions.
+    streams: Arc<Registry<dyn Outbound>>,
 }
 
 impl Shared {
+    fn route(&self, path: &str) -> Option<Route> {
+        if self.websocket.as_ref().is_some_and(|(p, _)| p == path) {
+            return Some(Route::WebSocket);
+        }
+        if self.event_source.as_ref().is_some_and(|(p, _)| p == path) {
+            return Some(Route::EventSource);
+        }
+        self.browserchannel.as_ref()?;
+        self.sub_path(path)
+            .map(|sub| Route::BrowserChannel(sub.to_owned()))
+    }
+
     /// The part of `path` after `{prefix}/`, slash included, when it is ours.
     /// `/channelx` is not under `/channel`, and neither is `/channel` itself.
     fn sub_path<'a>(&self, path: &'a str) -> Option<&'a str> {
         let rest = path.strip_prefix(self.prefix.as_str())?;
         rest.starts_with('/').then_some(rest)
+    }
+
+    fn handle(
+        self: Arc<Self>,
+        route: Route,
+        request: Request<Body>,
+    ) -> BoxFuture<'static, Response<Body>> {
+        Box::pin(async move {
+            match route {
+                Route::BrowserChannel(sub_path) => {
+                    let server = self
+                        .browserchannel
+                        .as_ref()
+                        .expect("routed only when enabled");
+                    server.handle(request, &sub_path).await
+                }
+                Route::WebSocket => {
+                    let (_, server) = self.websocket.as_ref().expect("routed only when enabled");
+                    server.handle(request).await
+                }
+                Route::EventSource => {
+                    let (_, server) = self
+                        .event_source
+                        .as_ref()
+                        .expect("routed only when enabled");
+                    server.handle(request).await
+                }
+            }
+        })
     }
 }
 
@@ -45,12 +103,26 @@ pub struct ChannelLayer {
 impl ChannelLayer {
     /// A layer serving the given configuration.
     pub fn new(config: ChannelConfig) -> Self {
-        let prefix = config.prefix.clone();
-        let browserchannel = Arc::new(BrowserChannelServer::new(config));
+        let config = Arc::new(config);
+        let streams: Arc<Registry<dyn Outbound>> = Arc::new(Registry::new(config.max_sessions));
+        let browserchannel = config
+            .browserchannel
+            .then(|| Arc::new(BrowserChannelServer::new(config.clone())));
+        let websocket = config.websocket.clone().map(|(path, websocket)| {
+            let server = WebSocketServer::new(config.clone(), websocket, streams.clone());
+            (path, Arc::new(server))
+        });
+        let event_source = config.event_source.clone().map(|(path, event_source)| {
+            let server = EventSourceServer::new(config.clone(), event_source, streams.clone());
+            (path, Arc::new(server))
+        });
         Self {
             shared: Arc::new(Shared {
-                prefix,
+                prefix: config.prefix.clone(),
                 browserchannel,
+                websocket,
+                event_source,
+                streams,
             }),
         }
     }
@@ -84,13 +156,31 @@ pub struct ChannelHandle {
 impl ChannelHandle {
     /// How many sessions are open.
     pub fn session_count(&self) -> usize {
-        self.shared.browserchannel.session_count()
+        let browserchannel = self.shared.browserchannel.as_ref();
+        browserchannel.map_or(0, |server| server.session_count()) + self.shared.streams.len()
     }
 
     /// Closes every open session, ending their back channels, so a graceful
     /// shutdown does not wait on hanging requests.
     pub fn close_all(&self) {
-        self.shared.browserchannel.close_all(CloseReason::Shutdown);
+        if let Some(server) = &self.shared.browserchannel {
+            server.close_all(CloseReason::Shutdown);
+        }
+        for session in self.shared.streams.all() {
+            session.close(CloseReason::Shutdown);
+        }
+    }
+
+    /// Closes every session and waits, at most `grace`, until all of them
+    /// have finished their closing handshakes. Upgraded WebSocket
+    /// connections are outside axum's graceful shutdown, so call this before
+    /// the server stops, or their peers see the connection drop (1006).
+    pub async fn shutdown(&self, grace: Duration) {
+        self.close_all();
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.session_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -118,14 +208,10 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        match self.shared.sub_path(request.uri().path()) {
-            Some(sub_path) => {
-                let sub_path = sub_path.to_owned();
-                let server = self.shared.browserchannel.clone();
+        match self.shared.route(request.uri().path()) {
+            Some(route) => {
                 let request = request.map(Body::new);
-                ResponseFuture::channel(Box::pin(
-                    async move { server.handle(request, &sub_path).await },
-                ))
+                ResponseFuture::channel(self.shared.clone().handle(route, request))
             }
             None => ResponseFuture::inner(self.inner.call(request)),
         }

@@ -20,6 +20,8 @@ pub enum SendError {
         /// The bound that was reached.
         limit: usize,
     },
+    /// The session's transport cannot carry this kind of message.
+    Unsupported(&'static str),
 }
 
 impl fmt::Display for SendError {
@@ -29,6 +31,7 @@ impl fmt::Display for SendError {
             SendError::QueueFull { limit } => {
                 write!(f, "{limit} messages are waiting for acknowledgement")
             }
+            SendError::Unsupported(what) => write!(f, "this transport cannot send {what}"),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! What a client sends.
 
+use bytes::Bytes;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -12,10 +13,15 @@ pub enum Message {
     Json(Value),
     /// A BrowserChannel map with neither a `JSON` nor a `_S` key, as sent.
     Map(BTreeMap<String, String>),
+    /// A WebSocket text message.
+    Text(String),
+    /// A WebSocket binary message.
+    Binary(Bytes),
 }
 
 impl Message {
-    /// The message as JSON; a raw map becomes an object of strings.
+    /// The message as JSON: a raw map becomes an object of strings and text
+    /// a JSON string; binary data has no JSON form.
     pub fn into_json(self) -> Option<Value> {
         match self {
             Message::Json(value) => Some(value),
@@ -24,6 +30,8 @@ impl Message {
                     .map(|(k, v)| (k, Value::String(v)))
                     .collect(),
             )),
+            Message::Text(text) => Some(Value::String(text)),
+            Message::Binary(_) => None,
         }
     }
 
@@ -31,7 +39,7 @@ impl Message {
     pub fn as_json(&self) -> Option<&Value> {
         match self {
             Message::Json(value) => Some(value),
-            Message::Map(_) => None,
+            _ => None,
         }
     }
 }

@@ -22,12 +22,18 @@ use tokio::sync::{mpsc, watch};
 pub enum Transport {
     /// Google's BrowserChannel, version 8 (forward channel POSTs, back channel GETs).
     BrowserChannel,
+    /// A native WebSocket (RFC 6455, or the legacy hixie-76 draft when enabled).
+    WebSocket,
+    /// Server-sent events (`text/event-stream`); the client cannot send.
+    EventSource,
 }
 
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Transport::BrowserChannel => f.write_str("browserchannel"),
+            Transport::WebSocket => f.write_str("websocket"),
+            Transport::EventSource => f.write_str("eventsource"),
         }
     }
 }
@@ -38,6 +44,31 @@ impl fmt::Display for Transport {
 pub enum CloseReason {
     /// The app called `close` with this reason.
     Closed(String),
+    /// The app called `close_with_code` (WebSocket close codes).
+    ClosedWithCode {
+        /// The close code sent to the peer.
+        code: u16,
+        /// The reason sent to the peer.
+        reason: String,
+    },
+    /// The peer closed the session; WebSocket peers may give a code and reason.
+    Peer {
+        /// The peer's close code, if it sent one.
+        code: Option<u16>,
+        /// The peer's reason, empty if none.
+        reason: String,
+    },
+    /// The peer broke the protocol or a limit; the server closed with `code`.
+    Failed {
+        /// The close code sent to the peer (1002, 1007, 1009, ...).
+        code: u16,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The peer stopped answering pings.
+    PingTimeout,
+    /// The connection dropped without a closing handshake.
+    ConnectionLost,
     /// The client had no back channel for longer than the session timeout.
     TimedOut,
     /// The client asked to end the session (BrowserChannel `TYPE=terminate`).
@@ -52,6 +83,17 @@ impl fmt::Display for CloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CloseReason::Closed(reason) => f.write_str(reason),
+            CloseReason::ClosedWithCode { code, reason } => write!(f, "{code} {reason}"),
+            CloseReason::Peer {
+                code: Some(code),
+                reason,
+            } => {
+                write!(f, "closed by peer: {code} {reason}")
+            }
+            CloseReason::Peer { code: None, .. } => f.write_str("closed by peer"),
+            CloseReason::Failed { code, reason } => write!(f, "{code} {reason}"),
+            CloseReason::PingTimeout => f.write_str("Ping timeout"),
+            CloseReason::ConnectionLost => f.write_str("Connection lost"),
             CloseReason::TimedOut => f.write_str("Timed out"),
             CloseReason::Disconnected => f.write_str("Disconnected"),
             CloseReason::Reconnected => f.write_str("Reconnected"),
@@ -64,8 +106,20 @@ impl fmt::Display for CloseReason {
 pub(crate) trait Outbound: Send + Sync + 'static {
     /// Queues `message`; the delivery resolves when the client confirms it.
     fn send(&self, message: Value) -> Delivery;
+    /// Sends binary data, where the transport carries it.
+    fn send_binary(&self, _data: bytes::Bytes) -> Delivery {
+        Delivery::failed(SendError::Unsupported("binary messages"))
+    }
+    /// Sends a server-sent event with an event type and id.
+    fn send_event(&self, _data: String, _event: Option<String>, _id: Option<String>) -> Delivery {
+        Delivery::failed(SendError::Unsupported("events"))
+    }
+    /// Pings the peer; resolves when the matching pong arrives.
+    fn ping(&self, _payload: bytes::Bytes) -> Delivery {
+        Delivery::failed(SendError::Unsupported("ping"))
+    }
     /// Tells the client to stop reconnecting; the session stays open.
-    fn stop(&self);
+    fn stop(&self) {}
     /// Ends the session.
     fn close(&self, reason: CloseReason);
     /// Watches for the end of the session.
@@ -80,6 +134,31 @@ pub(crate) struct SessionInfo {
     pub(crate) headers: HeaderMap,
     pub(crate) app_version: Option<String>,
     pub(crate) transport: Transport,
+    /// The negotiated WebSocket subprotocol.
+    pub(crate) protocol: Option<String>,
+    /// The EventSource client's `Last-Event-ID`.
+    pub(crate) last_event_id: Option<String>,
+}
+
+impl SessionInfo {
+    /// Info for a new session with a random 128-bit id.
+    pub(crate) fn new(
+        transport: Transport,
+        remote_addr: Option<SocketAddr>,
+        mut headers: HeaderMap,
+    ) -> Self {
+        // Cookies may carry credentials; the app never sees them on a session.
+        headers.remove(http::header::COOKIE);
+        Self {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            remote_addr,
+            headers,
+            app_version: None,
+            transport,
+            protocol: None,
+            last_event_id: None,
+        }
+    }
 }
 
 /// A cloneable handle that sends to a session from any task.
@@ -114,10 +193,41 @@ impl SessionSender {
         self.outbound.send(message.into())
     }
 
+    /// Sends binary data (WebSocket only).
+    pub fn send_binary(&self, data: impl Into<bytes::Bytes>) -> Delivery {
+        self.outbound.send_binary(data.into())
+    }
+
+    /// Sends a server-sent event with an optional event type and id
+    /// (EventSource only; `send` there sends a plain `message` event).
+    pub fn send_event(&self, data: &str, event: Option<&str>, id: Option<&str>) -> Delivery {
+        self.outbound.send_event(
+            data.to_owned(),
+            event.map(str::to_owned),
+            id.map(str::to_owned),
+        )
+    }
+
+    /// Pings the peer. On WebSocket the future resolves when the pong with
+    /// the same payload arrives; on EventSource it writes a comment line the
+    /// client ignores and resolves once written.
+    pub fn ping(&self, payload: impl Into<bytes::Bytes>) -> Delivery {
+        self.outbound.ping(payload.into())
+    }
+
     /// Asks the client to stop reconnecting (BrowserChannel `["stop"]`). The
     /// session stays open and may still receive messages.
     pub fn stop(&self) {
         self.outbound.stop()
+    }
+
+    /// Closes the session with a WebSocket close code and reason; other
+    /// transports close as with [`close`](Self::close).
+    pub fn close_with_code(&self, code: u16, reason: impl Into<String>) {
+        self.outbound.close(CloseReason::ClosedWithCode {
+            code,
+            reason: reason.into(),
+        })
     }
 
     /// Closes the session; arrays already queued are flushed first.
@@ -193,6 +303,18 @@ impl Session {
         self.sender.info.transport
     }
 
+    /// The WebSocket subprotocol both sides agreed on, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.sender.info.protocol.as_deref()
+    }
+
+    /// The last event id an EventSource client reported when it reconnected
+    /// (the `Last-Event-ID` header, or the `lastEventId` query parameter
+    /// some polyfills send).
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.sender.info.last_event_id.as_deref()
+    }
+
     /// Receives the next message; `None` once the session has closed and every
     /// message received before has been read.
     pub async fn recv(&mut self) -> Option<Message> {
@@ -212,6 +334,26 @@ impl Session {
     /// See [`SessionSender::stop`].
     pub fn stop(&self) {
         self.sender.stop()
+    }
+
+    /// See [`SessionSender::send_binary`].
+    pub fn send_binary(&self, data: impl Into<bytes::Bytes>) -> Delivery {
+        self.sender.send_binary(data)
+    }
+
+    /// See [`SessionSender::send_event`].
+    pub fn send_event(&self, data: &str, event: Option<&str>, id: Option<&str>) -> Delivery {
+        self.sender.send_event(data, event, id)
+    }
+
+    /// See [`SessionSender::ping`].
+    pub fn ping(&self, payload: impl Into<bytes::Bytes>) -> Delivery {
+        self.sender.ping(payload)
+    }
+
+    /// See [`SessionSender::close_with_code`].
+    pub fn close_with_code(&self, code: u16, reason: impl Into<String>) {
+        self.sender.close_with_code(code, reason)
     }
 
     /// See [`SessionSender::close`].

@@ -1,0 +1,158 @@
+//! EventSource sessions over real HTTP.
+
+use axum_channel::{ChannelConfig, CloseReason, EventSourceConfig, SendError};
+use bytes::Bytes;
+use channel_tests::{Streamed, TestServer, PATIENCE};
+use futures::StreamExt;
+use http::{Method, StatusCode};
+use std::time::Duration;
+
+async fn server(event_source: EventSourceConfig) -> TestServer {
+    TestServer::start(ChannelConfig::new().event_source("/events", event_source)).await
+}
+
+async fn open(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> Streamed {
+    let response = server.send(Method::GET, path, headers, Bytes::new()).await;
+    let mut stream = Streamed::new(response);
+    // The opening padding comment ends with the first newline.
+    let padding = stream.read_until("\n").await;
+    assert_eq!(padding.len(), 2050);
+    assert!(padding.starts_with(':'));
+    stream
+}
+
+#[tokio::test]
+async fn events_are_written_in_the_event_stream_format() {
+    let mut server = server(
+        EventSourceConfig::new()
+            .retry(Duration::from_millis(1500))
+            .header("access-control-allow-origin", "*"),
+    )
+    .await;
+    let mut stream = open(&server, "/events", &[("cookie", "x=1")]).await;
+    assert_eq!(stream.status, StatusCode::OK);
+    assert_eq!(stream.headers["content-type"], "text/event-stream");
+    assert_eq!(stream.headers["access-control-allow-origin"], "*");
+    assert_eq!(stream.read_until("\n\n").await, "retry: 1500\n\n");
+
+    let session = server.next_session().await;
+    assert_eq!(session.transport().to_string(), "eventsource");
+    assert!(session.headers().get("cookie").is_none());
+    let written = session.send("hello");
+    assert_eq!(stream.read_until("\n\n").await, "data: hello\n\n");
+    tokio::time::timeout(PATIENCE, written)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(session
+        .send_event("line one\nline two", Some("update"), Some("42"))
+        .refused()
+        .is_none());
+    assert_eq!(
+        stream.read_until("\n\n").await,
+        "event: update\nid: 42\ndata: line one\ndata: line two\n\n"
+    );
+    assert!(session
+        .send(serde_json::json!({"n": 1}))
+        .refused()
+        .is_none());
+    assert_eq!(stream.read_until("\n\n").await, "data: {\"n\":1}\n\n");
+    assert!(session.ping("").refused().is_none());
+    assert_eq!(stream.read_until("\n\n").await, ":\n\n");
+    assert!(session.send_binary(vec![1u8]).refused().is_some());
+}
+
+#[tokio::test]
+async fn the_ping_interval_writes_comments() {
+    let server = server(EventSourceConfig::new().ping_interval(Duration::from_millis(50))).await;
+    let mut stream = open(&server, "/events", &[]).await;
+    assert_eq!(stream.read_until("\n\n").await, ":\n\n");
+    assert_eq!(stream.read_until("\n\n").await, ":\n\n");
+}
+
+#[tokio::test]
+async fn last_event_id_comes_from_the_header_or_the_query() {
+    let mut server = server(EventSourceConfig::new()).await;
+    let _stream = open(&server, "/events", &[("last-event-id", "17")]).await;
+    assert_eq!(server.next_session().await.last_event_id(), Some("17"));
+    let _stream = open(&server, "/events?lastEventId=23", &[]).await;
+    assert_eq!(server.next_session().await.last_event_id(), Some("23"));
+    let _stream = open(&server, "/events", &[]).await;
+    assert_eq!(server.next_session().await.last_event_id(), None);
+}
+
+#[tokio::test]
+async fn receiving_yields_nothing_and_ends_at_close() {
+    let mut server = server(EventSourceConfig::new()).await;
+    let mut stream = open(&server, "/events", &[]).await;
+    let mut session = server.next_session().await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), session.next())
+            .await
+            .is_err(),
+        "nothing to receive while open"
+    );
+    session.close("bye");
+    assert!(session.next().await.is_none());
+    assert!(stream.ends_within(PATIENCE).await, "the response ends");
+    assert_eq!(
+        session.send("late").await,
+        Err(SendError::Closed(CloseReason::Closed("bye".into())))
+    );
+    assert_eq!(server.handle.session_count(), 0);
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_closes_the_session() {
+    let mut server = server(EventSourceConfig::new()).await;
+    let stream = open(&server, "/events", &[]).await;
+    let session = server.next_session().await;
+    drop(stream);
+    // The server notices the closed connection when it next writes.
+    let reason = tokio::time::timeout(PATIENCE, async {
+        loop {
+            // Refused once the session has closed, which the select notices next.
+            drop(session.ping(""));
+            tokio::select! {
+                reason = session.closed() => break reason,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(reason, CloseReason::ConnectionLost);
+}
+
+#[tokio::test]
+async fn the_event_queue_is_bounded_and_other_methods_refused() {
+    let mut server = server(EventSourceConfig::new().max_queued_events(4)).await;
+    let response = server.send(Method::GET, "/events", &[], Bytes::new()).await;
+    let session = server.next_session().await;
+    // Nobody reads the response, so events pile up until the bound.
+    let refused = (0..10_000)
+        .map(|n| session.send("x".repeat(1000) + &n.to_string()))
+        .filter(|d| matches!(d.refused(), Some(SendError::QueueFull { limit: 4 })))
+        .count();
+    assert!(refused > 0);
+    drop(response);
+    let post = server
+        .send(Method::POST, "/events", &[], Bytes::new())
+        .await;
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn the_authorisation_hook_applies() {
+    let server = TestServer::start(
+        ChannelConfig::new()
+            .event_source("/events", EventSourceConfig::new())
+            .authorize(|request| async move { request.uri.query() == Some("token=ok") }),
+    )
+    .await;
+    assert_eq!(server.get("/events").await.status, StatusCode::FORBIDDEN);
+    let response = server
+        .send(Method::GET, "/events?token=ok", &[], Bytes::new())
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
