@@ -2,6 +2,7 @@
 
 use crate::event_source::EventSourceConfig;
 use crate::session::Session;
+use crate::sockjs::SockJsConfig;
 use crate::websocket::WebSocketConfig;
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -52,6 +53,7 @@ pub struct ChannelConfig {
     pub(crate) browserchannel: bool,
     pub(crate) websocket: Option<(String, WebSocketConfig)>,
     pub(crate) event_source: Option<(String, EventSourceConfig)>,
+    pub(crate) sockjs: Option<(String, SockJsConfig)>,
 }
 
 impl Default for ChannelConfig {
@@ -77,6 +79,7 @@ impl Default for ChannelConfig {
             browserchannel: true,
             websocket: None,
             event_source: None,
+            sockjs: None,
         }
     }
 }
@@ -93,6 +96,7 @@ impl fmt::Debug for ChannelConfig {
             .field("browserchannel", &self.browserchannel)
             .field("websocket", &self.websocket)
             .field("event_source", &self.event_source)
+            .field("sockjs", &self.sockjs)
             .finish_non_exhaustive()
     }
 }
@@ -128,6 +132,12 @@ impl ChannelConfig {
     /// Serves EventSource (server-sent events) sessions at exactly this path.
     pub fn event_source(mut self, path: &str, config: EventSourceConfig) -> Self {
         self.event_source = Some((normalize_prefix(path), config));
+        self
+    }
+
+    /// Serves SockJS under this prefix (sockjs-node's `prefix`, for example `/sockjs`).
+    pub fn sockjs(mut self, prefix: &str, config: SockJsConfig) -> Self {
+        self.sockjs = Some((normalize_prefix(prefix), config));
         self
     }
 

@@ -43,6 +43,7 @@ mod http_util;
 mod layer;
 mod registry;
 mod session;
+mod sockjs;
 mod websocket;
 
 pub use config::{ChannelConfig, SessionRequest};
@@ -51,4 +52,5 @@ pub use layer::{ChannelHandle, ChannelLayer, ChannelService, ResponseFuture};
 pub use session::{
     CloseReason, Closed, Delivery, Message, SendError, Session, SessionSender, Transport,
 };
+pub use sockjs::{JSessionIdFn, SockJsConfig};
 pub use websocket::WebSocketConfig;

@@ -11,24 +11,47 @@ use serde_json::ser::{CharEscape, Formatter, Serializer};
 use serde_json::Value;
 use std::io::{self, Write};
 
-/// A [`Formatter`] that writes compact JSON with every non-ASCII character
-/// escaped, and optionally `<`, `>` and `&` too, for text that ends up inside
-/// an HTML `<script>` element.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AsciiFormatter {
-    escape_html: bool,
+/// Which characters an [`EscapingFormatter`] writes as `\uXXXX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscapePolicy {
+    /// Every non-ASCII character.
+    Ascii,
+    /// Every non-ASCII character, and `<`, `>` and `&`, so the output can
+    /// never close a `<script>` element it is embedded in.
+    Html,
+    /// The characters SockJS escapes: the ones some browsers mangle or
+    /// treat as line breaks (U+200C-U+200F, U+2028-U+202F, U+2060-U+206F,
+    /// U+FFF0-U+FFFF) and everything outside the Basic Multilingual Plane,
+    /// written as a UTF-16 surrogate pair.
+    SockJs,
 }
 
-impl AsciiFormatter {
-    /// Escapes non-ASCII characters only.
-    pub fn new() -> Self {
-        Self { escape_html: false }
+impl EscapePolicy {
+    fn escapes(self, ch: char) -> bool {
+        match self {
+            EscapePolicy::Ascii => !ch.is_ascii(),
+            EscapePolicy::Html => !ch.is_ascii() || matches!(ch, '<' | '>' | '&'),
+            EscapePolicy::SockJs => matches!(ch,
+                '\u{200c}'..='\u{200f}'
+                | '\u{2028}'..='\u{202f}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{fff0}'..='\u{ffff}'
+                | '\u{10000}'..),
+        }
     }
+}
 
-    /// Also escapes `<`, `>` and `&`, so the output can never close a
-    /// `<script>` element it is embedded in.
-    pub fn for_html() -> Self {
-        Self { escape_html: true }
+/// A [`Formatter`] that writes compact JSON and escapes the characters its
+/// [`EscapePolicy`] names.
+#[derive(Debug, Clone, Copy)]
+pub struct EscapingFormatter {
+    policy: EscapePolicy,
+}
+
+impl EscapingFormatter {
+    /// A formatter with the given policy.
+    pub fn new(policy: EscapePolicy) -> Self {
+        Self { policy }
     }
 }
 
@@ -36,7 +59,7 @@ fn write_unicode_escape<W: ?Sized + Write>(writer: &mut W, unit: u16) -> io::Res
     write!(writer, "\\u{unit:04x}")
 }
 
-impl Formatter for AsciiFormatter {
+impl Formatter for EscapingFormatter {
     fn write_string_fragment<W: ?Sized + Write>(
         &mut self,
         writer: &mut W,
@@ -44,9 +67,7 @@ impl Formatter for AsciiFormatter {
     ) -> io::Result<()> {
         let mut start = 0;
         for (index, ch) in fragment.char_indices() {
-            let needs_escape =
-                !ch.is_ascii() || (self.escape_html && matches!(ch, '<' | '>' | '&'));
-            if !needs_escape {
+            if !self.policy.escapes(ch) {
                 continue;
             }
             writer.write_all(&fragment.as_bytes()[start..index])?;
@@ -79,14 +100,15 @@ impl Formatter for AsciiFormatter {
     }
 }
 
-fn encode_with<T: serde::Serialize + ?Sized>(value: &T, formatter: AsciiFormatter) -> String {
+/// Encodes `value` as compact JSON, escaping what `policy` names.
+pub fn encode<T: serde::Serialize + ?Sized>(value: &T, policy: EscapePolicy) -> String {
     let mut out = Vec::with_capacity(64);
-    let mut serializer = Serializer::with_formatter(&mut out, formatter);
+    let mut serializer = Serializer::with_formatter(&mut out, EscapingFormatter::new(policy));
     // Serializing a JSON value into memory cannot fail: every map key is a string.
     value
         .serialize(&mut serializer)
         .expect("serializing JSON into memory");
-    String::from_utf8(out).expect("the ASCII formatter writes ASCII only")
+    String::from_utf8(out).expect("JSON text is UTF-8")
 }
 
 /// Encodes `value` as compact JSON that contains ASCII characters only.
@@ -98,13 +120,13 @@ fn encode_with<T: serde::Serialize + ?Sized>(value: &T, formatter: AsciiFormatte
 /// assert_eq!(text, r#"{"text":"caf\u00e9 \u2615"}"#);
 /// ```
 pub fn to_ascii_string(value: &Value) -> String {
-    encode_with(value, AsciiFormatter::new())
+    encode(value, EscapePolicy::Ascii)
 }
 
 /// Encodes `text` as a JSON string literal that is ASCII only and safe to place
 /// inside an HTML `<script>` element.
 pub fn to_html_script_string(text: &str) -> String {
-    encode_with(text, AsciiFormatter::for_html())
+    encode(text, EscapePolicy::Html)
 }
 
 #[cfg(test)]
@@ -129,6 +151,15 @@ mod tests {
     #[test]
     fn control_characters_are_escaped() {
         assert_eq!(to_ascii_string(&json!("\u{1}\n\"\\")), r#""\u0001\n\"\\""#);
+    }
+
+    #[test]
+    fn sockjs_escapes_its_ranges_and_astral_characters_only() {
+        let text = "é\u{200d}\u{2028}\u{2063}\u{fff9}😀\u{1}";
+        assert_eq!(
+            encode(text, EscapePolicy::SockJs),
+            r#""é\u200d\u2028\u2063\ufff9\ud83d\ude00\u0001""#
+        );
     }
 
     #[test]

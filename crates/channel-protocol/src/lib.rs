@@ -11,6 +11,7 @@
 //!   per-session state machine.
 //! - [`event_stream`]: the `text/event-stream` format of server-sent events.
 //! - [`hixie76`]: the legacy hixie-76 WebSocket handshake and framing.
+//! - [`sockjs`]: SockJS 0.3 framing, payloads, endpoints and session state.
 //!
 //! The `axum-channel` crate drives these state machines from real HTTP requests.
 #![forbid(unsafe_code)]
@@ -21,5 +22,6 @@ pub mod event_stream;
 pub mod hixie76;
 pub mod json;
 pub mod order_buffer;
+pub mod sockjs;
 
 pub use order_buffer::{OrderBuffer, OrderError, Placement};

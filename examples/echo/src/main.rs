@@ -1,6 +1,9 @@
-//! Echo server: every BrowserChannel (`/channel`) and WebSocket (`/ws`)
-//! message is sent back unchanged; EventSource clients at `/events` get
-//! `tick N` every second, with id N.
+//! Echo server: every BrowserChannel (`/channel`), SockJS (`/sockjs`) and
+//! WebSocket (`/ws`) message is sent back unchanged; EventSource clients at
+//! `/events` get `tick N` every second, with id N.
+//!
+//! `ECHO_SOCKJS_WEBSOCKET=off` turns SockJS's websocket transports off, so
+//! SockJS clients fall back to streaming or polling.
 //!
 //! Run with `cargo run --release -p echo` after `npm ci --prefix examples/echo`
 //! (which fetches the BrowserChannel browser client), then open
@@ -10,21 +13,24 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
 use axum_channel::{
-    ChannelConfig, ChannelLayer, EventSourceConfig, Message, Session, Transport, WebSocketConfig,
+    ChannelConfig, ChannelLayer, EventSourceConfig, Message, Session, SockJsConfig, Transport,
+    WebSocketConfig,
 };
 use futures::StreamExt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use tower_http::services::ServeFile;
 
 const PAGE: &str = include_str!("../static/index.html");
 
-/// Where `npm ci` puts the BrowserChannel browser client; `BCSOCKET_JS` overrides it.
-fn client_library() -> PathBuf {
-    std::env::var_os("BCSOCKET_JS").map_or_else(
+/// A file `npm ci --prefix examples/echo` installs; `variable` overrides its path.
+fn installed_file(variable: &str, package_path: &str) -> PathBuf {
+    std::env::var_os(variable).map_or_else(
         || {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("node_modules/browserchannel/dist/bcsocket.js")
+                .join("node_modules")
+                .join(package_path)
         },
         PathBuf::from,
     )
@@ -105,18 +111,28 @@ async fn main() -> std::io::Result<()> {
         Ok(port) => port.parse().expect("PORT must be a port number"),
         Err(_) => 3000,
     };
-    let library = client_library();
-    if !library.exists() {
-        tracing::warn!(
-            path = %library.display(),
-            "browser client missing; run `npm ci --prefix examples/echo`"
-        );
+    let bcsocket = installed_file("BCSOCKET_JS", "browserchannel/dist/bcsocket.js");
+    let sockjs_client = installed_file("SOCKJS_CLIENT_JS", "sockjs-client/dist/sockjs.min.js");
+    for library in [&bcsocket, &sockjs_client] {
+        if !library.exists() {
+            tracing::warn!(
+                path = %library.display(),
+                "browser client missing; run `npm ci --prefix examples/echo`"
+            );
+        }
     }
+    let sockjs_websocket = std::env::var("ECHO_SOCKJS_WEBSOCKET").as_deref() != Ok("off");
 
     let channels = ChannelLayer::new(
         ChannelConfig::new()
             .prefix("/channel")
-            .client_library(library)
+            .client_library(bcsocket)
+            .sockjs(
+                "/sockjs",
+                SockJsConfig::new()
+                    .sockjs_url("/sockjs-client.js")
+                    .websocket(sockjs_websocket),
+            )
             .websocket("/ws", WebSocketConfig::new())
             .event_source(
                 "/events",
@@ -128,6 +144,7 @@ async fn main() -> std::io::Result<()> {
     let app = Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/healthz", get(|| async { "ok" }))
+        .route_service("/sockjs-client.js", ServeFile::new(sockjs_client))
         .layer(channels);
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

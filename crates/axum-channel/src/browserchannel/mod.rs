@@ -249,7 +249,12 @@ impl BrowserChannelServer {
             old.close_with(CloseReason::Reconnected);
         }
 
-        let mut info = SessionInfo::new(Transport::BrowserChannel, remote_addr, parts.headers);
+        let mut info = SessionInfo::new(
+            Transport::BrowserChannel,
+            remote_addr,
+            parts.uri,
+            parts.headers,
+        );
         info.app_version = query.app_version.clone();
         let info = Arc::new(info);
         let (session, incoming) = BcSession::start(

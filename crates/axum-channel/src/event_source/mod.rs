@@ -228,7 +228,12 @@ impl EventSourceServer {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions");
         }
         let last_event_id = last_event_id(&parts);
-        let mut info = SessionInfo::new(Transport::EventSource, remote_addr(&parts), parts.headers);
+        let mut info = SessionInfo::new(
+            Transport::EventSource,
+            remote_addr(&parts),
+            parts.uri.clone(),
+            parts.headers,
+        );
         info.last_event_id = last_event_id;
         let info = Arc::new(info);
 

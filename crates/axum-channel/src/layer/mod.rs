@@ -11,6 +11,7 @@ use crate::event_source::EventSourceServer;
 use crate::registry::Registry;
 use crate::session::CloseReason;
 use crate::session::Outbound;
+use crate::sockjs::SockJsServer;
 use crate::websocket::WebSocketServer;
 use axum::body::Body;
 use bytes::Bytes;
@@ -27,6 +28,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Which endpoint a request is for.
 enum Route {
     BrowserChannel(String),
+    SockJs(String),
     WebSocket,
     EventSource,
 }
@@ -37,6 +39,7 @@ struct Shared {
     browserchannel: Option<Arc<BrowserChannelServer>>,
     websocket: Option<(String, Arc<WebSocketServer>)>,
     event_source: Option<(String, Arc<EventSourceServer>)>,
+    sockjs: Option<(String, Arc<SockJsServer>)>,
     /// Open WebSocket and EventSource sessions.
     streams: Arc<Registry<dyn Outbound>>,
 }
@@ -48,6 +51,14 @@ impl Shared {
         }
         if self.event_source.as_ref().is_some_and(|(p, _)| p == path) {
             return Some(Route::EventSource);
+        }
+        if let Some((prefix, _)) = &self.sockjs {
+            // SockJS answers its prefix itself too (the greeting).
+            if let Some(rest) = path.strip_prefix(prefix.as_str()) {
+                if rest.is_empty() || rest.starts_with('/') {
+                    return Some(Route::SockJs(rest.to_owned()));
+                }
+            }
         }
         self.browserchannel.as_ref()?;
         self.sub_path(path)
@@ -73,6 +84,10 @@ impl Shared {
                         .browserchannel
                         .as_ref()
                         .expect("routed only when enabled");
+                    server.handle(request, &sub_path).await
+                }
+                Route::SockJs(sub_path) => {
+                    let (_, server) = self.sockjs.as_ref().expect("routed only when enabled");
                     server.handle(request, &sub_path).await
                 }
                 Route::WebSocket => {
@@ -116,12 +131,17 @@ impl ChannelLayer {
             let server = EventSourceServer::new(config.clone(), event_source, streams.clone());
             (path, Arc::new(server))
         });
+        let sockjs = config.sockjs.clone().map(|(prefix, sockjs)| {
+            let server = SockJsServer::new(config.clone(), sockjs, streams.clone());
+            (prefix, Arc::new(server))
+        });
         Self {
             shared: Arc::new(Shared {
                 prefix: config.prefix.clone(),
                 browserchannel,
                 websocket,
                 event_source,
+                sockjs,
                 streams,
             }),
         }
@@ -157,7 +177,10 @@ impl ChannelHandle {
     /// How many sessions are open.
     pub fn session_count(&self) -> usize {
         let browserchannel = self.shared.browserchannel.as_ref();
-        browserchannel.map_or(0, |server| server.session_count()) + self.shared.streams.len()
+        let sockjs = self.shared.sockjs.as_ref();
+        browserchannel.map_or(0, |server| server.session_count())
+            + sockjs.map_or(0, |(_, server)| server.session_count())
+            + self.shared.streams.len()
     }
 
     /// Closes every open session, ending their back channels, so a graceful
@@ -165,6 +188,9 @@ impl ChannelHandle {
     pub fn close_all(&self) {
         if let Some(server) = &self.shared.browserchannel {
             server.close_all(CloseReason::Shutdown);
+        }
+        if let Some((_, server)) = &self.shared.sockjs {
+            server.close_all();
         }
         for session in self.shared.streams.all() {
             session.close(CloseReason::Shutdown);

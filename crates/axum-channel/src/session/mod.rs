@@ -26,6 +26,8 @@ pub enum Transport {
     WebSocket,
     /// Server-sent events (`text/event-stream`); the client cannot send.
     EventSource,
+    /// SockJS 0.3; `Session::protocol` names the SockJS transport underneath.
+    SockJs,
 }
 
 impl fmt::Display for Transport {
@@ -34,6 +36,7 @@ impl fmt::Display for Transport {
             Transport::BrowserChannel => f.write_str("browserchannel"),
             Transport::WebSocket => f.write_str("websocket"),
             Transport::EventSource => f.write_str("eventsource"),
+            Transport::SockJs => f.write_str("sockjs"),
         }
     }
 }
@@ -138,6 +141,8 @@ pub(crate) struct SessionInfo {
     pub(crate) protocol: Option<String>,
     /// The EventSource client's `Last-Event-ID`.
     pub(crate) last_event_id: Option<String>,
+    /// The URI of the request that opened the session.
+    pub(crate) uri: http::Uri,
 }
 
 impl SessionInfo {
@@ -145,6 +150,7 @@ impl SessionInfo {
     pub(crate) fn new(
         transport: Transport,
         remote_addr: Option<SocketAddr>,
+        uri: http::Uri,
         mut headers: HeaderMap,
     ) -> Self {
         // Cookies may carry credentials; the app never sees them on a session.
@@ -157,6 +163,7 @@ impl SessionInfo {
             transport,
             protocol: None,
             last_event_id: None,
+            uri,
         }
     }
 }
@@ -303,7 +310,13 @@ impl Session {
         self.sender.info.transport
     }
 
-    /// The WebSocket subprotocol both sides agreed on, if any.
+    /// The URI of the request that opened the session (its path and query).
+    pub fn uri(&self) -> &http::Uri {
+        &self.sender.info.uri
+    }
+
+    /// The WebSocket subprotocol both sides agreed on, if any; for SockJS
+    /// sessions, the SockJS transport's name (`websocket`, `xhr-streaming`, ...).
     pub fn protocol(&self) -> Option<&str> {
         self.sender.info.protocol.as_deref()
     }

@@ -1,15 +1,18 @@
 //! Native WebSocket sessions: the RFC 6455 handshake inside the layer, and
 //! the legacy hixie-75/76 handshake when enabled.
 
+pub(crate) mod handshake;
 mod hixie;
 mod rfc6455;
 pub(crate) mod stream_session;
+pub(crate) mod text_socket;
 
 use crate::config::{remote_addr, ChannelConfig};
 use crate::registry::Registry;
 use crate::session::{Outbound, Session, SessionInfo, SessionSender, Transport};
 use axum::body::Body;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use handshake::{plain, Handshake, HandshakeOptions};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::fmt;
@@ -100,6 +103,11 @@ impl WebSocketConfig {
         self
     }
 
+    /// The largest message accepted, in bytes.
+    pub(crate) fn max_message_size_bytes(&self) -> usize {
+        self.max_message_size
+    }
+
     /// Also accepts the legacy hixie-75 and hixie-76 handshakes (off by default).
     pub fn hixie76(mut self, enabled: bool) -> Self {
         self.hixie76 = enabled;
@@ -111,43 +119,6 @@ impl WebSocketConfig {
     pub fn max_queued_messages(mut self, messages: usize) -> Self {
         self.max_queued_messages = messages;
         self
-    }
-}
-
-/// Which handshake a request asks for.
-enum Handshake {
-    Rfc6455 { key: HeaderValue },
-    Hixie76 { key1: String, key2: String },
-    Hixie75,
-}
-
-/// Why a handshake request is refused.
-enum Refusal {
-    BadRequest(&'static str),
-    /// A `Sec-WebSocket-Version` other than 13: 426 naming the one we speak.
-    UnsupportedVersion,
-}
-
-impl Refusal {
-    fn bad_request(message: &'static str) -> Self {
-        Refusal::BadRequest(message)
-    }
-
-    fn response(self) -> Response<Body> {
-        match self {
-            Refusal::BadRequest(message) => plain(StatusCode::BAD_REQUEST, message),
-            Refusal::UnsupportedVersion => {
-                let mut response = plain(
-                    StatusCode::UPGRADE_REQUIRED,
-                    "Unsupported WebSocket version",
-                );
-                response.headers_mut().insert(
-                    header::SEC_WEBSOCKET_VERSION,
-                    HeaderValue::from_static("13"),
-                );
-                response
-            }
-        }
     }
 }
 
@@ -164,29 +135,6 @@ impl fmt::Debug for WebSocketServer {
     }
 }
 
-fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=UTF-8"),
-    );
-    response
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|value| value.to_str().ok())
-}
-
-fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|part| part.trim().eq_ignore_ascii_case(token))
-}
-
 impl WebSocketServer {
     pub(crate) fn new(
         config: Arc<ChannelConfig>,
@@ -200,72 +148,21 @@ impl WebSocketServer {
         }
     }
 
-    fn handshake_kind(&self, headers: &HeaderMap) -> Result<Handshake, Refusal> {
-        let upgrade = header_str(headers, "upgrade").unwrap_or("");
-        if !upgrade.eq_ignore_ascii_case("websocket") {
-            return Err(Refusal::bad_request(
-                "Can \"Upgrade\" only to \"WebSocket\".",
-            ));
-        }
-        if !has_token(headers, header::CONNECTION, "upgrade") {
-            return Err(Refusal::bad_request("\"Connection\" must be \"Upgrade\"."));
-        }
-        let key1 = header_str(headers, "sec-websocket-key1");
-        let key2 = header_str(headers, "sec-websocket-key2");
-        let version = headers.get(header::SEC_WEBSOCKET_VERSION);
-        match (version, key1, key2) {
-            (Some(version), _, _) if version != "13" => Err(Refusal::UnsupportedVersion),
-            (Some(_), _, _) => match headers.get(header::SEC_WEBSOCKET_KEY) {
-                Some(key) => Ok(Handshake::Rfc6455 { key: key.clone() }),
-                None => Err(Refusal::bad_request("Missing Sec-WebSocket-Key")),
-            },
-            (None, Some(key1), Some(key2)) if self.websocket.hixie76 => {
-                for key in [key1, key2] {
-                    if channel_protocol::hixie76::key_number(key).is_err() {
-                        return Err(Refusal::bad_request("Invalid hixie-76 key"));
-                    }
-                }
-                Ok(Handshake::Hixie76 {
-                    key1: key1.to_owned(),
-                    key2: key2.to_owned(),
-                })
-            }
-            (None, None, None) if self.websocket.hixie76 => Ok(Handshake::Hixie75),
-            _ => Err(Refusal::bad_request("Unsupported WebSocket version")),
-        }
-    }
-
-    /// The first subprotocol of the app's list that the client offers.
-    fn select_protocol(&self, headers: &HeaderMap) -> Option<String> {
-        let offered: Vec<&str> = headers
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .collect();
-        self.websocket
-            .protocols
-            .iter()
-            .find(|protocol| offered.contains(&protocol.as_str()))
-            .cloned()
-    }
-
     /// Answers the handshake; the session starts once the connection is upgraded.
     pub(crate) async fn handle(&self, request: Request<Body>) -> Response<Body> {
         if request.method() != Method::GET {
             return plain(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
         }
         let (mut parts, _body) = request.into_parts();
-        if let Some(allowed) = &self.websocket.allowed_origins {
-            let origin = header_str(&parts.headers, "origin").unwrap_or("");
-            if !allowed.iter().any(|allowed| allowed == origin) {
-                return plain(StatusCode::FORBIDDEN, "Origin not allowed");
-            }
-        }
-        let handshake = match self.handshake_kind(&parts.headers) {
-            Ok(handshake) => handshake,
-            Err(refusal) => return refusal.response(),
+        let options = HandshakeOptions {
+            protocols: &self.websocket.protocols,
+            allowed_origins: self.websocket.allowed_origins.as_deref(),
+            headers: &self.websocket.headers,
+            hixie: self.websocket.hixie76,
+        };
+        let accepted = match handshake::accept(&mut parts, &options) {
+            Ok(accepted) => accepted,
+            Err(response) => return response,
         };
         if !self.config.authorized(&parts).await {
             return plain(StatusCode::FORBIDDEN, "Forbidden");
@@ -273,86 +170,32 @@ impl WebSocketServer {
         if self.sessions.is_full() {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions");
         }
-        let protocol = self.select_protocol(&parts.headers);
-        let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
-            return plain(
-                StatusCode::UPGRADE_REQUIRED,
-                "This connection cannot be upgraded",
-            );
-        };
-
-        let mut response = Response::new(Body::empty());
-        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let headers = response.headers_mut();
-        headers.extend(self.websocket.headers.clone());
-        if let Some(protocol) = protocol
-            .as_deref()
-            .and_then(|p| HeaderValue::from_str(p).ok())
-        {
-            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
-        }
-        match &handshake {
-            Handshake::Rfc6455 { key } => {
-                headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-                headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-                let accept =
-                    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-                headers.insert(
-                    header::SEC_WEBSOCKET_ACCEPT,
-                    HeaderValue::from_str(&accept).expect("base64 is a valid header"),
-                );
-            }
-            Handshake::Hixie76 { .. } | Handshake::Hixie75 => {
-                let hixie76 = matches!(handshake, Handshake::Hixie76 { .. });
-                let (origin_name, location_name, phrase) = if hixie76 {
-                    (
-                        "sec-websocket-origin",
-                        "sec-websocket-location",
-                        "WebSocket Protocol Handshake",
-                    )
-                } else {
-                    (
-                        "websocket-origin",
-                        "websocket-location",
-                        "Web Socket Protocol Handshake",
-                    )
-                };
-                headers.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
-                headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-                if let Some(origin) = parts.headers.get(header::ORIGIN) {
-                    headers.insert(HeaderName::from_static(origin_name), origin.clone());
-                }
-                let host = header_str(&parts.headers, "host").unwrap_or("localhost");
-                let location = format!("ws://{host}{}", parts.uri);
-                if let Ok(location) = HeaderValue::from_str(&location) {
-                    headers.insert(HeaderName::from_static(location_name), location);
-                }
-                response
-                    .extensions_mut()
-                    .insert(hyper::ext::ReasonPhrase::from_static(phrase.as_bytes()));
-            }
-        }
-
-        let mut info = SessionInfo::new(Transport::WebSocket, remote_addr(&parts), parts.headers);
-        info.protocol = protocol;
+        let mut info = SessionInfo::new(
+            Transport::WebSocket,
+            remote_addr(&parts),
+            parts.uri.clone(),
+            parts.headers,
+        );
+        info.protocol = accepted.protocol;
         let context = Upgrade {
             config: self.config.clone(),
             websocket: self.websocket.clone(),
             sessions: self.sessions.clone(),
             info: Arc::new(info),
         };
+        let (on_upgrade, handshake) = (accepted.on_upgrade, accepted.handshake);
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => context.run(TokioIo::new(upgraded), handshake).await,
                 Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
             }
         });
-        response
+        accepted.response
     }
 }
 
 /// What the connection task needs once the HTTP connection is upgraded.
-struct Upgrade {
+pub(crate) struct Upgrade {
     config: Arc<ChannelConfig>,
     websocket: WebSocketConfig,
     sessions: Arc<Registry<dyn Outbound>>,
@@ -360,7 +203,22 @@ struct Upgrade {
 }
 
 impl Upgrade {
-    async fn run(self, mut io: TokioIo<hyper::upgrade::Upgraded>, handshake: Handshake) {
+    pub(crate) fn new(
+        config: Arc<ChannelConfig>,
+        websocket: WebSocketConfig,
+        sessions: Arc<Registry<dyn Outbound>>,
+        info: Arc<SessionInfo>,
+    ) -> Self {
+        Self {
+            config,
+            websocket,
+            sessions,
+            info,
+        }
+    }
+
+    /// Runs the session on the upgraded connection until it closes.
+    pub(crate) async fn run(self, mut io: TokioIo<hyper::upgrade::Upgraded>, handshake: Handshake) {
         if let Handshake::Hixie76 { key1, key2 } = &handshake {
             if let Err(error) = hixie::answer_challenge(&mut io, key1, key2).await {
                 tracing::debug!(%error, "hixie-76 handshake failed");

@@ -1,0 +1,221 @@
+//! The HTTP details of SockJS replies: caching, CORS, the JSESSIONID cookie,
+//! and the fixed pages.
+
+use super::{JSessionId, SockJsConfig};
+use axum::body::Body;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode};
+use md5::{Digest, Md5};
+use std::time::{Duration, SystemTime};
+
+/// One year, the cache lifetime of static SockJS replies.
+const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+pub(crate) const JAVASCRIPT: &str = "application/javascript; charset=UTF-8";
+pub(crate) const PLAIN: &str = "text/plain; charset=UTF-8";
+pub(crate) const HTML: &str = "text/html; charset=UTF-8";
+
+/// A reply with a body and content type.
+pub(crate) fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Body>,
+) -> Response<Body> {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// An empty reply.
+pub(crate) fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    response
+}
+
+/// 404, as sockjs-node words it.
+pub(crate) fn not_found() -> Response<Body> {
+    reply(StatusCode::NOT_FOUND, PLAIN, "404 Error: Page not found\n")
+}
+
+/// 405 with the methods the endpoint allows.
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = empty(StatusCode::METHOD_NOT_ALLOWED);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// Replies that must never be cached.
+pub(crate) fn no_cache(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache, no-transform, must-revalidate, max-age=0"),
+    );
+}
+
+/// Replies cached for a year.
+pub(crate) fn cache_for_a_year(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000"),
+    );
+    let expires = httpdate::fmt_http_date(SystemTime::now() + YEAR);
+    if let Ok(expires) = HeaderValue::from_str(&expires) {
+        headers.insert(header::EXPIRES, expires);
+    }
+}
+
+/// CORS as SockJS clients expect it: the request's origin echoed with
+/// credentials allowed (or `*` when there is none, or it is `null`), and
+/// the requested headers allowed.
+pub(crate) fn cors(headers: &mut HeaderMap, request: &HeaderMap, config: &SockJsConfig) {
+    if config.disable_cors {
+        return;
+    }
+    match request
+        .get(header::ORIGIN)
+        .filter(|origin| *origin != "null")
+    {
+        Some(origin) => {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+        None => {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+        }
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(requested) = request.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
+    }
+}
+
+/// The `JSESSIONID` cookie some load balancers need for sticky sessions.
+pub(crate) fn jsessionid(headers: &mut HeaderMap, request: &HeaderMap, config: &SockJsConfig) {
+    let cookie = match &config.jsessionid {
+        JSessionId::Off => return,
+        JSessionId::Dummy => {
+            let existing = request
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(';'))
+                .filter_map(|pair| pair.trim().split_once('='))
+                .find(|(name, _)| *name == "JSESSIONID")
+                .map(|(_, value)| value.trim().to_owned());
+            format!(
+                "JSESSIONID={}; path=/",
+                existing.as_deref().unwrap_or("dummy")
+            )
+        }
+        JSessionId::Custom(make) => match make(request) {
+            Some(cookie) => cookie,
+            None => return,
+        },
+    };
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+}
+
+/// The answer to a CORS preflight of an XHR or `/info` endpoint.
+pub(crate) fn preflight(
+    request: &HeaderMap,
+    config: &SockJsConfig,
+    methods: &'static str,
+) -> Response<Body> {
+    let mut response = empty(StatusCode::NO_CONTENT);
+    let headers = response.headers_mut();
+    cache_for_a_year(headers);
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from(YEAR.as_secs()),
+    );
+    cors(headers, request, config);
+    response
+}
+
+/// `GET /info`: what the server offers.
+pub(crate) fn info(request: &HeaderMap, config: &SockJsConfig) -> Response<Body> {
+    let entropy = u32::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..4]
+            .try_into()
+            .expect("four bytes"),
+    );
+    let mut info = serde_json::json!({
+        "websocket": config.websocket,
+        "cookie_needed": !matches!(config.jsessionid, JSessionId::Off),
+        "origins": ["*:*"],
+        "entropy": entropy,
+    });
+    if config.disable_cors {
+        info.as_object_mut().expect("an object").remove("origins");
+    }
+    let mut response = reply(
+        StatusCode::OK,
+        "application/json; charset=UTF-8",
+        info.to_string(),
+    );
+    no_cache(response.headers_mut());
+    cors(response.headers_mut(), request, config);
+    response
+}
+
+/// Escapes text for an HTML attribute value.
+fn escape_attribute(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// `GET /iframe.html`: the page cross-domain clients load in an iframe; it
+/// runs the SockJS client from `sockjs_url`.
+pub(crate) fn iframe(request: &HeaderMap, config: &SockJsConfig) -> Response<Body> {
+    let page = format!(
+        "<!DOCTYPE html>\n<html>\n<head>\n\
+         <meta http-equiv=\"X-UA-Compatible\" content=\"IE=edge\" />\n\
+         <meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\" />\n\
+         <script src=\"{}\"></script>\n\
+         <script>\n  document.domain = document.domain;\n  SockJS.bootstrap_iframe();\n</script>\n\
+         </head>\n<body>\n<h2>SockJS iframe</h2>\n\
+         <p>A hidden page that carries SockJS across domains.</p>\n</body>\n</html>",
+        escape_attribute(&config.sockjs_url)
+    );
+    let digest = Md5::digest(page.as_bytes());
+    let etag = format!(
+        "\"{}\"",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let etag_value = HeaderValue::from_str(&etag).expect("hex digits in quotes");
+    if request.get(header::IF_NONE_MATCH) == Some(&etag_value) {
+        let mut response = empty(StatusCode::NOT_MODIFIED);
+        response.headers_mut().insert(header::ETAG, etag_value);
+        return response;
+    }
+    let length = page.len();
+    let mut response = reply(StatusCode::OK, HTML, page);
+    let headers = response.headers_mut();
+    cache_for_a_year(headers);
+    headers.insert(header::ETAG, etag_value);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    response
+}
