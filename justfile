@@ -18,7 +18,7 @@ test:
 bench-codecs:
     cargo bench -p channel-protocol
 
-# End-to-end load (mode: browserchannel or websocket): echoes/s and latency percentiles.
+# End-to-end load (mode: browserchannel, websocket or sockjs): echoes/s and latency percentiles.
 bench-load mode="browserchannel" sessions="100" messages="200":
     cargo build --release -p echo -p loadgen
     target/release/loadgen --mode {{mode}} --sessions {{sessions}} --messages {{messages}}

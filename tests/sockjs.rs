@@ -234,7 +234,10 @@ async fn xhr_polling_opens_sends_and_receives() {
     assert_eq!(recv(&mut session).await, Message::Text("b\u{2028}c".into()));
 
     let first = session.send("x\u{2028}😀");
-    let _ = session.send(serde_json::json!({"k": 1}));
+    assert!(session
+        .send(serde_json::json!({"k": 1}))
+        .refused()
+        .is_none());
     let reply = post(&server, "/sockjs/000/s1/xhr", "").await;
     assert_eq!(
         reply.body,
@@ -547,7 +550,7 @@ async fn jsonp_polling_and_sending() {
         (reply.status, reply.body.as_str()),
         (StatusCode::INTERNAL_SERVER_ERROR, "Payload expected.")
     );
-    let _ = session.send("back");
+    assert!(session.send("back").refused().is_none());
     assert_eq!(
         server.get("/sockjs/000/s1/jsonp?c=cb").await.body,
         "/**/cb(\"a[\\\"back\\\"]\");\r\n"

@@ -108,3 +108,40 @@ test("the browser's own WebSocket and EventSource work on the echo page", async 
   assert.deepEqual(events.slice(0, 2), ['tick 0 (id 0)', 'tick 1 (id 1)']);
   assert.deepEqual(pageErrors, []);
 });
+
+async function sockjsRoundTrip(env) {
+  const echo = await startEcho(env);
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const pageErrors = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(`${echo.url}/`);
+    await page.locator('#sj-status', { hasText: 'open' }).waitFor({ timeout: 20000 });
+    const messages = ['over sockjs', 'ünïcode \u2028 ✓ 😀', '</script><b>x</b>'];
+    for (const message of messages) {
+      await page.fill('#sj-message', message);
+      await page.click('#sj-send');
+    }
+    await page.waitForFunction(
+      (count) => document.querySelectorAll('#sj-received li').length >= count,
+      messages.length, { timeout: 20000 });
+    const received = await page.$$eval('#sj-received li', (items) => items.map((li) => li.textContent));
+    assert.deepEqual(received, messages);
+    assert.deepEqual(pageErrors, []);
+    return await page.textContent('#sj-transport');
+  } finally {
+    await browser.close();
+    await echo.stop();
+  }
+}
+
+test('the echo page talks SockJS over a WebSocket', async () => {
+  assert.equal(await sockjsRoundTrip({}), 'websocket');
+});
+
+test('with websockets disabled by the server, SockJS falls back and still works', async () => {
+  const transport = await sockjsRoundTrip({ ECHO_SOCKJS_WEBSOCKET: 'off' });
+  assert.notEqual(transport, 'websocket');
+  assert.ok(['xhr-streaming', 'xhr-polling', 'eventsource', 'iframe-eventsource', 'iframe-htmlfile'].includes(transport), transport);
+});

@@ -10,6 +10,8 @@
 //! - `--mode websocket`: the same WebSocket client against the layer's `/ws`
 //!   endpoint and against `bare-ws-echo`, a plain tokio-tungstenite echo
 //!   server, in the same run; reports the ratio.
+//! - `--mode sockjs`: SockJS over its `websocket` transport and over
+//!   `xhr_streaming` with `xhr_send`.
 //!
 //! ```text
 //! cargo build --release -p echo -p loadgen
@@ -19,6 +21,7 @@
 
 mod browserchannel;
 mod report;
+mod sockjs;
 mod websocket;
 
 use report::Samples;
@@ -148,12 +151,30 @@ async fn websocket_load(options: &Options) -> Result<(), Error> {
     Ok(())
 }
 
+async fn sockjs_load(options: &Options) -> Result<(), Error> {
+    let (base, _echo) = start_server(&options.echo_bin).await?;
+    let over_websocket = sockjs::websocket(&base, options.sessions, options.messages).await?;
+    let over_xhr = sockjs::xhr_streaming(&base, options.sessions, options.messages).await?;
+    println!(
+        "SockJS echo, {} sessions x {} messages (one in flight per session)",
+        options.sessions, options.messages
+    );
+    println!("  websocket transport:");
+    over_websocket.print("    ");
+    println!("  xhr_streaming + xhr_send:");
+    over_xhr.print("    ");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let options = parse_options();
     match options.mode.as_str() {
         "browserchannel" => browserchannel_load(&options).await,
         "websocket" => websocket_load(&options).await,
-        other => Err(format!("unknown mode {other}; use browserchannel or websocket").into()),
+        "sockjs" => sockjs_load(&options).await,
+        other => {
+            Err(format!("unknown mode {other}; use browserchannel, websocket or sockjs").into())
+        }
     }
 }

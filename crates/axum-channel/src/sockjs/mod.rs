@@ -552,7 +552,7 @@ impl SockJsServer {
         };
         let accepted = match handshake::accept(&mut parts, &options) {
             Ok(accepted) => accepted,
-            Err(response) => return response,
+            Err(refusal) => return refusal.response(),
         };
         if !self.config.authorized(&parts).await {
             return http::reply(StatusCode::FORBIDDEN, http::PLAIN, "Forbidden");
@@ -617,7 +617,7 @@ impl SockJsServer {
         };
         let accepted = match handshake::accept(&mut parts, &options) {
             Ok(accepted) => accepted,
-            Err(response) => return response,
+            Err(refusal) => return refusal.response(),
         };
         if !self.config.authorized(&parts).await {
             return http::reply(StatusCode::FORBIDDEN, http::PLAIN, "Forbidden");

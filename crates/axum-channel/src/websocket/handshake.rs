@@ -14,10 +14,14 @@ pub(crate) enum Handshake {
 }
 
 /// Why a handshake request is refused.
-enum Refusal {
+pub(crate) enum Refusal {
     BadRequest(&'static str),
     /// A `Sec-WebSocket-Version` other than 13: 426 naming the one we speak.
     UnsupportedVersion,
+    /// An `Origin` not on the allow-list: 403.
+    OriginNotAllowed,
+    /// The connection offers no upgrade (not HTTP/1.1 through hyper): 426.
+    CannotUpgrade,
 }
 
 impl Refusal {
@@ -25,8 +29,13 @@ impl Refusal {
         Refusal::BadRequest(message)
     }
 
-    fn response(self) -> Response<Body> {
+    pub(crate) fn response(self) -> Response<Body> {
         match self {
+            Refusal::OriginNotAllowed => plain(StatusCode::FORBIDDEN, "Origin not allowed"),
+            Refusal::CannotUpgrade => plain(
+                StatusCode::UPGRADE_REQUIRED,
+                "This connection cannot be upgraded",
+            ),
             Refusal::BadRequest(message) => plain(StatusCode::BAD_REQUEST, message),
             Refusal::UnsupportedVersion => {
                 let mut response = plain(
@@ -141,20 +150,17 @@ fn select_protocol(headers: &HeaderMap, supported: &[String]) -> Option<String> 
 pub(crate) fn accept(
     parts: &mut Parts,
     options: &HandshakeOptions<'_>,
-) -> Result<Accepted, Response<Body>> {
+) -> Result<Accepted, Refusal> {
     if let Some(allowed) = options.allowed_origins {
         let origin = header_str(&parts.headers, "origin").unwrap_or("");
         if !allowed.iter().any(|allowed| allowed == origin) {
-            return Err(plain(StatusCode::FORBIDDEN, "Origin not allowed"));
+            return Err(Refusal::OriginNotAllowed);
         }
     }
-    let handshake = handshake_kind(&parts.headers, options.hixie).map_err(Refusal::response)?;
+    let handshake = handshake_kind(&parts.headers, options.hixie)?;
     let protocol = select_protocol(&parts.headers, options.protocols);
     let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
-        return Err(plain(
-            StatusCode::UPGRADE_REQUIRED,
-            "This connection cannot be upgraded",
-        ));
+        return Err(Refusal::CannotUpgrade);
     };
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -162,7 +162,7 @@ impl WebSocketServer {
         };
         let accepted = match handshake::accept(&mut parts, &options) {
             Ok(accepted) => accepted,
-            Err(response) => return response,
+            Err(refusal) => return refusal.response(),
         };
         if !self.config.authorized(&parts).await {
             return plain(StatusCode::FORBIDDEN, "Forbidden");
