@@ -2,7 +2,7 @@
 
 use axum_channel::{ChannelConfig, CloseReason, Message, SendError};
 use bytes::Bytes;
-use channel_tests::{parse_chunks, Streamed, TestServer, PATIENCE};
+use channel_tests::{closed, parse_chunks, recv, Streamed, TestServer, PATIENCE};
 use futures::StreamExt;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -16,13 +16,6 @@ async fn back_channel(server: &TestServer, sid: &str, query: &str) -> Streamed {
     let path = format!("/channel/bind?VER=8&RID=rpc&SID={sid}&{query}");
     let response = server.send(Method::GET, &path, &[], Bytes::new()).await;
     Streamed::new(response)
-}
-
-async fn recv(session: &mut axum_channel::Session) -> Message {
-    tokio::time::timeout(PATIENCE, session.next())
-        .await
-        .expect("a message arrived in time")
-        .expect("the session is open")
 }
 
 fn assert_no_cache(headers: &http::HeaderMap) {
@@ -383,9 +376,7 @@ async fn heartbeats_are_noop_arrays() {
 async fn sessions_without_a_back_channel_time_out() {
     let mut server = TestServer::start(quick().session_timeout(Duration::from_millis(200))).await;
     let (sid, session) = server.open_session().await;
-    let reason = tokio::time::timeout(PATIENCE, session.closed())
-        .await
-        .unwrap();
+    let reason = closed(&session).await;
     assert_eq!(reason, CloseReason::TimedOut);
     let reply = server
         .post(
@@ -411,9 +402,7 @@ async fn an_open_back_channel_keeps_the_session_alive() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!session.is_closed());
     drop(_back);
-    let reason = tokio::time::timeout(PATIENCE, session.closed())
-        .await
-        .unwrap();
+    let reason = closed(&session).await;
     assert_eq!(reason, CloseReason::TimedOut);
 }
 
@@ -468,9 +457,7 @@ async fn terminate_closes_the_session_once_earlier_requests_arrived() {
         )
         .await;
     assert_eq!(recv(&mut session).await, Message::Json(json!("last words")));
-    let reason = tokio::time::timeout(PATIENCE, session.closed())
-        .await
-        .unwrap();
+    let reason = closed(&session).await;
     assert_eq!(reason, CloseReason::Disconnected);
     assert!(session.next().await.is_none(), "the stream ends");
 }

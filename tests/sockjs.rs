@@ -3,7 +3,7 @@
 
 use axum_channel::{ChannelConfig, CloseReason, Message, SockJsConfig};
 use bytes::Bytes;
-use channel_tests::{Reply, Streamed, TestServer, PATIENCE};
+use channel_tests::{closed, recv, Reply, Streamed, TestServer, PATIENCE};
 use futures::{SinkExt, StreamExt};
 use http::{Method, StatusCode};
 use std::time::Duration;
@@ -31,11 +31,12 @@ async fn post(server: &TestServer, path: &str, body: &str) -> Reply {
     request(server, Method::POST, path, &[], body).await
 }
 
-async fn recv(session: &mut axum_channel::Session) -> Message {
-    tokio::time::timeout(PATIENCE, session.next())
-        .await
-        .expect("a message in time")
-        .expect("the session is open")
+/// Opens a streaming receiver and reads past the open frame.
+async fn open_streaming(server: &TestServer, path: &str) -> Streamed {
+    let response = server.send(Method::POST, path, &[], Bytes::new()).await;
+    let mut stream = Streamed::new(response);
+    stream.read_until("o\n").await;
+    stream
 }
 
 #[tokio::test]
@@ -325,16 +326,7 @@ async fn xhr_streaming_has_a_prelude_and_a_response_limit() {
 #[tokio::test]
 async fn a_second_receiver_is_turned_away() {
     let mut server = server(quick()).await;
-    let response = server
-        .send(
-            Method::POST,
-            "/sockjs/000/s1/xhr_streaming",
-            &[],
-            Bytes::new(),
-        )
-        .await;
-    let mut stream = Streamed::new(response);
-    stream.read_until("o\n").await;
+    let _stream = open_streaming(&server, "/sockjs/000/s1/xhr_streaming").await;
     let session = server.next_session().await;
     let reply = post(&server, "/sockjs/000/s1/xhr", "").await;
     assert_eq!(reply.body, "c[2010,\"Another connection still open\"]\n");
@@ -344,16 +336,7 @@ async fn a_second_receiver_is_turned_away() {
 #[tokio::test]
 async fn heartbeats_keep_receivers_alive() {
     let mut server = server(quick().heartbeat_delay(Duration::from_millis(100))).await;
-    let response = server
-        .send(
-            Method::POST,
-            "/sockjs/000/s1/xhr_streaming",
-            &[],
-            Bytes::new(),
-        )
-        .await;
-    let mut stream = Streamed::new(response);
-    stream.read_until("o\n").await;
+    let mut stream = open_streaming(&server, "/sockjs/000/s1/xhr_streaming").await;
     let _session = server.next_session().await;
     assert_eq!(stream.read_until("\n").await, "h\n");
     assert_eq!(stream.read_until("\n").await, "h\n");
@@ -362,16 +345,7 @@ async fn heartbeats_keep_receivers_alive() {
 #[tokio::test]
 async fn closing_answers_with_the_close_frame_until_the_session_is_forgotten() {
     let mut server = server(quick()).await;
-    let response = server
-        .send(
-            Method::POST,
-            "/sockjs/000/s1/xhr_streaming",
-            &[],
-            Bytes::new(),
-        )
-        .await;
-    let mut stream = Streamed::new(response);
-    stream.read_until("o\n").await;
+    let mut stream = open_streaming(&server, "/sockjs/000/s1/xhr_streaming").await;
     let mut session = server.next_session().await;
     session.close("Go away!");
     assert_eq!(stream.read_until("\n").await, "c[3000,\"Go away!\"]\n");
@@ -407,9 +381,7 @@ async fn a_session_without_receiver_times_out() {
     let mut server = server(quick()).await;
     post(&server, "/sockjs/000/s1/xhr", "").await;
     let session = server.next_session().await;
-    let reason = tokio::time::timeout(PATIENCE, session.closed())
-        .await
-        .unwrap();
+    let reason = closed(&session).await;
     assert_eq!(reason, CloseReason::TimedOut);
     assert_eq!(server.handle.session_count(), 0);
 }
@@ -417,21 +389,10 @@ async fn a_session_without_receiver_times_out() {
 #[tokio::test]
 async fn a_client_that_leaves_a_streaming_receiver_ends_the_session() {
     let mut server = server(quick().heartbeat_delay(Duration::from_millis(50))).await;
-    let response = server
-        .send(
-            Method::POST,
-            "/sockjs/000/s1/xhr_streaming",
-            &[],
-            Bytes::new(),
-        )
-        .await;
-    let mut stream = Streamed::new(response);
-    stream.read_until("o\n").await;
+    let stream = open_streaming(&server, "/sockjs/000/s1/xhr_streaming").await;
     let session = server.next_session().await;
     drop(stream);
-    let reason = tokio::time::timeout(PATIENCE, session.closed())
-        .await
-        .unwrap();
+    let reason = closed(&session).await;
     assert_eq!(reason, CloseReason::ConnectionLost);
 }
 
@@ -619,9 +580,7 @@ async fn websocket_broken_framing_closes_the_session() {
     let session = server.next_session().await;
     client.send(WsMessage::text("[\"a")).await.unwrap();
     assert_eq!(ws_text(&mut client).await, "c[3000,\"Broken framing.\"]");
-    let reason = tokio::time::timeout(PATIENCE, session.closed())
-        .await
-        .unwrap();
+    let reason = closed(&session).await;
     assert!(
         matches!(reason, CloseReason::Failed { code: 3000, .. }),
         "{reason:?}"
@@ -635,9 +594,7 @@ async fn the_peer_closing_a_websocket_ends_the_session() {
     ws_text(&mut client).await;
     let session = server.next_session().await;
     client.close(None).await.unwrap();
-    let reason = tokio::time::timeout(PATIENCE, session.closed())
-        .await
-        .unwrap();
+    let reason = closed(&session).await;
     assert!(matches!(reason, CloseReason::Peer { .. }), "{reason:?}");
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(server.handle.session_count(), 0);

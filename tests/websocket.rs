@@ -3,7 +3,7 @@
 
 use axum_channel::{ChannelConfig, CloseReason, Message, SendError, WebSocketConfig};
 use bytes::Bytes;
-use channel_tests::{TestServer, PATIENCE};
+use channel_tests::{closed, recv, TestServer, PATIENCE};
 use futures::{SinkExt, StreamExt};
 use http::{Method, StatusCode};
 use std::time::Duration;
@@ -44,13 +44,6 @@ async fn next_frame(client: &mut Client) -> WsMessage {
         .expect("a frame in time")
         .expect("the connection is open")
         .expect("a valid frame")
-}
-
-async fn recv(session: &mut axum_channel::Session) -> Message {
-    tokio::time::timeout(PATIENCE, session.next())
-        .await
-        .expect("a message in time")
-        .expect("the session is open")
 }
 
 /// Reads until the server's close frame, then lets the client answer it
@@ -190,9 +183,7 @@ async fn a_peer_that_stops_answering_pings_is_closed() {
     let mut server = server(WebSocketConfig::new().ping_interval(Duration::from_millis(100))).await;
     let (_client_never_reads, _) = connect(&server, &[]).await;
     let session = server.next_session().await;
-    let reason = tokio::time::timeout(PATIENCE, session.closed())
-        .await
-        .unwrap();
+    let reason = closed(&session).await;
     assert_eq!(reason, CloseReason::PingTimeout);
 }
 
@@ -217,9 +208,7 @@ async fn the_app_closes_with_a_code_and_reason() {
     let session = server.next_session().await;
     session.close_with_code(4001, "go away");
     assert_eq!(close_code(&mut client).await, (4001, "go away".into()));
-    let reason = tokio::time::timeout(PATIENCE, session.closed())
-        .await
-        .unwrap();
+    let reason = closed(&session).await;
     assert_eq!(
         reason,
         CloseReason::ClosedWithCode {
@@ -242,9 +231,7 @@ async fn the_peers_close_code_and_reason_reach_the_app() {
         }))
         .await
         .unwrap();
-    let reason = tokio::time::timeout(PATIENCE, session.closed())
-        .await
-        .unwrap();
+    let reason = closed(&session).await;
     assert_eq!(
         reason,
         CloseReason::Peer {
@@ -267,9 +254,7 @@ async fn an_oversized_message_closes_with_1009() {
         .unwrap();
     assert_eq!(recv(&mut session).await, Message::Text("small".into()));
     assert_eq!(close_code(&mut client).await.0, 1009);
-    let reason = tokio::time::timeout(PATIENCE, session.closed())
-        .await
-        .unwrap();
+    let reason = closed(&session).await;
     assert!(
         matches!(reason, CloseReason::Failed { code: 1009, .. }),
         "{reason:?}"
@@ -290,9 +275,7 @@ async fn invalid_utf8_closes_with_1007() {
         .await
         .unwrap();
     assert_eq!(close_code(&mut client).await.0, 1007);
-    let reason = tokio::time::timeout(PATIENCE, session.closed())
-        .await
-        .unwrap();
+    let reason = closed(&session).await;
     assert!(
         matches!(reason, CloseReason::Failed { code: 1007, .. }),
         "{reason:?}"
@@ -396,12 +379,7 @@ async fn close_all_closes_websockets_with_1001() {
     let session = server.next_session().await;
     server.handle.close_all();
     assert_eq!(close_code(&mut client).await.0, 1001);
-    assert_eq!(
-        tokio::time::timeout(PATIENCE, session.closed())
-            .await
-            .unwrap(),
-        CloseReason::Shutdown
-    );
+    assert_eq!(closed(&session).await, CloseReason::Shutdown);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(server.handle.session_count(), 0);
 }
@@ -481,9 +459,7 @@ async fn hixie_76_handshake_and_framing() {
     let mut closing = [0u8; 2];
     stream.read_exact(&mut closing).await.unwrap();
     assert_eq!(&closing, b"\xff\x00");
-    let reason = tokio::time::timeout(PATIENCE, session.closed())
-        .await
-        .unwrap();
+    let reason = closed(&session).await;
     assert_eq!(
         reason,
         CloseReason::Peer {

@@ -2,8 +2,9 @@
 
 use axum::routing::get;
 use axum::Router;
-use axum_channel::{ChannelConfig, ChannelHandle, ChannelLayer, Session};
+use axum_channel::{ChannelConfig, ChannelHandle, ChannelLayer, CloseReason, Message, Session};
 use bytes::Bytes;
+use futures::StreamExt;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -261,6 +262,21 @@ impl Streamed {
             Ok(None)
         )
     }
+}
+
+/// The session's next message; fails the test if none comes in time.
+pub async fn recv(session: &mut Session) -> Message {
+    tokio::time::timeout(PATIENCE, session.next())
+        .await
+        .expect("a message arrived in time")
+        .expect("the session is open")
+}
+
+/// Why the session closed; fails the test if it does not close in time.
+pub async fn closed(session: &Session) -> CloseReason {
+    tokio::time::timeout(PATIENCE, session.closed())
+        .await
+        .expect("the session closed in time")
 }
 
 /// Splits a body of length-prefixed chunks (`len\npayload...`).

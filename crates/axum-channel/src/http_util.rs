@@ -6,6 +6,8 @@ use channel_protocol::browserchannel::back_channel;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::convert::Infallible;
+use tokio::sync::mpsc;
 
 /// Headers that keep proxies and browsers from caching or sniffing replies,
 /// as node-browserchannel sends them on every response.
@@ -98,5 +100,29 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyErr
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<LengthLimitError>() => Err(BodyError::TooLarge),
         Err(_) => Err(BodyError::Broken),
+    }
+}
+
+/// A response body streamed from `receiver`. `guard` lives as long as the
+/// body: its `Drop` tells the session that the client went away, or that the
+/// body finished.
+pub(crate) fn streamed_body<G: Send + 'static>(
+    receiver: mpsc::UnboundedReceiver<Bytes>,
+    guard: G,
+) -> Body {
+    let stream = futures::stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
+        let bytes = receiver.recv().await?;
+        Some((Ok::<_, Infallible>(bytes), (receiver, guard)))
+    });
+    Body::from_stream(stream)
+}
+
+/// Appends a header given as text; an invalid name or value is ignored.
+pub(crate) fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        headers.append(name, value);
     }
 }

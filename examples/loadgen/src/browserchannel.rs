@@ -43,11 +43,7 @@ pub async fn run(
             ))
         })
         .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    Ok(Samples::new(latencies, started.elapsed()))
+    crate::report::gather(tasks, started).await
 }
 
 async fn request(

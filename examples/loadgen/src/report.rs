@@ -1,6 +1,7 @@
 //! Latency samples and their summary.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 /// Round-trip times of one run and how long the run took.
 pub struct Samples {
@@ -47,4 +48,17 @@ impl Samples {
             ms(self.percentile(0.99))
         );
     }
+}
+
+/// Waits for every session task and joins their round trips into one run
+/// that began at `started`.
+pub async fn gather(
+    tasks: Vec<JoinHandle<Result<Vec<Duration>, crate::Error>>>,
+    started: Instant,
+) -> Result<Samples, crate::Error> {
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    Ok(Samples::new(latencies, started.elapsed()))
 }

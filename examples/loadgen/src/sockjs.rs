@@ -61,11 +61,7 @@ pub async fn websocket(base: &str, sessions: usize, messages: usize) -> Result<S
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    Ok(Samples::new(latencies, started.elapsed()))
+    crate::report::gather(tasks, started).await
 }
 
 /// Keeps an `xhr_streaming` receiver open for one session, reopening it when
@@ -154,9 +150,5 @@ pub async fn xhr_streaming(base: &str, sessions: usize, messages: usize) -> Resu
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    Ok(Samples::new(latencies, started.elapsed()))
+    crate::report::gather(tasks, started).await
 }

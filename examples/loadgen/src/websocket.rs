@@ -40,9 +40,5 @@ pub async fn run(url: &str, sessions: usize, messages: usize) -> Result<Samples,
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    Ok(Samples::new(latencies, started.elapsed()))
+    crate::report::gather(tasks, started).await
 }

@@ -1,10 +1,10 @@
 //! The hanging GET that carries arrays to the client, as a streamed body.
 
 use super::session::BcSession;
+use crate::http_util::streamed_body;
 use axum::body::Body;
 use bytes::Bytes;
 use channel_protocol::browserchannel::BackChannelEncoder;
-use std::convert::Infallible;
 use std::sync::Weak;
 use tokio::sync::mpsc;
 
@@ -82,10 +82,5 @@ pub(crate) fn back_channel_body(
     session: Weak<BcSession>,
     serial: u64,
 ) -> Body {
-    let guard = GoneGuard { session, serial };
-    let stream = futures::stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
-        let bytes = receiver.recv().await?;
-        Some((Ok::<_, Infallible>(bytes), (receiver, guard)))
-    });
-    Body::from_stream(stream)
+    streamed_body(receiver, GoneGuard { session, serial })
 }

@@ -4,7 +4,7 @@
 use super::back_channel::{back_channel_body, BackChannel};
 use crate::config::ChannelConfig;
 use crate::registry::Registry;
-use crate::session::{CloseReason, Delivery, Message, Outbound, SendError, SessionInfo};
+use crate::session::{deliver, CloseReason, Delivery, Message, Outbound, SendError, SessionInfo};
 use axum::body::Body;
 use channel_protocol::browserchannel::{
     BackChannelEncoder, ForwardBatch, ForwardMessage, SessionLimits, SessionState,
@@ -241,31 +241,16 @@ impl BcSession {
             (received, state.incoming.clone())
         };
         if let Some(incoming) = incoming {
-            self.deliver(incoming, received.messages).await;
+            let messages = received.messages.into_iter().map(|message| match message {
+                ForwardMessage::Json(value) => Message::Json(value),
+                ForwardMessage::Map(map) => Message::Map(map),
+            });
+            deliver(&incoming, self.closed.subscribe(), messages).await;
         }
         if received.terminated {
             self.close_with(CloseReason::Disconnected);
         }
         Ok(())
-    }
-
-    async fn deliver(&self, incoming: mpsc::Sender<Message>, messages: Vec<ForwardMessage>) {
-        let mut closed = self.closed.subscribe();
-        for message in messages {
-            let message = match message {
-                ForwardMessage::Json(value) => Message::Json(value),
-                ForwardMessage::Map(map) => Message::Map(map),
-            };
-            tokio::select! {
-                sent = incoming.send(message) => {
-                    // The app dropped its session: nobody is listening.
-                    if sent.is_err() {
-                        return;
-                    }
-                }
-                _ = closed.wait_for(Option::is_some) => return,
-            }
-        }
     }
 
     /// The client's `TYPE=terminate` at request number `request`.

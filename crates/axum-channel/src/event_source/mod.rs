@@ -10,7 +10,7 @@ use crate::session::{
 use axum::body::Body;
 use bytes::Bytes;
 use channel_protocol::event_stream;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use std::convert::Infallible;
@@ -60,12 +60,7 @@ impl EventSourceConfig {
     /// Adds a header to every stream response (for example CORS headers).
     /// Invalid names or values are ignored.
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            self.headers.append(name, value);
-        }
+        crate::http_util::append_header(&mut self.headers, name, value);
         self
     }
 

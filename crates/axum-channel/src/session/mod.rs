@@ -129,6 +129,25 @@ pub(crate) trait Outbound: Send + Sync + 'static {
     fn close_watch(&self) -> watch::Receiver<Option<CloseReason>>;
 }
 
+/// Hands `messages` to the app in order, waiting while its queue is full;
+/// stops early when the session closes or the app dropped its `Session`.
+pub(crate) async fn deliver(
+    incoming: &mpsc::Sender<Message>,
+    mut closed: watch::Receiver<Option<CloseReason>>,
+    messages: impl IntoIterator<Item = Message>,
+) {
+    for message in messages {
+        tokio::select! {
+            sent = incoming.send(message) => {
+                if sent.is_err() {
+                    return;
+                }
+            }
+            _ = closed.wait_for(Option::is_some) => return,
+        }
+    }
+}
+
 /// What the app knows about a session's peer, fixed when the session opens.
 #[derive(Debug)]
 pub(crate) struct SessionInfo {

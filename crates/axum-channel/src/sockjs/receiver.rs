@@ -2,11 +2,11 @@
 //! frames are written to.
 
 use super::session::SjSession;
+use crate::http_util::streamed_body;
 use crate::session::CloseReason;
 use axum::body::Body;
 use bytes::Bytes;
 use channel_protocol::sockjs::ReceiverEncoding;
-use std::convert::Infallible;
 use std::sync::Weak;
 use tokio::sync::mpsc;
 
@@ -100,10 +100,5 @@ pub(crate) fn body(
     session: Weak<SjSession>,
     serial: u64,
 ) -> Body {
-    let guard = GoneGuard { session, serial };
-    let stream = futures::stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
-        let bytes = receiver.recv().await?;
-        Some((Ok::<_, Infallible>(bytes), (receiver, guard)))
-    });
-    Body::from_stream(stream)
+    streamed_body(receiver, GoneGuard { session, serial })
 }

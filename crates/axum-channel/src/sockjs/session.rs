@@ -4,7 +4,7 @@
 use super::receiver::Receiver;
 use super::SockJsConfig;
 use crate::registry::Registry;
-use crate::session::{CloseReason, Delivery, Message, Outbound, SendError, SessionInfo};
+use crate::session::{deliver, CloseReason, Delivery, Message, Outbound, SendError, SessionInfo};
 use channel_protocol::sockjs::session::{Phase, QueueError};
 use channel_protocol::sockjs::{framing, Attach, SessionState};
 use serde_json::Value;
@@ -246,19 +246,9 @@ impl SjSession {
             }
             state.incoming.clone()
         };
-        let Some(incoming) = incoming else {
-            return;
-        };
-        let mut closed = self.closed.subscribe();
-        for message in messages {
-            tokio::select! {
-                sent = incoming.send(Message::Text(message)) => {
-                    if sent.is_err() {
-                        return;
-                    }
-                }
-                _ = closed.wait_for(Option::is_some) => return,
-            }
+        if let Some(incoming) = incoming {
+            let messages = messages.into_iter().map(Message::Text);
+            deliver(&incoming, self.closed.subscribe(), messages).await;
         }
     }
 

@@ -12,7 +12,7 @@ use crate::registry::Registry;
 use crate::session::{Outbound, Session, SessionInfo, SessionSender, Transport};
 use axum::body::Body;
 use handshake::{plain, Handshake, HandshakeOptions};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderMap;
 use http::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::fmt;
@@ -94,12 +94,7 @@ impl WebSocketConfig {
 
     /// Adds a header to every handshake response. Invalid names or values are ignored.
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            self.headers.append(name, value);
-        }
+        crate::http_util::append_header(&mut self.headers, name, value);
         self
     }
 
