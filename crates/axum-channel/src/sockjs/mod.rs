@@ -514,7 +514,9 @@ impl SockJsServer {
                 return response;
             }
         };
-        let Some(session) = self.sessions.get(id).filter(|s| s.is_open()) else {
+        // A closed session that is not yet forgotten accepts and drops
+        // messages, as sockjs-node's does.
+        let Some(session) = self.sessions.get(id) else {
             let mut response = http::not_found();
             if kind == TransportKind::XhrSend {
                 http::cors(response.headers_mut(), &parts.headers, &self.sockjs);

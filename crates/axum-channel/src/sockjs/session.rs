@@ -252,12 +252,6 @@ impl SjSession {
         }
     }
 
-    /// True when the session accepts sends from the client.
-    pub(crate) fn is_open(&self) -> bool {
-        let state = self.lock();
-        !state.forgotten && state.protocol.phase() == Phase::Open
-    }
-
     /// Closes the session with a close frame. It stays known for one more
     /// disconnect delay, answering receivers with the same frame.
     pub(crate) fn close_with(&self, code: u16, text: &str, reason: CloseReason) {
