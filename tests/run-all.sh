@@ -18,4 +18,7 @@ echo "== interop: npm clients and headless Chromium against the echo example"
 npm ci --prefix examples/echo --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 cargo build -p echo --locked
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
+export ECHO_BIN="$target_dir/debug/echo"
 node --test --test-concurrency=1 tests/interop/
