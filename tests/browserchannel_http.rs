@@ -672,6 +672,15 @@ async fn close_all_ends_every_session() {
     assert!(back.ends_within(PATIENCE).await);
     assert_eq!(session.close_reason(), Some(CloseReason::Shutdown));
     assert_eq!(server.handle.session_count(), 0);
+    // Clients reconnecting while the server drains are refused.
+    let reply = server.post("/channel/bind?VER=8&RID=1", "count=0").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(server.handle.session_count(), 0);
+    assert_eq!(
+        server.get("/healthz").await.body,
+        "ok",
+        "the app's routes still answer"
+    );
 }
 
 #[tokio::test]

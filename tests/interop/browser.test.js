@@ -23,9 +23,9 @@ async function launch() {
 
 test('the echo page connects, sends and shows every echo', async (t) => {
   const echo = await startEcho();
-  t.after(() => echo.stop());
   const browser = await launch();
-  t.after(() => browser.close());
+  // The browser goes first, so its reconnecting clients cannot hold up the server's exit.
+  t.after(async () => { await browser.close(); await echo.stop(); });
   const page = await browser.newPage();
   const pageErrors = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
@@ -51,9 +51,9 @@ test('the echo page connects, sends and shows every echo', async (t) => {
 
 test('the page recovers a session after its back channel is aborted', async (t) => {
   const echo = await startEcho();
-  t.after(() => echo.stop());
   const browser = await launch();
-  t.after(() => browser.close());
+  // The browser goes first, so its reconnecting clients cannot hold up the server's exit.
+  t.after(async () => { await browser.close(); await echo.stop(); });
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${echo.url}/`);
@@ -81,9 +81,9 @@ test('the page recovers a session after its back channel is aborted', async (t) 
 
 test("the browser's own WebSocket and EventSource work on the echo page", async (t) => {
   const echo = await startEcho();
-  t.after(() => echo.stop());
   const browser = await launch();
-  t.after(() => browser.close());
+  // The browser goes first, so its reconnecting clients cannot hold up the server's exit.
+  t.after(async () => { await browser.close(); await echo.stop(); });
   const page = await browser.newPage();
   const pageErrors = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));

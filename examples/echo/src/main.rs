@@ -150,10 +150,29 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let address = listener.local_addr()?;
     println!("listening on http://{address}");
-    axum::serve(
+    let (signalled, on_signal) = tokio::sync::oneshot::channel();
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal(handle))
-    .await
+    .with_graceful_shutdown(async move {
+        shutdown_signal(handle).await;
+        let _ = signalled.send(());
+    });
+    // Connections may outlive the sessions (a keep-alive request that never
+    // ends); past a grace period, exit anyway.
+    let grace = async {
+        if on_signal.await.is_ok() {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        _ = grace => {
+            tracing::warn!("connections still open 10 s after shutdown began; exiting");
+            Ok(())
+        }
+    }
 }

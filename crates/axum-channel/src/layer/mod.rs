@@ -17,6 +17,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{Request, Response};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -40,6 +41,8 @@ struct Shared {
     websocket: Option<(String, Arc<WebSocketServer>)>,
     event_source: Option<(String, Arc<EventSourceServer>)>,
     sockjs: Option<(String, Arc<SockJsServer>)>,
+    /// Set once `ChannelHandle::shutdown` or `close_all` began: no new sessions.
+    shutting_down: AtomicBool,
     /// Open WebSocket and EventSource sessions.
     streams: Arc<Registry<dyn Outbound>>,
 }
@@ -78,6 +81,13 @@ impl Shared {
         request: Request<Body>,
     ) -> BoxFuture<'static, Response<Body>> {
         Box::pin(async move {
+            if self.shutting_down.load(Ordering::Acquire) {
+                // Clients that reconnect while the server drains must not
+                // open streams that would hold the shutdown up.
+                let mut response = Response::new(Body::from("Server shutting down"));
+                *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                return response;
+            }
             match route {
                 Route::BrowserChannel(sub_path) => {
                     let server = self
@@ -142,6 +152,7 @@ impl ChannelLayer {
                 websocket,
                 event_source,
                 sockjs,
+                shutting_down: AtomicBool::new(false),
                 streams,
             }),
         }
@@ -184,8 +195,11 @@ impl ChannelHandle {
     }
 
     /// Closes every open session, ending their back channels, so a graceful
-    /// shutdown does not wait on hanging requests.
+    /// shutdown does not wait on hanging requests. From then on the layer
+    /// answers its paths with 503, so reconnecting clients cannot open new
+    /// sessions.
     pub fn close_all(&self) {
+        self.shared.shutting_down.store(true, Ordering::Release);
         if let Some(server) = &self.shared.browserchannel {
             server.close_all(CloseReason::Shutdown);
         }
