@@ -44,6 +44,7 @@ mod layer;
 mod registry;
 mod session;
 mod sockjs;
+mod timer;
 mod websocket;
 
 pub use config::{ChannelConfig, SessionRequest};

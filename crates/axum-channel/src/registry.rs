@@ -32,9 +32,7 @@ impl<T: ?Sized> Registry<T> {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<T>>> {
         // A panic elsewhere cannot leave a HashMap half-updated, so the data is usable.
-        self.sessions
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::timer::lock(&self.sessions)
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<T>> {

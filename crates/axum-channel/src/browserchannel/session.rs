@@ -5,6 +5,7 @@ use super::back_channel::{back_channel_body, BackChannel};
 use crate::config::ChannelConfig;
 use crate::registry::Registry;
 use crate::session::{deliver, CloseReason, Delivery, Message, Outbound, SendError, SessionInfo};
+use crate::timer::{lock, run_timers, Timed};
 use axum::body::Body;
 use channel_protocol::browserchannel::{
     BackChannelEncoder, ForwardBatch, ForwardMessage, SessionLimits, SessionState,
@@ -13,7 +14,7 @@ use channel_protocol::OrderError;
 use serde_json::Value;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 
 /// Resolves the app's `send` future when the client acknowledges the array.
 type AckToken = oneshot::Sender<Result<(), SendError>>;
@@ -80,58 +81,16 @@ impl BcSession {
             ingest: tokio::sync::Mutex::new(()),
             registry,
         });
-        tokio::spawn(session.clone().drive());
+        tokio::spawn(run_timers(session.clone()));
         (session, incoming_rx)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().close_reason.is_some()
-    }
-
-    /// Runs the timers: heartbeats while a back channel is open, the session
-    /// timeout while none is, and deferred flushes.
-    async fn drive(self: Arc<Self>) {
-        loop {
-            let deadline = {
-                let mut state = self.lock();
-                if state.close_reason.is_some() {
-                    return;
-                }
-                if std::mem::take(&mut state.flush_wanted) {
-                    self.flush(&mut state);
-                }
-                match state.back_channel {
-                    Some(_) => state.heartbeat_due,
-                    None => state.no_back_channel_since + self.config.session_timeout,
-                }
-            };
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = sleep_until(deadline) => self.on_deadline(),
-            }
-        }
-    }
-
-    fn on_deadline(&self) {
-        let now = Instant::now();
-        let mut state = self.lock();
-        if state.back_channel.is_some() {
-            if now >= state.heartbeat_due {
-                state.protocol.queue_noop();
-                state.heartbeat_due = now + self.config.keep_alive_interval;
-                self.flush(&mut state);
-            }
-        } else if now >= state.no_back_channel_since + self.config.session_timeout {
-            drop(state);
-            tracing::debug!(session = %self.info.id, "session timed out");
-            self.close_with(CloseReason::TimedOut);
-        }
     }
 
     /// Writes every unsent array to the back channel, and ends the back
@@ -320,5 +279,43 @@ impl Outbound for BcSession {
 
     fn close_watch(&self) -> watch::Receiver<Option<CloseReason>> {
         self.closed.subscribe()
+    }
+}
+
+impl Timed for BcSession {
+    fn wake(&self) -> &Notify {
+        &self.wake
+    }
+
+    /// Heartbeats while a back channel is open, the session timeout while
+    /// none is; flushes arrays that `send` queued meanwhile.
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut state = self.lock();
+        if state.close_reason.is_some() {
+            return None;
+        }
+        if std::mem::take(&mut state.flush_wanted) {
+            self.flush(&mut state);
+        }
+        Some(match state.back_channel {
+            Some(_) => state.heartbeat_due,
+            None => state.no_back_channel_since + self.config.session_timeout,
+        })
+    }
+
+    fn on_deadline(&self) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state.back_channel.is_some() {
+            if now >= state.heartbeat_due {
+                state.protocol.queue_noop();
+                state.heartbeat_due = now + self.config.keep_alive_interval;
+                self.flush(&mut state);
+            }
+        } else if now >= state.no_back_channel_since + self.config.session_timeout {
+            drop(state);
+            tracing::debug!(session = %self.info.id, "session timed out");
+            self.close_with(CloseReason::TimedOut);
+        }
     }
 }

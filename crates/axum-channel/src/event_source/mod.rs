@@ -88,7 +88,7 @@ pub(crate) struct EsSession {
 
 impl EsSession {
     fn write(&self, text: String) -> Delivery {
-        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let writer = crate::timer::lock(&self.writer);
         let Some((writer, _)) = writer.as_ref() else {
             let reason = self.closed.borrow().clone();
             return Delivery::failed(SendError::Closed(
@@ -108,7 +108,7 @@ impl EsSession {
     }
 
     fn finish(&self, reason: CloseReason) {
-        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let writer = crate::timer::lock(&self.writer).take();
         if writer.is_none() {
             return;
         }

@@ -5,12 +5,13 @@ use super::receiver::Receiver;
 use super::SockJsConfig;
 use crate::registry::Registry;
 use crate::session::{deliver, CloseReason, Delivery, Message, Outbound, SendError, SessionInfo};
+use crate::timer::{lock, run_timers, Timed};
 use channel_protocol::sockjs::session::{Phase, QueueError};
 use channel_protocol::sockjs::{framing, Attach, SessionState};
 use serde_json::Value;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 
 /// Resolves the app's `send` future once the message is written to a receiver.
 type AckToken = oneshot::Sender<Result<(), SendError>>;
@@ -86,49 +87,12 @@ impl SjSession {
             ingest: tokio::sync::Mutex::new(()),
             registry,
         });
-        tokio::spawn(session.clone().drive());
+        tokio::spawn(run_timers(session.clone()));
         (session, incoming_rx)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    async fn drive(self: Arc<Self>) {
-        loop {
-            let deadline = {
-                let mut state = self.lock();
-                if state.forgotten {
-                    return;
-                }
-                if std::mem::take(&mut state.flush_wanted) {
-                    self.flush(&mut state);
-                }
-                match state.receiver {
-                    Some(_) => state.last_write + self.sockjs.heartbeat_delay,
-                    None => state.detached_since + state.linger,
-                }
-            };
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = sleep_until(deadline) => self.on_deadline(),
-            }
-        }
-    }
-
-    fn on_deadline(&self) {
-        let now = Instant::now();
-        let mut state = self.lock();
-        if state.receiver.is_some() {
-            if now >= state.last_write + self.sockjs.heartbeat_delay {
-                self.write_frame(&mut state, framing::HEARTBEAT);
-            }
-        } else if now >= state.detached_since + state.linger {
-            drop(state);
-            self.forget(CloseReason::TimedOut);
-        }
+        lock(&self.state)
     }
 
     /// Writes a frame to the attached receiver, ending it when it is done.
@@ -346,5 +310,40 @@ impl Outbound for SjSession {
 
     fn close_watch(&self) -> watch::Receiver<Option<CloseReason>> {
         self.closed.subscribe()
+    }
+}
+
+impl Timed for SjSession {
+    fn wake(&self) -> &Notify {
+        &self.wake
+    }
+
+    /// Heartbeats while a receiver is attached, the disconnect delay while
+    /// none is; flushes messages that `send` queued meanwhile.
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut state = self.lock();
+        if state.forgotten {
+            return None;
+        }
+        if std::mem::take(&mut state.flush_wanted) {
+            self.flush(&mut state);
+        }
+        Some(match state.receiver {
+            Some(_) => state.last_write + self.sockjs.heartbeat_delay,
+            None => state.detached_since + state.linger,
+        })
+    }
+
+    fn on_deadline(&self) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state.receiver.is_some() {
+            if now >= state.last_write + self.sockjs.heartbeat_delay {
+                self.write_frame(&mut state, framing::HEARTBEAT);
+            }
+        } else if now >= state.detached_since + state.linger {
+            drop(state);
+            self.forget(CloseReason::TimedOut);
+        }
     }
 }
