@@ -21,27 +21,48 @@ async function launch() {
   });
 }
 
-test('the echo page connects, sends and shows every echo', async (t) => {
-  const echo = await startEcho();
+/**
+ * Starts the echo server and a browser showing its page. The browser closes
+ * first, so its reconnecting clients cannot hold up the server's exit.
+ */
+async function openPage(t, env = {}) {
+  const echo = await startEcho(env);
   const browser = await launch();
-  // The browser goes first, so its reconnecting clients cannot hold up the server's exit.
   t.after(async () => { await browser.close(); await echo.stop(); });
   const page = await browser.newPage();
   const pageErrors = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
-
   await page.goto(`${echo.url}/`);
-  await page.locator('#status', { hasText: 'open' }).waitFor({ timeout: 20000 });
+  return { page, pageErrors };
+}
 
-  const messages = ['hello', 'ünïcödé ✓ 😀', '</script><b>not bold</b>', 'x'.repeat(3000)];
+/** Waits for the page element `#id` to say the connection is open. */
+async function waitOpen(page, id) {
+  await page.locator(`#${id}`, { hasText: 'open' }).waitFor({ timeout: 20000 });
+}
+
+/**
+ * Sends `messages` through the page's form whose ids start with `prefix`
+ * (`message`, `send`, `received`); returns the received list once it holds
+ * as many items.
+ */
+async function echoThrough(page, prefix, messages, timeout = 20000) {
+  await waitOpen(page, `${prefix}status`);
   for (const message of messages) {
-    await page.fill('#message', message);
-    await page.click('#send');
+    await page.fill(`#${prefix}message`, message);
+    await page.click(`#${prefix}send`);
   }
+  const list = `#${prefix}received li`;
   await page.waitForFunction(
-    (count) => document.querySelectorAll('#received li').length >= count,
-    messages.length, { timeout: 20000 });
-  const received = await page.$$eval('#received li', (items) => items.map((li) => li.textContent));
+    ([selector, count]) => document.querySelectorAll(selector).length >= count,
+    [list, messages.length], { timeout });
+  return page.$$eval(list, (items) => items.map((li) => li.textContent));
+}
+
+test('the echo page connects, sends and shows every echo', async (t) => {
+  const { page, pageErrors } = await openPage(t);
+  const messages = ['hello', 'ünïcödé ✓ 😀', '</script><b>not bold</b>', 'x'.repeat(3000)];
+  const received = await echoThrough(page, '', messages);
   const sent = await page.$$eval('#sent li', (items) => items.map((li) => li.textContent));
   assert.deepEqual(sent, messages);
   assert.deepEqual(received, messages);
@@ -50,14 +71,8 @@ test('the echo page connects, sends and shows every echo', async (t) => {
 });
 
 test('the page recovers a session after its back channel is aborted', async (t) => {
-  const echo = await startEcho();
-  const browser = await launch();
-  // The browser goes first, so its reconnecting clients cannot hold up the server's exit.
-  t.after(async () => { await browser.close(); await echo.stop(); });
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${echo.url}/`);
-  await page.locator('#status', { hasText: 'open' }).waitFor({ timeout: 20000 });
+  const { page } = await openPage(t);
+  await waitOpen(page, 'status');
 
   // The server ends a back channel after ~10 KiB, so 20 echoes of 1 KiB make
   // the page open new ones; the first new one is aborted, as a dropped
@@ -68,40 +83,18 @@ test('the page recovers a session after its back channel is aborted', async (t) 
     return route.continue();
   });
   const filler = 'y'.repeat(1024);
-  for (let i = 0; i < 20; i++) {
-    await page.fill('#message', `m${i}:${filler}`);
-    await page.click('#send');
-  }
-  await page.waitForFunction(
-    () => document.querySelectorAll('#received li').length >= 20, null, { timeout: 30000 });
-  const received = await page.$$eval('#received li', (items) => items.map((li) => li.textContent));
-  assert.deepEqual(received, Array.from({ length: 20 }, (_, i) => `m${i}:${filler}`));
+  const messages = Array.from({ length: 20 }, (_, i) => `m${i}:${filler}`);
+  const received = await echoThrough(page, '', messages, 30000);
+  assert.deepEqual(received, messages);
   assert.ok(aborted >= 2, `a back channel was aborted and retried (${aborted} requests)`);
 });
 
 test("the browser's own WebSocket and EventSource work on the echo page", async (t) => {
-  const echo = await startEcho();
-  const browser = await launch();
-  // The browser goes first, so its reconnecting clients cannot hold up the server's exit.
-  t.after(async () => { await browser.close(); await echo.stop(); });
-  const page = await browser.newPage();
-  const pageErrors = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
-  await page.goto(`${echo.url}/`);
-
-  await page.locator('#ws-status', { hasText: 'open' }).waitFor({ timeout: 20000 });
+  const { page, pageErrors } = await openPage(t);
   const messages = ['over websocket', 'ünïcode ✓ 😀', 'x'.repeat(70000)];
-  for (const message of messages) {
-    await page.fill('#ws-message', message);
-    await page.click('#ws-send');
-  }
-  await page.waitForFunction(
-    (count) => document.querySelectorAll('#ws-received li').length >= count,
-    messages.length, { timeout: 20000 });
-  const received = await page.$$eval('#ws-received li', (items) => items.map((li) => li.textContent));
-  assert.deepEqual(received, messages);
+  assert.deepEqual(await echoThrough(page, 'ws-', messages), messages);
 
-  await page.locator('#es-status', { hasText: 'open' }).waitFor({ timeout: 20000 });
+  await waitOpen(page, 'es-status');
   await page.waitForFunction(
     () => document.querySelectorAll('#events li').length >= 2, null, { timeout: 20000 });
   const events = await page.$$eval('#events li', (items) => items.map((li) => li.textContent));
@@ -109,39 +102,21 @@ test("the browser's own WebSocket and EventSource work on the echo page", async 
   assert.deepEqual(pageErrors, []);
 });
 
-async function sockjsRoundTrip(env) {
-  const echo = await startEcho(env);
-  const browser = await launch();
-  try {
-    const page = await browser.newPage();
-    const pageErrors = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(`${echo.url}/`);
-    await page.locator('#sj-status', { hasText: 'open' }).waitFor({ timeout: 20000 });
-    const messages = ['over sockjs', 'ünïcode \u2028 ✓ 😀', '</script><b>x</b>'];
-    for (const message of messages) {
-      await page.fill('#sj-message', message);
-      await page.click('#sj-send');
-    }
-    await page.waitForFunction(
-      (count) => document.querySelectorAll('#sj-received li').length >= count,
-      messages.length, { timeout: 20000 });
-    const received = await page.$$eval('#sj-received li', (items) => items.map((li) => li.textContent));
-    assert.deepEqual(received, messages);
-    assert.deepEqual(pageErrors, []);
-    return await page.textContent('#sj-transport');
-  } finally {
-    await browser.close();
-    await echo.stop();
-  }
+/** Echoes through the page's SockJS client; returns the transport it chose. */
+async function sockjsRoundTrip(t, env) {
+  const { page, pageErrors } = await openPage(t, env);
+  const messages = ['over sockjs', 'ünïcode \u2028 ✓ 😀', '</script><b>x</b>'];
+  assert.deepEqual(await echoThrough(page, 'sj-', messages), messages);
+  assert.deepEqual(pageErrors, []);
+  return page.textContent('#sj-transport');
 }
 
-test('the echo page talks SockJS over a WebSocket', async () => {
-  assert.equal(await sockjsRoundTrip({}), 'websocket');
+test('the echo page talks SockJS over a WebSocket', async (t) => {
+  assert.equal(await sockjsRoundTrip(t, {}), 'websocket');
 });
 
-test('with websockets disabled by the server, SockJS falls back and still works', async () => {
-  const transport = await sockjsRoundTrip({ ECHO_SOCKJS_WEBSOCKET: 'off' });
+test('with websockets disabled by the server, SockJS falls back and still works', async (t) => {
+  const transport = await sockjsRoundTrip(t, { ECHO_SOCKJS_WEBSOCKET: 'off' });
   assert.notEqual(transport, 'websocket');
   assert.ok(['xhr-streaming', 'xhr-polling', 'eventsource', 'iframe-eventsource', 'iframe-htmlfile'].includes(transport), transport);
 });
