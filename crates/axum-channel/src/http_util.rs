@@ -6,8 +6,6 @@ use channel_protocol::browserchannel::back_channel;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use std::convert::Infallible;
-use tokio::sync::mpsc;
 
 /// Headers that keep proxies and browsers from caching or sniffing replies,
 /// as node-browserchannel sends them on every response.
@@ -101,20 +99,6 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyErr
         Err(error) if error.is::<LengthLimitError>() => Err(BodyError::TooLarge),
         Err(_) => Err(BodyError::Broken),
     }
-}
-
-/// A response body streamed from `receiver`. `guard` lives as long as the
-/// body: its `Drop` tells the session that the client went away, or that the
-/// body finished.
-pub(crate) fn streamed_body<G: Send + 'static>(
-    receiver: mpsc::UnboundedReceiver<Bytes>,
-    guard: G,
-) -> Body {
-    let stream = futures::stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
-        let bytes = receiver.recv().await?;
-        Some((Ok::<_, Infallible>(bytes), (receiver, guard)))
-    });
-    Body::from_stream(stream)
 }
 
 /// Appends a header given as text; an invalid name or value is ignored.

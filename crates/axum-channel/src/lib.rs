@@ -1,24 +1,35 @@
 //! Realtime, browser-friendly channels for [axum] apps, as one Tower layer.
 //!
-//! Add [`ChannelLayer`] to a `Router`; every request under its prefix (default
-//! `/channel`) is answered by the layer, every other request reaches your
-//! routes untouched. Each client connection becomes a [`Session`] handed to
-//! your callback:
+//! Add [`ChannelLayer`] to a `Router`; every request under its paths is
+//! answered by the layer, every other request reaches your routes untouched.
+//! Each client connection becomes a [`Session`] handed to your callback,
+//! whatever the transport underneath:
+//!
+//! - **BrowserChannel v8** (Google's protocol, as node-browserchannel serves
+//!   it) under the prefix (default `/channel`);
+//! - **SockJS 0.3** (as sockjs-node serves it, every transport) under
+//!   [`ChannelConfig::sockjs`];
+//! - **native WebSocket** (RFC 6455, hixie-76 on request) at
+//!   [`ChannelConfig::websocket`];
+//! - **EventSource** (server-sent events) at [`ChannelConfig::event_source`].
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
-//! use axum_channel::{ChannelConfig, ChannelLayer};
+//! use axum_channel::{ChannelConfig, ChannelLayer, SockJsConfig, WebSocketConfig};
 //! use futures::StreamExt;
 //!
 //! # async fn run() {
-//! let config = ChannelConfig::new().on_session(|mut session| async move {
-//!     // Echo every message back to the client that sent it.
-//!     while let Some(message) = session.next().await {
-//!         if let Some(json) = message.into_json() {
-//!             let _ = session.send(json);
+//! let config = ChannelConfig::new() // BrowserChannel under /channel
+//!     .sockjs("/sockjs", SockJsConfig::new())
+//!     .websocket("/ws", WebSocketConfig::new())
+//!     .on_session(|mut session| async move {
+//!         // Echo every message back to the client that sent it.
+//!         while let Some(message) = session.next().await {
+//!             if let Some(json) = message.into_json() {
+//!                 let _ = session.send(json);
+//!             }
 //!         }
-//!     }
-//! });
+//!     });
 //! let app = Router::new()
 //!     .route("/healthz", get(|| async { "ok" }))
 //!     .layer(ChannelLayer::new(config));
@@ -27,10 +38,10 @@
 //! # }
 //! ```
 //!
-//! The transport today is Google's BrowserChannel, version 8, wire-compatible
-//! with node-browserchannel and its `BCSocket` client. The protocol rules
-//! themselves live in the sans-IO crate `channel-protocol`; this crate adds
-//! HTTP, timers and the session API.
+//! The protocol rules live in the sans-IO crate `channel-protocol`, whose
+//! session engines take the time as an input; this crate adds HTTP,
+//! WebSockets, timers and the session API, with one driver for every
+//! transport.
 //!
 //! [axum]: https://docs.rs/axum
 #![forbid(unsafe_code)]
@@ -41,17 +52,17 @@ mod config;
 mod event_source;
 mod http_util;
 mod layer;
+mod live;
 mod registry;
 mod session;
 mod sockjs;
-mod timer;
 mod websocket;
 
-pub use config::{ChannelConfig, SessionRequest};
-pub use event_source::EventSourceConfig;
+pub use channel_protocol::Payload;
+pub use config::{
+    ChannelConfig, EventSourceConfig, JSessionIdFn, SessionRequest, SockJsConfig, WebSocketConfig,
+};
 pub use layer::{ChannelHandle, ChannelLayer, ChannelService, ResponseFuture};
 pub use session::{
     CloseReason, Closed, Delivery, Message, SendError, Session, SessionSender, Transport,
 };
-pub use sockjs::{JSessionIdFn, SockJsConfig};
-pub use websocket::WebSocketConfig;

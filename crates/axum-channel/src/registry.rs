@@ -1,19 +1,36 @@
-//! The open sessions of one layer, by id, with a bound on their number.
+//! The open sessions of one layer, every transport together, with one bound
+//! on their number.
 
+use crate::session::Link;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
 
 /// Refusal to open one more session than the configured bound.
 #[derive(Debug)]
 pub(crate) struct RegistryFull;
 
-/// Open sessions by id.
-pub(crate) struct Registry<T: ?Sized> {
-    sessions: Mutex<HashMap<String, Arc<T>>>,
-    max_sessions: usize,
+struct Entry {
+    link: Arc<dyn Link>,
+    /// The id a SockJS client chose for its session, which its requests name.
+    sockjs_key: Option<String>,
 }
 
-impl<T: ?Sized> std::fmt::Debug for Registry<T> {
+#[derive(Default)]
+struct Sessions {
+    by_id: HashMap<String, Entry>,
+    by_sockjs_key: HashMap<String, String>,
+}
+
+/// Open sessions by id.
+pub(crate) struct Registry {
+    sessions: Mutex<Sessions>,
+    max_sessions: usize,
+    /// Signalled whenever a session leaves, for shutdown to wait on.
+    removed: Notify,
+}
+
+impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
             .field("sessions", &self.len())
@@ -22,65 +39,102 @@ impl<T: ?Sized> std::fmt::Debug for Registry<T> {
     }
 }
 
-impl<T: ?Sized> Registry<T> {
+/// Locks `mutex`. A panic while it was held cannot leave the maps or a
+/// session's state half-written in a way later requests would trip over, so
+/// the data is used as it is rather than poisoning every later request.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Registry {
     pub(crate) fn new(max_sessions: usize) -> Self {
         Self {
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions::default()),
             max_sessions,
+            removed: Notify::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<T>>> {
-        // A panic elsewhere cannot leave a HashMap half-updated, so the data is usable.
-        crate::timer::lock(&self.sessions)
+    fn lock(&self) -> MutexGuard<'_, Sessions> {
+        lock(&self.sessions)
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<Arc<T>> {
-        self.lock().get(id).cloned()
+    /// The session with this id.
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<dyn Link>> {
+        self.lock().by_id.get(id).map(|entry| entry.link.clone())
     }
 
-    /// Adds a session unless the bound is reached.
-    pub(crate) fn insert(&self, id: String, session: Arc<T>) -> Result<(), RegistryFull> {
+    /// The SockJS session its client named `key`.
+    pub(crate) fn get_sockjs(&self, key: &str) -> Option<Arc<dyn Link>> {
+        let sessions = self.lock();
+        let id = sessions.by_sockjs_key.get(key)?;
+        sessions.by_id.get(id).map(|entry| entry.link.clone())
+    }
+
+    /// Adds a session unless the bound is reached (or a SockJS session of
+    /// that key exists already).
+    pub(crate) fn insert(
+        &self,
+        link: Arc<dyn Link>,
+        sockjs_key: Option<String>,
+    ) -> Result<(), RegistryFull> {
         let mut sessions = self.lock();
-        if sessions.len() >= self.max_sessions {
+        if sessions.by_id.len() >= self.max_sessions {
             return Err(RegistryFull);
         }
-        sessions.insert(id, session);
+        let id = link.info().id.clone();
+        if let Some(key) = &sockjs_key {
+            if sessions.by_sockjs_key.contains_key(key) {
+                return Err(RegistryFull);
+            }
+            sessions.by_sockjs_key.insert(key.clone(), id.clone());
+        }
+        sessions.by_id.insert(id, Entry { link, sockjs_key });
         Ok(())
     }
 
     /// True when no further session may open.
     pub(crate) fn is_full(&self) -> bool {
-        self.lock().len() >= self.max_sessions
+        self.lock().by_id.len() >= self.max_sessions
     }
 
     pub(crate) fn remove(&self, id: &str) {
-        self.lock().remove(id);
+        let removed = {
+            let mut sessions = self.lock();
+            let removed = sessions.by_id.remove(id);
+            if let Some(key) = removed.as_ref().and_then(|e| e.sockjs_key.as_ref()) {
+                sessions.by_sockjs_key.remove(key);
+            }
+            removed
+        };
+        if removed.is_some() {
+            self.removed.notify_waiters();
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_id.len()
     }
 
-    /// Every open session, for shutting them all down.
-    pub(crate) fn all(&self) -> Vec<Arc<T>> {
-        self.lock().values().cloned().collect()
+    /// Every open session.
+    pub(crate) fn all(&self) -> Vec<Arc<dyn Link>> {
+        self.lock()
+            .by_id
+            .values()
+            .map(|entry| entry.link.clone())
+            .collect()
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bound_is_enforced_and_freed_by_removal() {
-        let registry = Registry::new(1);
-        registry.insert("a".into(), Arc::new(1)).unwrap();
-        assert!(registry.is_full());
-        assert!(registry.insert("b".into(), Arc::new(2)).is_err());
-        registry.remove("a");
-        registry.insert("b".into(), Arc::new(2)).unwrap();
-        assert_eq!(registry.get("b").as_deref(), Some(&2));
-        assert_eq!(registry.len(), 1);
+    /// Waits until no session is left.
+    pub(crate) async fn emptied(&self) {
+        loop {
+            let removed = self.removed.notified();
+            if self.len() == 0 {
+                return;
+            }
+            removed.await;
+        }
     }
 }

@@ -1,10 +1,12 @@
 //! Criterion benchmarks of the BrowserChannel codecs and state machine.
 
 use channel_protocol::browserchannel::{
-    decode_forward_channel, BackChannelEncoder, ForwardBatch, ForwardMessage, SessionLimits,
-    SessionState,
+    decode_forward_channel, BackChannelEncoder, ForwardBatch, ForwardMessage, Session,
+    SessionConfig,
 };
-use channel_protocol::json;
+use channel_protocol::engine::{Engine, Transmit};
+use channel_protocol::{json, Payload};
+use std::time::Instant;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
 
@@ -44,14 +46,20 @@ fn back_channel(c: &mut Criterion) {
     group.throughput(Throughput::Elements(100));
     group.bench_function("queue, chunk and acknowledge 100 arrays", |b| {
         b.iter(|| {
-            let mut state = SessionState::<()>::new("sid", None, Some(0), SessionLimits::default());
+            let now = Instant::now();
+            let mut session = Session::new(now, "sid", None, Some(0), SessionConfig::default());
+            let back = session
+                .attach_back_channel(now, BackChannelEncoder::xmlhttp(), true, None)
+                .unwrap();
             for _ in 0..100 {
-                state.queue(&ascii, None).unwrap();
+                session.send(now, &Payload::json(ascii.clone())).unwrap();
             }
-            let chunk = state.take_unsent().unwrap();
-            let framed = BackChannelEncoder::xmlhttp().chunk(&chunk);
-            state.acknowledge(100, &mut Vec::new());
-            framed
+            let Some(Transmit::Data { bytes, .. }) = session.poll_transmit(now, back) else {
+                panic!("a chunk");
+            };
+            session.acknowledge(now, 100);
+            while session.poll_event().is_some() {}
+            bytes
         })
     });
     group.finish();
@@ -62,7 +70,8 @@ fn ordering(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1000));
     group.bench_function("1000 single-map requests, reversed pairs", |b| {
         b.iter(|| {
-            let mut state = SessionState::<()>::new("sid", None, Some(0), SessionLimits::default());
+            let now = Instant::now();
+            let mut session = Session::new(now, "sid", None, Some(0), SessionConfig::default());
             let mut delivered = 0;
             for pair in 0..500u64 {
                 for offset in [pair * 2 + 1, pair * 2] {
@@ -70,7 +79,10 @@ fn ordering(c: &mut Criterion) {
                         offset,
                         messages: vec![ForwardMessage::Json(json!(offset))],
                     };
-                    delivered += state.receive(None, Some(batch)).unwrap().messages.len();
+                    session.handle_forward(now, None, Some(batch)).unwrap();
+                    while session.poll_event().is_some() {
+                        delivered += 1;
+                    }
                 }
             }
             assert_eq!(delivered, 1000);

@@ -134,6 +134,13 @@ impl FrameDecoder {
         self.buffer.extend_from_slice(bytes);
     }
 
+    /// An idle connection keeps no large buffer.
+    fn shrink(&mut self) {
+        if self.buffer.is_empty() && self.buffer.capacity() > 4096 {
+            self.buffer = Vec::new();
+        }
+    }
+
     /// The next complete frame, if the bytes so far hold one.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         let Some(&first) = self.buffer.first() else {
@@ -146,6 +153,7 @@ impl FrameDecoder {
                         .map_err(|_| FrameError::InvalidUtf8)?
                         .to_owned();
                     self.buffer.drain(..=end);
+                    self.shrink();
                     Ok(Some(Frame::Text(text)))
                 }
                 None if self.buffer.len() - 1 > self.max_frame => Err(FrameError::TooLong {
@@ -156,6 +164,7 @@ impl FrameDecoder {
             0xFF => match self.buffer.get(1) {
                 Some(0x00) => {
                     self.buffer.drain(..2);
+                    self.shrink();
                     Ok(Some(Frame::Close))
                 }
                 Some(&other) => Err(FrameError::BadFrameType(other)),

@@ -2,26 +2,44 @@
 //!
 //! This crate knows nothing of sockets, timers or HTTP servers. It turns bytes
 //! and query parameters into protocol events and protocol state into bytes, so
-//! that every rule of the wire format can be tested without a network:
+//! that every rule of the wire format can be tested without a network. Every
+//! session engine takes the current time as an input and says when it wants
+//! to be woken, as quinn-proto does ([`engine`]):
 //!
-//! - [`json`]: JSON text that survives any transport (ASCII only).
-//! - [`order_buffer`]: reorders numbered items that arrive out of sequence.
 //! - [`browserchannel`]: Google's BrowserChannel protocol, version 8: query
 //!   parameters, forward channel decoding, back channel encoding and the
-//!   per-session state machine.
-//! - [`event_stream`]: the `text/event-stream` format of server-sent events.
+//!   session engine (arrays, acknowledgements, heartbeats, timeout).
+//! - [`sockjs`]: SockJS 0.3 endpoints, framing, payloads and the session
+//!   engine (receivers, heartbeats, `response_limit`, disconnect delay).
+//! - [`websocket`]: the native WebSocket session engine (queue, pings,
+//!   closing handshake) and the fail-fast UTF-8 guard.
+//! - [`event_stream`]: the `text/event-stream` format and the EventSource
+//!   session engine.
 //! - [`hixie76`]: the legacy hixie-76 WebSocket handshake and framing.
-//! - [`sockjs`]: SockJS 0.3 framing, payloads, endpoints and session state.
+//! - [`json`]: JSON text that survives any transport.
+//! - [`order_buffer`]: reorders numbered items that arrive out of sequence.
+//! - [`payload`]: what the app sends, encoded once per wire format.
+//! - [`message`], [`close`]: what the app receives, and why a session ended.
 //!
-//! The `axum-channel` crate drives these state machines from real HTTP requests.
+//! The `axum-channel` crate drives these engines from real HTTP requests,
+//! WebSockets and timers.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod browserchannel;
+pub mod close;
+pub mod engine;
 pub mod event_stream;
 pub mod hixie76;
 pub mod json;
+pub mod message;
 pub mod order_buffer;
+pub mod payload;
 pub mod sockjs;
+pub mod websocket;
 
+pub use close::{CloseReason, SendError};
+pub use engine::{Counter, Engine, Event, ReceiverId, Ticket, Transmit};
+pub use message::Message;
 pub use order_buffer::{OrderBuffer, OrderError, Placement};
+pub use payload::{Payload, WireFormat};

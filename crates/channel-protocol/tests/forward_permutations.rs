@@ -2,7 +2,10 @@
 //! often a request is retried, each map reaches the application exactly once
 //! and in map order.
 
-use channel_protocol::browserchannel::{ForwardBatch, ForwardMessage, SessionLimits, SessionState};
+use channel_protocol::browserchannel::{ForwardBatch, ForwardMessage, Session, SessionConfig};
+use channel_protocol::engine::{Engine, Event};
+use channel_protocol::Message;
+use std::time::Instant;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -23,14 +26,19 @@ fn requests(sizes: &[usize], first_rid: u64) -> Vec<(u64, ForwardBatch)> {
         .collect()
 }
 
-fn delivered_numbers(messages: &[ForwardMessage]) -> Vec<u64> {
-    messages
-        .iter()
-        .map(|m| match m {
-            ForwardMessage::Json(Value::Number(n)) => n.as_u64().unwrap(),
-            other => panic!("unexpected message {other:?}"),
-        })
-        .collect()
+/// The numbers the session released to the app, and whether it closed.
+fn released(session: &mut Session) -> (Vec<u64>, bool) {
+    let mut numbers = Vec::new();
+    let mut closed = false;
+    while let Some(event) = session.poll_event() {
+        match event {
+            Event::Message(Message::Json(Value::Number(n))) => numbers.push(n.as_u64().unwrap()),
+            Event::Closed(_) => closed = true,
+            Event::Finished => {}
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    (numbers, closed)
 }
 
 proptest! {
@@ -56,14 +64,15 @@ proptest! {
             arrival.push(repeated);
         }
 
-        let limits = SessionLimits { max_outgoing_arrays: 16, max_held_maps: 1024 };
-        let mut state = SessionState::<()>::new("s", None, Some(first_rid), limits);
+        let now = Instant::now();
+        let mut session = Session::new(now, "s", None, Some(first_rid), SessionConfig::default());
         let mut delivered = Vec::new();
         for index in arrival {
             let (rid, batch) = reqs[index].clone();
-            let received = state.receive(Some(rid), Some(batch)).unwrap();
-            prop_assert!(!received.terminated);
-            delivered.extend(delivered_numbers(&received.messages));
+            session.handle_forward(now, Some(rid), Some(batch)).unwrap();
+            let (numbers, closed) = released(&mut session);
+            prop_assert!(!closed);
+            delivered.extend(numbers);
         }
         prop_assert_eq!(delivered, (0..total as u64).collect::<Vec<_>>());
     }
@@ -74,19 +83,24 @@ proptest! {
         terminate_at in any::<prop::sample::Index>(),
     ) {
         let reqs = requests(&vec![1; count], 0);
-        let mut state = SessionState::<()>::new("s", None, Some(0), SessionLimits::default());
+        let now = Instant::now();
+        let mut session = Session::new(now, "s", None, Some(0), SessionConfig::default());
         // Request 0 created the session.
-        state.receive(Some(0), None).unwrap();
+        session.handle_forward(now, Some(0), None).unwrap();
         // Terminate is numbered after the last forward channel request.
         let terminate_rid = count as u64 + 1;
         let position = terminate_at.index(count + 1);
         let mut closed_after = None;
         for (step, (rid, batch)) in reqs.into_iter().map(Some).chain([None]).map(|r| r.unzip()).enumerate() {
-            if step == position && state.terminate(Some(terminate_rid)).unwrap() {
-                closed_after = Some(step);
+            if step == position {
+                session.terminate(now, Some(terminate_rid)).unwrap();
+                if released(&mut session).1 {
+                    closed_after = Some(step);
+                }
             }
             if let Some(rid) = rid {
-                if state.receive(Some(rid), batch).unwrap().terminated {
+                session.handle_forward(now, Some(rid), batch).unwrap();
+                if released(&mut session).1 {
                     closed_after = Some(step);
                 }
             }

@@ -1,38 +1,51 @@
 //! BrowserChannel v8 over HTTP: the connection test, the forward channel,
-//! the back channel, and serving the client library.
+//! the back channel, and serving the client library. Every protocol rule is
+//! the engine's (`channel_protocol::browserchannel::Session`); this module
+//! turns requests into its inputs and its back channels into responses.
 
-mod back_channel;
 mod client_library;
-mod session;
 
 use crate::config::{remote_addr, ChannelConfig};
 use crate::http_util::{read_body, with_header, BodyError, StandardHeaders};
-use crate::registry::Registry;
-use crate::session::{CloseReason, Session, SessionInfo, SessionSender, Transport};
+use crate::live::{Clock, Live, ReceiverBody, Receivers, Services};
+use crate::session::{CloseReason, Link, Session, SessionInfo, Transport};
 use axum::body::Body;
 use channel_protocol::browserchannel::{
     back_channel as encoding, decode_forward_channel, BackChannelEncoder, ForwardBatch, Query,
-    RequestId, RequestType,
+    RequestId, RequestType, Session as Engine, FORWARD_CHANNEL_HOLD,
 };
+use channel_protocol::{ReceiverId, Transmit};
 use futures::StreamExt;
 use http::{header, Method, Request, Response, StatusCode};
-use session::BcSession;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
+
+/// A live BrowserChannel session.
+type BcLive = Live<Engine>;
+
+impl Receivers for Engine {
+    fn transmit(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
+        self.poll_transmit(now, id)
+    }
+
+    fn receiver_gone(&mut self, now: Instant, id: ReceiverId) {
+        self.detach_back_channel(now, id);
+    }
+}
 
 /// Serves BrowserChannel requests for one layer.
 pub(crate) struct BrowserChannelServer {
     config: Arc<ChannelConfig>,
+    services: Arc<Services>,
     headers: StandardHeaders,
-    sessions: Arc<Registry<BcSession>>,
 }
 
 impl fmt::Debug for BrowserChannelServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BrowserChannelServer")
             .field("prefix", &self.config.prefix)
-            .field("sessions", &self.sessions.len())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,25 +53,24 @@ impl fmt::Debug for BrowserChannelServer {
 const BAD_REQUEST: StatusCode = StatusCode::BAD_REQUEST;
 
 impl BrowserChannelServer {
-    pub(crate) fn new(config: Arc<ChannelConfig>) -> Self {
+    pub(crate) fn new(config: Arc<ChannelConfig>, services: Arc<Services>) -> Self {
         let headers =
             StandardHeaders::new(config.cors_origin.as_deref(), config.cors_allow_credentials);
-        let sessions = Arc::new(Registry::new(config.max_sessions));
         Self {
             config,
+            services,
             headers,
-            sessions,
         }
     }
 
-    pub(crate) fn session_count(&self) -> usize {
-        self.sessions.len()
-    }
-
-    pub(crate) fn close_all(&self, reason: CloseReason) {
-        for session in self.sessions.all() {
-            session.close_with(reason.clone());
-        }
+    /// The BrowserChannel session with this id.
+    fn find(&self, id: &str) -> Option<Arc<BcLive>> {
+        self.services
+            .registry
+            .get(id)?
+            .as_any()
+            .downcast::<BcLive>()
+            .ok()
     }
 
     /// Answers one request; `sub_path` is the path after the prefix.
@@ -134,31 +146,33 @@ impl BrowserChannelServer {
             return self.headers.error(BAD_REQUEST, "Version 8 required");
         }
         let session = match &query.session_id {
-            Some(id) => match self.sessions.get(id) {
+            Some(id) => match self.find(id) {
                 Some(session) => Some(session),
                 None => return self.headers.error(BAD_REQUEST, "Unknown SID"),
             },
             None => None,
         };
+        // Acknowledgements first: they must never wait on the app.
         if let (Some(session), Some(aid)) = (&session, query.acknowledged_array_id) {
-            session.acknowledge(aid);
+            session.with(|engine, now| engine.acknowledge(now, aid));
         }
         match *request.method() {
             Method::POST => self.forward_channel(request, query, session).await,
             Method::GET => match session {
-                Some(session) => self.back_channel_or_terminate(&query, &session),
+                Some(session) => self.back_channel_or_terminate(&query, session),
                 None => self.headers.error(BAD_REQUEST, "Unknown SID"),
             },
             _ => self.method_not_allowed(),
         }
     }
 
-    fn back_channel_or_terminate(&self, query: &Query, session: &Arc<BcSession>) -> Response<Body> {
+    fn back_channel_or_terminate(&self, query: &Query, session: Arc<BcLive>) -> Response<Body> {
         let encoder = match &query.request_type {
             Some(RequestType::XmlHttp) => BackChannelEncoder::xmlhttp(),
             Some(RequestType::Html) => BackChannelEncoder::html(),
             Some(RequestType::Terminate) => {
-                return match session.terminate(query.request_number()) {
+                let rid = query.request_number();
+                return match session.with(|engine, now| engine.terminate(now, rid)) {
                     Ok(()) => self.headers.text(StatusCode::OK, ""),
                     Err(error) => self.headers.error(BAD_REQUEST, &error.to_string()),
                 };
@@ -169,8 +183,14 @@ impl BrowserChannelServer {
             return self.headers.error(BAD_REQUEST, "Expected RPC");
         }
         let content_type = encoder.content_type();
-        match session.open_back_channel(encoder, query.is_chunked(), query.domain()) {
-            Some(body) => self.headers.response(StatusCode::OK, content_type, body),
+        let (chunked, domain) = (query.is_chunked(), query.domain());
+        match session.with(|engine, now| engine.attach_back_channel(now, encoder, chunked, domain))
+        {
+            Some(id) => self.headers.response(
+                StatusCode::OK,
+                content_type,
+                Body::new(ReceiverBody::new(session, id)),
+            ),
             None => self.headers.error(BAD_REQUEST, "Unknown SID"),
         }
     }
@@ -179,7 +199,7 @@ impl BrowserChannelServer {
         &self,
         request: Request<Body>,
         query: Query,
-        session: Option<Arc<BcSession>>,
+        session: Option<Arc<BcLive>>,
     ) -> Response<Body> {
         let is_json = request
             .headers()
@@ -209,16 +229,31 @@ impl BrowserChannelServer {
         }
     }
 
+    /// Hands a forward channel request's maps to the session. While the
+    /// app's queue is full the request waits (the client sends its next one
+    /// only after this one's answer), but never so long that the client
+    /// gives up on it; past the hold, the maps are taken over the bound,
+    /// up to twice the bound, and a session still that far behind closes.
     async fn forward_to(
         &self,
-        session: &BcSession,
+        session: &BcLive,
         query: &Query,
         batch: Option<ForwardBatch>,
     ) -> Response<Body> {
-        if let Err(error) = session.receive_forward(query.request_number(), batch).await {
+        if batch.is_some() && tokio::time::timeout(FORWARD_CHANNEL_HOLD, session.room()).await.is_err()
+            && session.backlog() >= 2 * self.services.max_incoming
+        {
+            session.close(CloseReason::Lagging);
+            return self
+                .headers
+                .error(StatusCode::SERVICE_UNAVAILABLE, "The application is not reading");
+        }
+        let rid = query.request_number();
+        if let Err(error) = session.with(|engine, now| engine.handle_forward(now, rid, batch)) {
             return self.headers.error(BAD_REQUEST, &error.to_string());
         }
-        self.headers.text(StatusCode::OK, session.forward_reply())
+        let reply = session.with(|engine, _| engine.forward_reply());
+        self.headers.text(StatusCode::OK, reply)
     }
 
     /// The first POST without `SID`: creates the session, hands it to the
@@ -229,63 +264,54 @@ impl BrowserChannelServer {
         query: Query,
         batch: Option<ForwardBatch>,
     ) -> Response<Body> {
-        let remote_addr = remote_addr(&parts);
         if !self.config.authorized(&parts).await {
             return self.headers.error(StatusCode::FORBIDDEN, "Forbidden");
         }
-        if self.sessions.is_full() {
+        let registry = &self.services.registry;
+        if registry.is_full() {
             return self
                 .headers
                 .error(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions");
         }
-        if let Some(old) = query
-            .old_session_id
-            .as_deref()
-            .and_then(|id| self.sessions.get(id))
-        {
+        if let Some(old) = query.old_session_id.as_deref().and_then(|id| self.find(id)) {
             if let Some(aid) = query.old_acknowledged_array_id {
-                old.acknowledge(aid);
+                old.with(|engine, now| engine.acknowledge(now, aid));
             }
-            old.close_with(CloseReason::Reconnected);
+            old.close(CloseReason::Reconnected);
         }
 
         let mut info = SessionInfo::new(
             Transport::BrowserChannel,
-            remote_addr,
-            parts.uri,
-            parts.headers,
+            remote_addr(&parts),
+            &parts.uri,
+            &parts.headers,
         );
         info.app_version = query.app_version.clone();
-        let info = Arc::new(info);
-        let (session, incoming) = BcSession::start(
-            info.clone(),
-            self.config.clone(),
+        let rid = query.request_number();
+        let engine = Engine::new(
+            crate::live::now(),
+            &info.id,
             self.host_prefix(),
-            query.request_number(),
-            Arc::downgrade(&self.sessions),
+            rid,
+            self.config.browserchannel_session(),
         );
-        if self
-            .sessions
-            .insert(info.id.clone(), session.clone())
-            .is_err()
-        {
-            session.close_with(CloseReason::Shutdown);
+        let session = Live::new(info, engine, self.services.clone(), Clock::Shared);
+        if registry.insert(session.clone(), None).is_err() {
             return self
                 .headers
                 .error(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions");
         }
-        tracing::debug!(session = %info.id, "session opened");
+        tracing::debug!(session = %session.info().id, "BrowserChannel session opened");
+        self.config.start_handler(Session::new(session.clone()));
 
-        let app_session = Session::new(SessionSender::new(info, session.clone()), incoming);
-        self.config.start_handler(app_session);
-
-        if let Err(error) = session.receive_forward(query.request_number(), batch).await {
-            session.close_with(CloseReason::Closed(error.to_string()));
+        if let Err(error) = session.with(|engine, now| engine.handle_forward(now, rid, batch)) {
+            session.close(CloseReason::Closed(error.to_string()));
             return self.headers.error(BAD_REQUEST, "Bad data");
         }
-        if session.is_closed() {
+        if session.close_reason().is_some() {
             return self.headers.error(StatusCode::FORBIDDEN, "Forbidden");
         }
-        self.headers.text(StatusCode::OK, session.opening_reply())
+        let reply = session.with(|engine, now| engine.opening_reply(now));
+        self.headers.text(StatusCode::OK, reply)
     }
 }

@@ -8,9 +8,9 @@ pub use future::ResponseFuture;
 use crate::browserchannel::BrowserChannelServer;
 use crate::config::ChannelConfig;
 use crate::event_source::EventSourceServer;
+use crate::live::{timers::Timers, Services};
 use crate::registry::Registry;
-use crate::session::CloseReason;
-use crate::session::Outbound;
+use crate::session::{CloseReason, SessionSender};
 use crate::sockjs::SockJsServer;
 use crate::websocket::WebSocketServer;
 use axum::body::Body;
@@ -43,8 +43,8 @@ struct Shared {
     sockjs: Option<(String, Arc<SockJsServer>)>,
     /// Set once `ChannelHandle::shutdown` or `close_all` began: no new sessions.
     shutting_down: AtomicBool,
-    /// Open WebSocket and EventSource sessions.
-    streams: Arc<Registry<dyn Outbound>>,
+    /// Every open session, the timer task, the limits.
+    services: Arc<Services>,
 }
 
 impl Shared {
@@ -129,20 +129,25 @@ impl ChannelLayer {
     /// A layer serving the given configuration.
     pub fn new(config: ChannelConfig) -> Self {
         let config = Arc::new(config);
-        let streams: Arc<Registry<dyn Outbound>> = Arc::new(Registry::new(config.max_sessions));
+        let services = Arc::new(Services {
+            registry: Registry::new(config.max_sessions),
+            timers: Arc::new(Timers::default()),
+            max_incoming: config.max_incoming_messages,
+            delivery_timeout: config.delivery_timeout,
+        });
         let browserchannel = config
             .browserchannel
-            .then(|| Arc::new(BrowserChannelServer::new(config.clone())));
+            .then(|| Arc::new(BrowserChannelServer::new(config.clone(), services.clone())));
         let websocket = config.websocket.clone().map(|(path, websocket)| {
-            let server = WebSocketServer::new(config.clone(), websocket, streams.clone());
+            let server = WebSocketServer::new(config.clone(), websocket, services.clone());
             (path, Arc::new(server))
         });
         let event_source = config.event_source.clone().map(|(path, event_source)| {
-            let server = EventSourceServer::new(config.clone(), event_source, streams.clone());
+            let server = EventSourceServer::new(config.clone(), event_source, services.clone());
             (path, Arc::new(server))
         });
         let sockjs = config.sockjs.clone().map(|(prefix, sockjs)| {
-            let server = SockJsServer::new(config.clone(), sockjs, streams.clone());
+            let server = SockJsServer::new(config.clone(), sockjs, services.clone());
             (prefix, Arc::new(server))
         });
         Self {
@@ -153,7 +158,7 @@ impl ChannelLayer {
                 event_source,
                 sockjs,
                 shutting_down: AtomicBool::new(false),
-                streams,
+                services,
             }),
         }
     }
@@ -185,13 +190,14 @@ pub struct ChannelHandle {
 }
 
 impl ChannelHandle {
-    /// How many sessions are open.
+    /// How many sessions are open, every transport together.
     pub fn session_count(&self) -> usize {
-        let browserchannel = self.shared.browserchannel.as_ref();
-        let sockjs = self.shared.sockjs.as_ref();
-        browserchannel.map_or(0, |server| server.session_count())
-            + sockjs.map_or(0, |(_, server)| server.session_count())
-            + self.shared.streams.len()
+        self.shared.services.registry.len()
+    }
+
+    /// The open session with this id, to send to it or close it.
+    pub fn session(&self, id: &str) -> Option<SessionSender> {
+        self.shared.services.registry.get(id).map(SessionSender::new)
     }
 
     /// Closes every open session, ending their back channels, so a graceful
@@ -200,13 +206,7 @@ impl ChannelHandle {
     /// sessions.
     pub fn close_all(&self) {
         self.shared.shutting_down.store(true, Ordering::Release);
-        if let Some(server) = &self.shared.browserchannel {
-            server.close_all(CloseReason::Shutdown);
-        }
-        if let Some((_, server)) = &self.shared.sockjs {
-            server.close_all();
-        }
-        for session in self.shared.streams.all() {
+        for session in self.shared.services.registry.all() {
             session.close(CloseReason::Shutdown);
         }
     }
@@ -217,10 +217,7 @@ impl ChannelHandle {
     /// the server stops, or their peers see the connection drop (1006).
     pub async fn shutdown(&self, grace: Duration) {
         self.close_all();
-        let deadline = tokio::time::Instant::now() + grace;
-        while self.session_count() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let _ = tokio::time::timeout(grace, self.shared.services.registry.emptied()).await;
     }
 }
 

@@ -1,87 +1,107 @@
-//! Futures that report the fate of what the app sent.
+//! Futures that report the fate of what the app sent, and of the session.
 
-use super::CloseReason;
-use futures::future::BoxFuture;
-use futures::FutureExt;
+use super::{CloseReason, Link, SendError};
+use channel_protocol::Ticket;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::sync::{oneshot, watch};
+use std::time::Duration;
+use tokio::time::Sleep;
 
-/// Why a message was not delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SendError {
-    /// The session closed before the client acknowledged the message.
-    Closed(CloseReason),
-    /// Too many messages are waiting for acknowledgement; this one was not queued.
-    QueueFull {
-        /// The bound that was reached.
-        limit: usize,
-    },
-    /// The session's transport cannot carry this kind of message.
-    Unsupported(&'static str),
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::Closed(reason) => write!(f, "session closed: {reason}"),
-            SendError::QueueFull { limit } => {
-                write!(f, "{limit} messages are waiting for acknowledgement")
-            }
-            SendError::Unsupported(what) => write!(f, "this transport cannot send {what}"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {}
-
-/// Resolves when the client has acknowledged a message, or with the reason
-/// it never will.
+/// Resolves once a message has arrived, or with the reason it will not.
+///
+/// One meaning per transport:
+/// - **BrowserChannel**: the client acknowledged the array that carries it
+///   (its `AID`).
+/// - **SockJS**, **WebSocket**: the frame that carries it was written to
+///   the socket of an attached receiver.
+/// - **EventSource**: the event was written to the stream.
+/// - A **ping** resolves when its pong arrives (WebSocket), or once written
+///   (EventSource).
+///
+/// A delivery fails with [`SendError::Closed`] once the session has ended
+/// without confirming it, and with [`SendError::TimedOut`] past its timeout
+/// (the layer's `delivery_timeout`, or [`timeout`](Self::timeout)): it is
+/// never pending forever. Dropping it does not cancel the message.
+///
+/// ```no_run
+/// # async fn run(session: axum_channel::Session) -> Result<(), axum_channel::SendError> {
+/// use std::time::Duration;
+/// session.send("hello").timeout(Duration::from_secs(2)).await?;
+/// # Ok(()) }
+/// ```
 #[must_use = "the message is sent anyway; await this to learn that it arrived"]
 pub struct Delivery {
-    state: DeliveryState,
+    state: State,
 }
 
-enum DeliveryState {
-    Waiting(oneshot::Receiver<Result<(), SendError>>),
+enum State {
+    Waiting {
+        link: Arc<dyn Link>,
+        ticket: Ticket,
+        timeout: Option<Duration>,
+        sleep: Option<Pin<Box<Sleep>>>,
+        /// A waker is registered for it and must be removed if it goes away.
+        registered: bool,
+    },
     Done(Option<Result<(), SendError>>),
 }
 
 impl fmt::Debug for Delivery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Delivery").finish_non_exhaustive()
+        match &self.state {
+            State::Waiting { ticket, .. } => f.debug_struct("Delivery").field("ticket", ticket).finish(),
+            State::Done(result) => f.debug_struct("Delivery").field("result", result).finish(),
+        }
     }
 }
 
 impl Delivery {
-    /// A delivery that resolves once the sender half reports.
-    pub(crate) fn waiting() -> (oneshot::Sender<Result<(), SendError>>, Self) {
-        let (tx, rx) = oneshot::channel();
-        (
-            tx,
-            Self {
-                state: DeliveryState::Waiting(rx),
+    pub(crate) fn waiting(link: Arc<dyn Link>, ticket: Ticket) -> Self {
+        let timeout = link.delivery_timeout();
+        Self {
+            state: State::Waiting {
+                link,
+                ticket,
+                timeout,
+                sleep: None,
+                registered: false,
             },
-        )
-    }
-
-    /// The error, when the message was refused outright and never queued
-    /// (the session was closed, or its queue full).
-    pub fn refused(&self) -> Option<&SendError> {
-        match &self.state {
-            DeliveryState::Done(Some(Err(error))) => Some(error),
-            _ => None,
         }
     }
 
     /// A delivery that has already failed.
     pub(crate) fn failed(error: SendError) -> Self {
         Self {
-            state: DeliveryState::Done(Some(Err(error))),
+            state: State::Done(Some(Err(error))),
         }
+    }
+
+    /// The error, when the message was refused outright and never queued
+    /// (the session was closed, its queue full, or the transport cannot
+    /// carry it).
+    pub fn refused(&self) -> Option<&SendError> {
+        match &self.state {
+            State::Done(Some(Err(error))) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// Waits at most `timeout` (from the first poll) for the confirmation,
+    /// instead of the layer's default.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        if let State::Waiting {
+            timeout: current,
+            sleep,
+            ..
+        } = &mut self.state
+        {
+            *current = Some(timeout);
+            *sleep = None;
+        }
+        self
     }
 }
 
@@ -89,15 +109,48 @@ impl Future for Delivery {
     type Output = Result<(), SendError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
-            DeliveryState::Waiting(rx) => rx
-                .poll_unpin(cx)
-                .map(|result| result.unwrap_or(Err(SendError::Closed(CloseReason::Shutdown)))),
+        let this = &mut *self;
+        let State::Waiting {
+            link,
+            ticket,
+            timeout,
+            sleep,
+            registered,
+        } = &mut this.state
+        else {
             // Like a fused future, a resolved delivery stays pending.
-            DeliveryState::Done(result) => match result.take() {
-                Some(result) => Poll::Ready(result),
-                None => Poll::Pending,
-            },
+            let State::Done(result) = &mut this.state else {
+                unreachable!()
+            };
+            return result.take().map_or(Poll::Pending, Poll::Ready);
+        };
+        if let Poll::Ready(result) = link.poll_confirmed(*ticket, cx) {
+            this.state = State::Done(None);
+            return Poll::Ready(result);
+        }
+        *registered = true;
+        if let Some(timeout) = *timeout {
+            let sleep = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+            if sleep.as_mut().poll(cx).is_ready() {
+                link.forget_delivery(*ticket);
+                this.state = State::Done(None);
+                return Poll::Ready(Err(SendError::TimedOut));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if let State::Waiting {
+            link,
+            ticket,
+            registered: true,
+            ..
+        } = &self.state
+        {
+            link.forget_delivery(*ticket);
         }
     }
 }
@@ -105,7 +158,7 @@ impl Future for Delivery {
 /// Resolves with the reason once a session has closed.
 #[must_use = "futures do nothing unless polled"]
 pub struct Closed {
-    inner: BoxFuture<'static, CloseReason>,
+    link: Arc<dyn Link>,
 }
 
 impl fmt::Debug for Closed {
@@ -115,23 +168,15 @@ impl fmt::Debug for Closed {
 }
 
 impl Closed {
-    pub(crate) fn new(mut watch: watch::Receiver<Option<CloseReason>>) -> Self {
-        let inner = async move {
-            match watch.wait_for(Option::is_some).await {
-                Ok(reason) => reason.clone().expect("waited for Some"),
-                // The session's state is gone without a reason: only at shutdown.
-                Err(_) => CloseReason::Shutdown,
-            }
-        }
-        .boxed();
-        Self { inner }
+    pub(crate) fn new(link: Arc<dyn Link>) -> Self {
+        Self { link }
     }
 }
 
 impl Future for Closed {
     type Output = CloseReason;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CloseReason> {
-        self.inner.poll_unpin(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CloseReason> {
+        self.link.poll_closed(cx)
     }
 }

@@ -1,11 +1,11 @@
 //! The HTTP details of SockJS replies: caching, CORS, the JSESSIONID cookie,
 //! and the fixed pages.
 
-use super::{JSessionId, SockJsConfig};
+use crate::config::{JSessionId, SockJsConfig};
 use axum::body::Body;
+use channel_protocol::sockjs::pages;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
-use md5::{Digest, Md5};
 use std::time::{Duration, SystemTime};
 
 /// One year, the cache lifetime of static SockJS replies.
@@ -14,6 +14,7 @@ const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 pub(crate) const JAVASCRIPT: &str = "application/javascript; charset=UTF-8";
 pub(crate) const PLAIN: &str = "text/plain; charset=UTF-8";
 pub(crate) const HTML: &str = "text/html; charset=UTF-8";
+pub(crate) const EVENT_STREAM: &str = "text/event-stream";
 
 /// A reply with a body and content type.
 pub(crate) fn reply(
@@ -38,7 +39,7 @@ pub(crate) fn empty(status: StatusCode) -> Response<Body> {
 
 /// 404, as sockjs-node words it.
 pub(crate) fn not_found() -> Response<Body> {
-    reply(StatusCode::NOT_FOUND, PLAIN, "404 Error: Page not found\n")
+    reply(StatusCode::NOT_FOUND, PLAIN, pages::NOT_FOUND)
 }
 
 /// 405 with the methods the endpoint allows.
@@ -70,23 +71,43 @@ pub(crate) fn cache_for_a_year(headers: &mut HeaderMap) {
     }
 }
 
-/// CORS as SockJS clients expect it: the request's origin echoed with
-/// credentials allowed (or `*` when there is none, or it is `null`), and
-/// the requested headers allowed.
+/// CORS as sockjs-node answers XHR and `/info` requests: the request's
+/// `Origin` echoed with credentials allowed (`null` included, the origin
+/// of sandboxed pages), or `*` without credentials when there is none,
+/// and the requested headers allowed.
 pub(crate) fn cors(headers: &mut HeaderMap, request: &HeaderMap, config: &SockJsConfig) {
+    cors_for(headers, request, config, request.get(header::ORIGIN));
+}
+
+/// CORS of the `eventsource` transport, where sockjs-node still answers
+/// `Origin: null` with `*`.
+pub(crate) fn cors_event_source(
+    headers: &mut HeaderMap,
+    request: &HeaderMap,
+    config: &SockJsConfig,
+) {
+    let origin = request
+        .get(header::ORIGIN)
+        .filter(|origin| *origin != "null");
+    cors_for(headers, request, config, origin);
+}
+
+fn cors_for(
+    headers: &mut HeaderMap,
+    request: &HeaderMap,
+    config: &SockJsConfig,
+    origin: Option<&HeaderValue>,
+) {
     if config.disable_cors {
         return;
     }
-    match request
-        .get(header::ORIGIN)
-        .filter(|origin| *origin != "null")
-    {
+    match origin.filter(|origin| !origin.is_empty()) {
         Some(origin) => {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
                 HeaderValue::from_static("true"),
             );
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         }
         None => {
             headers.insert(
@@ -96,7 +117,10 @@ pub(crate) fn cors(headers: &mut HeaderMap, request: &HeaderMap, config: &SockJs
         }
     }
     headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-    if let Some(requested) = request.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+    if let Some(requested) = request
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .filter(|requested| !requested.is_empty())
+    {
         headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
     }
 }
@@ -176,46 +200,23 @@ pub(crate) fn info(request: &HeaderMap, config: &SockJsConfig) -> Response<Body>
     response
 }
 
-/// Escapes text for an HTML attribute value.
-fn escape_attribute(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 /// `GET /iframe.html`: the page cross-domain clients load in an iframe; it
-/// runs the SockJS client from `sockjs_url`.
+/// runs the SockJS client from `sockjs_url`. Cached for a year and
+/// revalidated by its MD5 `ETag`; the 304 carries only the cache headers.
 pub(crate) fn iframe(request: &HeaderMap, config: &SockJsConfig) -> Response<Body> {
-    let page = format!(
-        "<!DOCTYPE html>\n<html>\n<head>\n\
-         <meta http-equiv=\"X-UA-Compatible\" content=\"IE=edge\" />\n\
-         <meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\" />\n\
-         <script src=\"{}\"></script>\n\
-         <script>\n  document.domain = document.domain;\n  SockJS.bootstrap_iframe();\n</script>\n\
-         </head>\n<body>\n<h2>SockJS iframe</h2>\n\
-         <p>A hidden page that carries SockJS across domains.</p>\n</body>\n</html>",
-        escape_attribute(&config.sockjs_url)
-    );
-    let digest = Md5::digest(page.as_bytes());
-    let etag = format!(
-        "\"{}\"",
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let page = pages::iframe(&config.sockjs_url);
+    let etag = pages::etag(&page);
     let etag_value = HeaderValue::from_str(&etag).expect("hex digits in quotes");
     if request.get(header::IF_NONE_MATCH) == Some(&etag_value) {
         let mut response = empty(StatusCode::NOT_MODIFIED);
-        response.headers_mut().insert(header::ETAG, etag_value);
+        cache_for_a_year(response.headers_mut());
         return response;
     }
     let length = page.len();
     let mut response = reply(StatusCode::OK, HTML, page);
     let headers = response.headers_mut();
-    cache_for_a_year(headers);
     headers.insert(header::ETAG, etag_value);
+    cache_for_a_year(headers);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     response
 }

@@ -1,11 +1,13 @@
-//! The connection task of a legacy hixie-75/76 WebSocket session.
+//! The legacy hixie-75/76 WebSocket: the challenge that completes the
+//! hixie-76 handshake, and a socket over the draft's framing.
 
-use super::stream_session::{fail_remaining, Command, Outgoing, StreamSession};
-use crate::session::{CloseReason, Message, SendError};
 use channel_protocol::hixie76::{self, Frame, FrameDecoder, FrameError};
+use channel_protocol::websocket::Incoming;
+use channel_protocol::Transmit;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// How long the server waits for the 8 key bytes that follow a hixie-76 request.
 const KEY3_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,85 +28,95 @@ where
     io.flush().await
 }
 
-fn failure(error: FrameError) -> CloseReason {
-    let code = match error {
-        FrameError::TooLong { .. } => 1009,
-        FrameError::InvalidUtf8 => 1007,
-        FrameError::BadFrameType(_) => 1002,
-    };
-    CloseReason::Failed {
-        code,
-        reason: error.to_string(),
-    }
+/// Frames `0x00 text 0xFF` both ways; the closing handshake is `0xFF 0x00`.
+pub(crate) struct HixieSocket<S> {
+    io: S,
+    decoder: FrameDecoder,
+    /// Encoded frames not yet written, and how much of them was.
+    out: Vec<u8>,
+    written: usize,
 }
 
-/// Runs one hixie session until it closes; returns why it closed.
-pub(crate) async fn run<S>(
-    session: &StreamSession,
-    io: S,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    incoming: mpsc::Sender<Message>,
-    max_message_size: usize,
-) -> CloseReason
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let (mut reader, mut writer) = tokio::io::split(io);
-    let mut decoder = FrameDecoder::new(max_message_size);
-    let mut buffer = vec![0u8; 8192];
-    let reason = 'session: loop {
-        tokio::select! {
-            command = commands.recv() => match command {
-                Some(Command::Send(message, token)) => {
-                    session.dequeued();
-                    let Outgoing::Text(text) = message else {
-                        let _ = token.send(Err(SendError::Unsupported("binary messages")));
-                        continue;
+impl<S: AsyncRead + AsyncWrite + Unpin> HixieSocket<S> {
+    pub(crate) fn new(io: S, max_message_size: usize) -> Self {
+        Self {
+            io,
+            decoder: FrameDecoder::new(max_message_size),
+            out: Vec::new(),
+            written: 0,
+        }
+    }
+
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Incoming> {
+        loop {
+            match self.decoder.next_frame() {
+                Ok(Some(Frame::Text(text))) => return Poll::Ready(Incoming::Text(text)),
+                Ok(Some(Frame::Close)) => {
+                    // Answer the closing handshake; the draft has no codes.
+                    self.out.extend_from_slice(&hixie76::CLOSING_FRAME);
+                    return Poll::Ready(Incoming::Close {
+                        code: None,
+                        reason: String::new(),
+                    });
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    let code = match error {
+                        FrameError::TooLong { .. } => 1009,
+                        FrameError::InvalidUtf8 => 1007,
+                        FrameError::BadFrameType(_) => 1002,
                     };
-                    if writer.write_all(&hixie76::encode_text_frame(&text)).await.is_err() {
-                        let _ = token.send(Err(SendError::Closed(CloseReason::ConnectionLost)));
-                        break CloseReason::ConnectionLost;
-                    }
-                    let _ = token.send(Ok(()));
-                }
-                Some(Command::Ping(_, token)) => {
-                    let _ = token.send(Err(SendError::Unsupported("ping")));
-                }
-                Some(Command::Close(reason)) => {
-                    // The draft has no close codes: the closing frame is all there is.
-                    let _ = writer.write_all(&hixie76::CLOSING_FRAME).await;
-                    let _ = writer.shutdown().await;
-                    break reason;
-                }
-                None => break CloseReason::ConnectionLost,
-            },
-            read = reader.read(&mut buffer) => {
-                let n = match read {
-                    Ok(0) | Err(_) => break CloseReason::ConnectionLost,
-                    Ok(n) => n,
-                };
-                decoder.extend(&buffer[..n]);
-                loop {
-                    match decoder.next_frame() {
-                        Ok(Some(Frame::Text(text))) => {
-                            let _ = incoming.send(Message::Text(text)).await;
-                        }
-                        Ok(Some(Frame::Close)) => {
-                            let _ = writer.write_all(&hixie76::CLOSING_FRAME).await;
-                            let _ = writer.shutdown().await;
-                            break 'session CloseReason::Peer { code: None, reason: String::new() };
-                        }
-                        Ok(None) => break,
-                        Err(error) => {
-                            let _ = writer.write_all(&hixie76::CLOSING_FRAME).await;
-                            let _ = writer.shutdown().await;
-                            break 'session failure(error);
-                        }
-                    }
+                    return Poll::Ready(Incoming::Failed {
+                        code,
+                        reason: error.to_string(),
+                    });
                 }
             }
+            let mut buffer = [0u8; 2048];
+            let mut read = ReadBuf::new(&mut buffer);
+            match ready!(Pin::new(&mut self.io).poll_read(cx, &mut read)) {
+                Ok(()) if read.filled().is_empty() => return Poll::Ready(Incoming::Lost),
+                Ok(()) => self.decoder.extend(read.filled()),
+                Err(_) => return Poll::Ready(Incoming::Lost),
+            }
         }
-    };
-    fail_remaining(session, &mut commands, &reason);
-    reason
+    }
+
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        // Keep at most one batch of frames waiting to be written.
+        if self.out.len() - self.written > 64 * 1024 {
+            return self.poll_flush(cx);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    pub(crate) fn start_send(&mut self, transmit: Transmit) {
+        match transmit {
+            Transmit::Data { bytes, .. } => {
+                self.out.push(0x00);
+                self.out.extend_from_slice(&bytes);
+                self.out.push(0xFF);
+            }
+            Transmit::Close { .. } | Transmit::End(_) => {
+                self.out.extend_from_slice(&hixie76::CLOSING_FRAME)
+            }
+            // The draft carries neither binary messages nor pings.
+            Transmit::Binary { .. } | Transmit::Ping(_) => {}
+        }
+    }
+
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        while self.written < self.out.len() {
+            match ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..])) {
+                Ok(0) | Err(_) => return Poll::Ready(Err(())),
+                Ok(n) => self.written += n,
+            }
+        }
+        self.out.clear();
+        self.written = 0;
+        if self.out.capacity() > 4096 {
+            self.out = Vec::new();
+        }
+        Pin::new(&mut self.io).poll_flush(cx).map_err(|_| ())
+    }
 }

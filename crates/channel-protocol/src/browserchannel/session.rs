@@ -1,110 +1,174 @@
 //! The state of one BrowserChannel session, without IO.
 //!
-//! Server to client, the session queues *arrays*, each with the next array id.
-//! An array stays queued until the client acknowledges it (`AID`), so a new
-//! back channel can send again whatever the last one may have lost.
+//! Server to client, the session queues *arrays*, each with the next array
+//! id. An array stays queued until the client acknowledges it (`AID`), so a
+//! new back channel sends again whatever the last one may have lost. A
+//! message's delivery is confirmed by that acknowledgement.
 //!
 //! Client to server, the session releases maps in map-number order, each
 //! once, and processes `terminate` only after every forward channel request
 //! numbered before it has arrived.
+//!
+//! Timers: a `["noop"]` heartbeat every keep-alive interval while a back
+//! channel is open, the session timeout while none is, and the
+//! acknowledgement timeout. A client acknowledges only with its next
+//! request, and a client with nothing to send makes none; so arrays left
+//! unacknowledged that long end the back channel, and the client's
+//! immediate new back channel request carries its `AID`. A back channel is
+//! only ever ended after it wrote something: the client takes an empty
+//! response for a failure.
 
+use super::back_channel::BackChannelEncoder;
 use super::forward_channel::{ForwardBatch, ForwardMessage};
 use super::PROTOCOL_VERSION;
+use crate::close::{CloseReason, SendError};
+use crate::engine::{closed_error, Counter, Engine, Event, ReceiverId, Ticket, Transmit};
 use crate::json;
+use crate::message::Message;
 use crate::order_buffer::{OrderBuffer, OrderError};
+use crate::payload::{Payload, WireFormat};
+use bytes::Bytes;
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::fmt;
+use std::time::{Duration, Instant};
 
-/// The bounds of one session's buffers.
+/// The settings of one session: its bounds and timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionLimits {
+pub struct SessionConfig {
     /// Most application arrays queued and not yet acknowledged.
     pub max_outgoing_arrays: usize,
     /// Most maps (and forward channel requests) held while a gap before them fills.
     pub max_held_maps: usize,
+    /// How often a `["noop"]` goes down an open back channel.
+    pub keep_alive_interval: Duration,
+    /// How long the session lives without a back channel.
+    pub session_timeout: Duration,
+    /// Bytes after which a streaming back channel ends so the client opens a new one.
+    pub back_channel_chunk_limit: usize,
+    /// How long sent arrays wait for the client's acknowledgement before
+    /// the back channel ends to ask for it.
+    pub acknowledgement_timeout: Duration,
 }
 
-impl Default for SessionLimits {
+impl Default for SessionConfig {
+    /// node-browserchannel's defaults.
     fn default() -> Self {
         Self {
             max_outgoing_arrays: 4096,
             max_held_maps: 1024,
+            keep_alive_interval: Duration::from_secs(20),
+            session_timeout: Duration::from_secs(30),
+            back_channel_chunk_limit: 10 * 1024,
+            acknowledgement_timeout: Duration::from_secs(1),
         }
     }
 }
 
-/// Why an array was not queued.
 #[derive(Debug)]
-pub struct QueueFull<T> {
-    /// The acknowledgement token that came with the array, handed back.
-    pub token: Option<T>,
-    /// The bound that was reached.
-    pub limit: usize,
-}
-
-impl<T> fmt::Display for QueueFull<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} arrays are waiting for acknowledgement", self.limit)
-    }
-}
-
-#[derive(Debug)]
-struct OutgoingArray<T> {
+struct OutgoingArray {
     id: u64,
-    /// The array's data, encoded once when queued and reused on every resend.
-    json: String,
-    token: Option<T>,
-    /// Application arrays count against the bound; control arrays do not.
-    is_app: bool,
+    /// The array's data, encoded once and reused on every resend.
+    json: Bytes,
+    /// The app message this array carries; control arrays carry none.
+    app_seq: Option<u64>,
 }
 
-/// What a forward channel request released.
-#[derive(Debug, Default, PartialEq)]
-pub struct Received {
-    /// Messages now in order, to hand to the application.
-    pub messages: Vec<ForwardMessage>,
-    /// True when a deferred `terminate` became due: the session must close.
-    pub terminated: bool,
+/// The open back channel.
+#[derive(Debug)]
+struct BackChannel {
+    id: ReceiverId,
+    encoder: BackChannelEncoder,
+    /// `CI=0`: the back channel stays open across chunks.
+    chunked: bool,
+    bytes_sent: usize,
+    /// What opens the response (the html page start), until written.
+    prelude: Option<String>,
+    /// The back channel has written its last chunk and ends next.
+    ending: bool,
 }
 
 /// One BrowserChannel session's protocol state.
 ///
-/// `T` is a token the caller attaches to an array and gets back once the
-/// client acknowledges it (or when the session closes without that).
+/// ```
+/// use channel_protocol::browserchannel::{BackChannelEncoder, Session, SessionConfig};
+/// use channel_protocol::engine::{Engine, Event, Transmit};
+/// use channel_protocol::payload::Payload;
+/// use std::time::Instant;
+///
+/// let now = Instant::now();
+/// let mut session = Session::new(now, "sid", None, Some(1), SessionConfig::default());
+/// assert_eq!(session.opening_reply(now), "25\n[[0,[\"c\",\"sid\",null,8]]]\n");
+/// session.acknowledge(now, 0); // the client's next request carries AID=0
+/// let back_channel = session.attach_back_channel(now, BackChannelEncoder::xmlhttp(), true, None).unwrap();
+/// let ticket = session.send(now, &Payload::text("hi")).unwrap();
+/// let Some(Transmit::Data { bytes, .. }) = session.poll_transmit(now, back_channel) else { panic!() };
+/// assert_eq!(&bytes[..], b"11\n[[1,\"hi\"]]\n");
+/// session.acknowledge(now, 1);
+/// while let Some(event) = session.poll_event() {
+///     if let Event::Confirmed { through, .. } = event {
+///         assert!(through > ticket.seq);
+///     }
+/// }
+/// ```
 #[derive(Debug)]
-pub struct SessionState<T> {
-    outgoing: VecDeque<OutgoingArray<T>>,
+pub struct Session {
+    outgoing: VecDeque<OutgoingArray>,
     /// Id of the last queued array; -1 before the first.
     last_array_id: i64,
     /// Id of the last array written to a back channel; -1 before the first.
     last_sent_array_id: i64,
-    /// Application arrays among `outgoing`, bounded by the limits.
+    /// Application arrays among `outgoing`, bounded by the config.
     queued_app_arrays: usize,
+    next_app_seq: u64,
+    confirmed: u64,
     maps: OrderBuffer<ForwardMessage>,
     /// Forward channel request numbers; `true` marks a `terminate`.
     requests: Option<OrderBuffer<bool>>,
-    limits: SessionLimits,
+    back_channel: Option<BackChannel>,
+    /// Back channels replaced by a newer one, each with what ends it.
+    retired: Vec<(ReceiverId, &'static str)>,
+    receivers_opened: u64,
+    no_back_channel_since: Instant,
+    heartbeat_due: Instant,
+    /// Since when sent arrays that carry messages wait for acknowledgement.
+    unacknowledged_since: Option<Instant>,
+    /// The app's inbound queue is full: forward channel requests wait.
+    backpressure: bool,
+    close_reason: Option<CloseReason>,
+    events: VecDeque<Event>,
+    config: SessionConfig,
 }
 
-impl<T> SessionState<T> {
+impl Session {
     /// A new session; it queues the `["c", sid, hostPrefix, 8]` array that
     /// tells the client its session id. `first_request` is the `RID` of the
-    /// request that created the session.
+    /// request that created it.
     pub fn new(
+        now: Instant,
         session_id: &str,
         host_prefix: Option<&str>,
         first_request: Option<u64>,
-        limits: SessionLimits,
+        config: SessionConfig,
     ) -> Self {
-        let mut state = Self {
+        let mut session = Self {
             outgoing: VecDeque::new(),
             last_array_id: -1,
             last_sent_array_id: -1,
             queued_app_arrays: 0,
-            maps: OrderBuffer::new(0, limits.max_held_maps),
-            requests: first_request.map(|rid| OrderBuffer::new(rid, limits.max_held_maps)),
-            limits,
+            next_app_seq: 0,
+            confirmed: 0,
+            maps: OrderBuffer::new(0, config.max_held_maps),
+            requests: first_request.map(|rid| OrderBuffer::new(rid, config.max_held_maps)),
+            back_channel: None,
+            retired: Vec::new(),
+            receivers_opened: 0,
+            no_back_channel_since: now,
+            heartbeat_due: now + config.keep_alive_interval,
+            unacknowledged_since: None,
+            backpressure: false,
+            close_reason: None,
+            events: VecDeque::new(),
+            config,
         };
         let created = Value::Array(vec![
             "c".into(),
@@ -112,113 +176,74 @@ impl<T> SessionState<T> {
             host_prefix.map_or(Value::Null, Value::from),
             PROTOCOL_VERSION.into(),
         ]);
-        state.push(&created, None, false);
-        state
+        session.push(Bytes::from(json::to_ascii_string(&created)), None);
+        session
     }
 
-    fn push(&mut self, data: &Value, token: Option<T>, is_app: bool) -> u64 {
+    fn push(&mut self, json: Bytes, app_seq: Option<u64>) {
         self.last_array_id += 1;
-        let id = self.last_array_id as u64;
         self.outgoing.push_back(OutgoingArray {
-            id,
-            json: json::to_ascii_string(data),
-            token,
-            is_app,
+            id: self.last_array_id as u64,
+            json,
+            app_seq,
         });
-        id
-    }
-
-    /// Queues an application array; returns its array id.
-    pub fn queue(&mut self, data: &Value, token: Option<T>) -> Result<u64, QueueFull<T>> {
-        if self.queued_app_arrays >= self.limits.max_outgoing_arrays {
-            return Err(QueueFull {
-                token,
-                limit: self.limits.max_outgoing_arrays,
-            });
+        if self.back_channel.is_some() {
+            self.events.push_back(Event::Transmit);
         }
-        self.queued_app_arrays += 1;
-        Ok(self.push(data, token, true))
     }
 
-    /// Queues the `["noop"]` heartbeat; heartbeats do not count against the bound.
-    pub fn queue_noop(&mut self) -> u64 {
-        self.push(&Value::Array(vec!["noop".into()]), None, false)
+    fn push_control(&mut self, name: &'static str) {
+        self.push(Bytes::from(format!("[\"{name}\"]")), None);
     }
 
-    /// Queues `["stop"]`, which tells the client to stop reconnecting.
-    pub fn queue_stop(&mut self) -> u64 {
-        self.push(&Value::Array(vec!["stop".into()]), None, false)
-    }
-
-    /// The client has every array up to `last_received` (`AID`); their tokens
-    /// are pushed to `acknowledged`.
-    pub fn acknowledge(&mut self, last_received: i64, acknowledged: &mut Vec<T>) {
+    /// The client has every array up to `last_received` (`AID`); the
+    /// messages they carry are delivered.
+    pub fn acknowledge(&mut self, now: Instant, last_received: i64) {
         // The client cannot acknowledge what was never sent.
         let last = last_received.min(self.last_sent_array_id);
+        let mut through = None;
         while let Some(front) = self.outgoing.front() {
             if front.id as i64 > last {
                 break;
             }
             let array = self.outgoing.pop_front().expect("front exists");
-            if array.is_app {
+            if let Some(seq) = array.app_seq {
                 self.queued_app_arrays -= 1;
+                through = Some(seq + 1);
             }
-            acknowledged.extend(array.token);
+        }
+        if !self.awaits_acknowledgement() {
+            self.unacknowledged_since = None;
+        } else if through.is_some() {
+            self.unacknowledged_since = Some(now);
+        }
+        if let Some(through) = through {
+            self.confirmed = through;
+            self.events.push_back(Event::Confirmed {
+                counter: Counter::Messages,
+                through,
+            });
+        }
+        if self.outgoing.capacity() > 64 && self.outgoing.is_empty() {
+            // An idle session keeps no buffer it does not need.
+            self.outgoing = VecDeque::new();
         }
     }
 
-    /// A new back channel replaced the old one, which may have lost what it
-    /// carried: everything not yet acknowledged will be sent again.
-    pub fn back_channel_opened(&mut self) {
-        if let Some(front) = self.outgoing.front() {
-            self.last_sent_array_id = front.id as i64 - 1;
-        }
-    }
-
-    /// True when some queued array has not been written to a back channel yet.
-    pub fn has_unsent(&self) -> bool {
-        self.last_sent_array_id < self.last_array_id
-    }
-
-    /// Takes every unsent array as one chunk, `[[id,data],...]\n`, and marks
-    /// them sent.
-    pub fn take_unsent(&mut self) -> Option<String> {
-        let unsent = (self.last_array_id - self.last_sent_array_id) as usize;
-        if unsent == 0 {
-            return None;
-        }
-        let start = self.outgoing.len() - unsent;
-        let mut chunk = String::from("[");
-        for (index, array) in self.outgoing.range(start..).enumerate() {
-            if index > 0 {
-                chunk.push(',');
-            }
-            chunk.push('[');
-            chunk.push_str(&array.id.to_string());
-            chunk.push(',');
-            chunk.push_str(&array.json);
-            chunk.push(']');
-        }
-        chunk.push_str("]\n");
-        self.last_sent_array_id = self.last_array_id;
-        Some(chunk)
-    }
-
-    /// The id of the last array written to a back channel (-1 if none).
-    pub fn last_sent_array_id(&self) -> i64 {
-        self.last_sent_array_id
-    }
-
-    /// How many arrays are waiting for acknowledgement, sent or not.
-    pub fn outstanding_arrays(&self) -> usize {
-        self.outgoing.len()
+    /// The reply to the request that created the session: every queued
+    /// array, starting with `c`, as one length-prefixed chunk. It serves as
+    /// the first, unchunked back channel.
+    pub fn opening_reply(&mut self, now: Instant) -> String {
+        self.no_back_channel_since = now;
+        let chunk = self.take_unsent().unwrap_or_default();
+        BackChannelEncoder::xmlhttp().chunk(&chunk)
     }
 
     /// The forward channel reply, `[backChannelLive, lastSentArrayId,
-    /// outstandingBytes]`: it tells the client whether to reopen its back
-    /// channel. Outstanding bytes count the JSON of the arrays sent but not
-    /// yet acknowledged.
-    pub fn forward_channel_reply(&self, back_channel_live: bool) -> String {
+    /// outstandingBytes]`, length-prefixed: it tells the client whether to
+    /// reopen its back channel. Outstanding bytes count the JSON of the
+    /// arrays sent but not yet acknowledged.
+    pub fn forward_reply(&self) -> String {
         let unsent = (self.last_array_id - self.last_sent_array_id) as usize;
         let sent = self.outgoing.len() - unsent;
         let outstanding_bytes = if sent == 0 {
@@ -227,42 +252,67 @@ impl<T> SessionState<T> {
             let data: usize = self.outgoing.range(..sent).map(|a| a.json.len()).sum();
             data + (sent - 1) + 2
         };
-        format!(
+        let reply = format!(
             "[{},{},{}]",
-            u8::from(back_channel_live),
+            u8::from(self.back_channel.is_some()),
             self.last_sent_array_id,
             outstanding_bytes
-        )
+        );
+        BackChannelEncoder::xmlhttp().chunk(&reply)
     }
 
-    /// Takes in one forward channel request. Nothing changes when it is refused.
-    pub fn receive(
+    /// Takes in one forward channel request; the maps now in order become
+    /// [`Event::Message`]s. Nothing changes when it is refused. A closed
+    /// session ignores what arrives.
+    pub fn handle_forward(
         &mut self,
+        now: Instant,
         request: Option<u64>,
         batch: Option<ForwardBatch>,
-    ) -> Result<Received, OrderError> {
+    ) -> Result<(), OrderError> {
+        if self.close_reason.is_some() {
+            return Ok(());
+        }
         if let Some(batch) = &batch {
             self.maps.check_run(batch.offset, batch.messages.len())?;
         }
-        let mut received = Received::default();
-        if let Some(rid) = request {
-            received.terminated = self.note_request(rid, false)?;
+        if let (Some(rid), Some(requests)) = (request, &self.requests) {
+            requests.check(rid)?;
         }
+        let terminated = match request {
+            Some(rid) => self.note_request(rid, false)?,
+            None => false,
+        };
         if let Some(batch) = batch {
+            let mut released = Vec::new();
             for (seq, message) in (batch.offset..).zip(batch.messages) {
-                self.maps.offer(seq, message, &mut received.messages)?;
+                self.maps.offer(seq, message, &mut released)?;
             }
+            self.events
+                .extend(released.into_iter().map(|message| {
+                    Event::Message(match message {
+                        ForwardMessage::Json(value) => Message::Json(value),
+                        ForwardMessage::Map(map) => Message::Map(map),
+                    })
+                }));
         }
-        Ok(received)
+        if terminated {
+            self.close(now, CloseReason::Disconnected);
+        }
+        Ok(())
     }
 
-    /// The client asked to close the session at request number `request`;
-    /// returns true when every earlier request has arrived and it must close now.
-    pub fn terminate(&mut self, request: Option<u64>) -> Result<bool, OrderError> {
-        match request {
-            Some(rid) => self.note_request(rid, true),
-            None => Ok(true),
+    /// The client asked to close the session at request number `request`
+    /// (`TYPE=terminate`); it closes once every earlier request has arrived.
+    pub fn terminate(&mut self, now: Instant, request: Option<u64>) -> Result<(), OrderError> {
+        let due = match request {
+            Some(rid) => self.note_request(rid, true)?,
+            None => true,
+        };
+        if due {
+            self.close(now, CloseReason::Disconnected);
         }
+        Ok(())
     }
 
     fn note_request(&mut self, rid: u64, is_terminate: bool) -> Result<bool, OrderError> {
@@ -278,10 +328,273 @@ impl<T> SessionState<T> {
         Ok(released.contains(&true))
     }
 
-    /// Takes every token still waiting for acknowledgement, for a session that closes.
-    pub fn drain_tokens(&mut self) -> impl Iterator<Item = T> + '_ {
-        self.queued_app_arrays = 0;
-        self.outgoing.drain(..).filter_map(|array| array.token)
+    /// Opens a back channel, replacing any other, and rewinds so that every
+    /// array not yet acknowledged is sent again (the old one may have lost
+    /// them). `None` once the session has closed.
+    pub fn attach_back_channel(
+        &mut self,
+        now: Instant,
+        encoder: BackChannelEncoder,
+        chunked: bool,
+        domain: Option<&str>,
+    ) -> Option<ReceiverId> {
+        if self.close_reason.is_some() {
+            return None;
+        }
+        if let Some(old) = self.back_channel.take() {
+            self.retired.push((old.id, old.encoder.end()));
+        }
+        self.receivers_opened += 1;
+        let id = ReceiverId(self.receivers_opened);
+        let prelude = encoder.prelude(domain);
+        self.back_channel = Some(BackChannel {
+            id,
+            encoder,
+            chunked,
+            bytes_sent: 0,
+            prelude: (!prelude.is_empty()).then_some(prelude),
+            ending: false,
+        });
+        if let Some(front) = self.outgoing.front() {
+            self.last_sent_array_id = front.id as i64 - 1;
+        }
+        self.heartbeat_due = now + self.config.keep_alive_interval;
+        self.events.push_back(Event::Transmit);
+        Some(id)
+    }
+
+    /// Back channel `id` is gone (the client left, or its response ended).
+    /// Unless a newer one replaced it, the session timeout starts.
+    pub fn detach_back_channel(&mut self, now: Instant, id: ReceiverId) {
+        self.retired.retain(|(retired, _)| *retired != id);
+        if self.back_channel.as_ref().is_some_and(|b| b.id == id) {
+            self.back_channel = None;
+            self.no_back_channel_since = now;
+        }
+    }
+
+    /// True while a back channel is open.
+    pub fn has_back_channel(&self) -> bool {
+        self.back_channel.is_some()
+    }
+
+    /// True when an array that carries an app message was sent but not acknowledged.
+    fn awaits_acknowledgement(&self) -> bool {
+        let unsent = (self.last_array_id - self.last_sent_array_id) as usize;
+        let sent = self.outgoing.len() - unsent;
+        self.outgoing
+            .range(..sent)
+            .any(|array| array.app_seq.is_some())
+    }
+
+    /// Takes every unsent array as one chunk, `[[id,data],...]\n`.
+    fn take_unsent(&mut self) -> Option<String> {
+        let unsent = (self.last_array_id - self.last_sent_array_id) as usize;
+        if unsent == 0 {
+            return None;
+        }
+        let start = self.outgoing.len() - unsent;
+        let mut chunk = String::from("[");
+        for (index, array) in self.outgoing.range(start..).enumerate() {
+            if index > 0 {
+                chunk.push(',');
+            }
+            chunk.push('[');
+            chunk.push_str(&array.id.to_string());
+            chunk.push(',');
+            // Array data is ASCII JSON, made by this crate's encoders.
+            chunk.push_str(std::str::from_utf8(&array.json).unwrap_or("null"));
+            chunk.push(']');
+        }
+        chunk.push_str("]\n");
+        self.last_sent_array_id = self.last_array_id;
+        Some(chunk)
+    }
+
+    /// What back channel `id` writes next: its prelude, a chunk of arrays,
+    /// or its end. `None` while there is nothing to write.
+    ///
+    /// A back channel ends after one chunk when it is not chunked (`CI=1`),
+    /// after the chunk limit, when the session closed, and, while the app's
+    /// queue holds the forward channel up, after every chunk that carries a
+    /// message: the client's next back channel request brings its `AID`,
+    /// the one acknowledgement it can still send.
+    pub fn poll_transmit(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
+        if let Some(index) = self.retired.iter().position(|(r, _)| *r == id) {
+            let (_, tail) = self.retired.swap_remove(index);
+            return Some(Transmit::End(Bytes::from_static(tail.as_bytes())));
+        }
+        let closed = self.close_reason.is_some();
+        let blocked = self.backpressure;
+        let limit = self.config.back_channel_chunk_limit;
+        let back_channel = match &mut self.back_channel {
+            Some(back_channel) if back_channel.id == id => back_channel,
+            // A back channel this session does not know: end it.
+            _ => return Some(Transmit::End(Bytes::new())),
+        };
+        if let Some(prelude) = back_channel.prelude.take() {
+            return Some(Transmit::Data {
+                bytes: Bytes::from(prelude),
+                confirms: None,
+            });
+        }
+        if back_channel.ending {
+            let tail = back_channel.encoder.end();
+            self.back_channel = None;
+            self.no_back_channel_since = now;
+            return Some(Transmit::End(Bytes::from_static(tail.as_bytes())));
+        }
+        let Some(chunk) = self.take_unsent() else {
+            if closed {
+                let back_channel = self.back_channel.take().expect("matched above");
+                self.no_back_channel_since = now;
+                return Some(Transmit::End(Bytes::from_static(
+                    back_channel.encoder.end().as_bytes(),
+                )));
+            }
+            return None;
+        };
+        let awaits = self.awaits_acknowledgement();
+        if awaits && self.unacknowledged_since.is_none() {
+            self.unacknowledged_since = Some(now);
+        }
+        let solicit = blocked && awaits;
+        let back_channel = self.back_channel.as_mut().expect("matched above");
+        let encoded = back_channel.encoder.chunk(&chunk);
+        back_channel.bytes_sent += encoded.len();
+        if !back_channel.chunked || back_channel.bytes_sent > limit || closed || solicit {
+            back_channel.ending = true;
+        }
+        Some(Transmit::Data {
+            bytes: Bytes::from(encoded),
+            confirms: None,
+        })
+    }
+
+    /// Ends the back channel once it has written something, so the client's
+    /// next back channel request acknowledges what it received.
+    fn request_acknowledgement(&mut self) {
+        if let Some(back_channel) = &mut self.back_channel {
+            if back_channel.bytes_sent > 0 && !back_channel.ending {
+                back_channel.ending = true;
+                self.events.push_back(Event::Transmit);
+            }
+        }
+    }
+
+    /// When the acknowledgement timeout runs out, if it runs.
+    fn acknowledgement_due(&self) -> Option<Instant> {
+        let back_channel = self.back_channel.as_ref()?;
+        if back_channel.ending || back_channel.bytes_sent == 0 {
+            return None;
+        }
+        Some(self.unacknowledged_since? + self.config.acknowledgement_timeout)
+    }
+
+    /// The id of the last array written to a back channel (-1 if none).
+    pub fn last_sent_array_id(&self) -> i64 {
+        self.last_sent_array_id
+    }
+
+    /// How many arrays wait for acknowledgement, sent or not.
+    pub fn outstanding_arrays(&self) -> usize {
+        self.outgoing.len()
+    }
+
+    /// How many out-of-order maps wait for a gap to fill.
+    pub fn held_maps(&self) -> usize {
+        self.maps.held() + self.requests.as_ref().map_or(0, OrderBuffer::held)
+    }
+}
+
+impl Engine for Session {
+    fn send(&mut self, _now: Instant, payload: &Payload) -> Result<Ticket, SendError> {
+        if self.close_reason.is_some() {
+            return Err(closed_error(self.close_reason.as_ref()));
+        }
+        let json = payload
+            .encode(WireFormat::BrowserChannel)
+            .ok_or(SendError::Unsupported(payload.kind()))?;
+        if self.queued_app_arrays >= self.config.max_outgoing_arrays {
+            return Err(SendError::QueueFull {
+                limit: self.config.max_outgoing_arrays,
+            });
+        }
+        self.queued_app_arrays += 1;
+        let seq = self.next_app_seq;
+        self.next_app_seq += 1;
+        self.push(json, Some(seq));
+        Ok(Ticket {
+            counter: Counter::Messages,
+            seq,
+        })
+    }
+
+    /// Queues `["stop"]`, which tells the client to stop reconnecting.
+    fn stop(&mut self, _now: Instant) {
+        if self.close_reason.is_none() {
+            self.push_control("stop");
+        }
+    }
+
+    /// Closes the session: queued arrays are still written to the open back
+    /// channel, which then ends; arrays not acknowledged by then are lost.
+    fn close(&mut self, _now: Instant, reason: CloseReason) {
+        if self.close_reason.is_some() {
+            return;
+        }
+        self.close_reason = Some(reason.clone());
+        self.maps = OrderBuffer::new(self.maps.next_expected(), 0);
+        self.events.push_back(Event::Closed(reason));
+        self.events.push_back(Event::Finished);
+        if self.back_channel.is_some() {
+            self.events.push_back(Event::Transmit);
+        }
+    }
+
+    fn set_backpressure(&mut self, _now: Instant, blocked: bool) {
+        self.backpressure = blocked;
+        if blocked && self.awaits_acknowledgement() {
+            self.request_acknowledgement();
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.close_reason.is_some() {
+            return None;
+        }
+        Some(match self.back_channel {
+            Some(_) => match self.acknowledgement_due() {
+                Some(due) => due.min(self.heartbeat_due),
+                None => self.heartbeat_due,
+            },
+            None => self.no_back_channel_since + self.config.session_timeout,
+        })
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if self.close_reason.is_some() {
+            return;
+        }
+        if self.back_channel.is_some() {
+            if now >= self.heartbeat_due {
+                self.push_control("noop");
+                self.heartbeat_due = now + self.config.keep_alive_interval;
+            }
+            if self.acknowledgement_due().is_some_and(|due| now >= due) {
+                self.request_acknowledgement();
+            }
+        } else if now >= self.no_back_channel_since + self.config.session_timeout {
+            self.close(now, CloseReason::TimedOut);
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn close_reason(&self) -> Option<&CloseReason> {
+        self.close_reason.as_ref()
     }
 }
 
@@ -290,8 +603,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn session() -> SessionState<&'static str> {
-        SessionState::new("sid1", None, Some(10), SessionLimits::default())
+    fn start() -> (Instant, Session) {
+        let now = Instant::now();
+        (
+            now,
+            Session::new(now, "sid1", None, Some(10), SessionConfig::default()),
+        )
     }
 
     fn batch(offset: u64, texts: &[&str]) -> Option<ForwardBatch> {
@@ -304,163 +621,335 @@ mod tests {
         })
     }
 
-    fn texts(received: &Received) -> Vec<String> {
-        received
-            .messages
-            .iter()
-            .map(|m| match m {
-                ForwardMessage::Json(Value::String(s)) => s.clone(),
-                other => panic!("unexpected {other:?}"),
+    fn events(session: &mut Session) -> Vec<Event> {
+        std::iter::from_fn(|| session.poll_event()).collect()
+    }
+
+    fn texts(session: &mut Session) -> Vec<String> {
+        events(session)
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::Message(Message::Json(Value::String(s))) => Some(s),
+                _ => None,
             })
             .collect()
     }
 
-    #[test]
-    fn the_first_array_announces_the_session() {
-        let mut state = SessionState::<()>::new("abc", Some("h1"), None, SessionLimits::default());
-        assert_eq!(
-            state.take_unsent().unwrap(),
-            "[[0,[\"c\",\"abc\",\"h1\",8]]]\n"
-        );
-        assert!(!state.has_unsent());
-        assert_eq!(state.take_unsent(), None);
+    fn data(transmit: Option<Transmit>) -> String {
+        match transmit {
+            Some(Transmit::Data { bytes, .. }) => String::from_utf8(bytes.to_vec()).unwrap(),
+            other => panic!("expected data, got {other:?}"),
+        }
+    }
+
+    fn is_end(transmit: Option<Transmit>) -> bool {
+        matches!(transmit, Some(Transmit::End(_)))
+    }
+
+    fn open(session: &mut Session, now: Instant, chunked: bool) -> ReceiverId {
+        session
+            .attach_back_channel(now, BackChannelEncoder::xmlhttp(), chunked, None)
+            .unwrap()
     }
 
     #[test]
-    fn queued_arrays_are_sent_together_and_acknowledged() {
-        let mut state = session();
-        state.take_unsent();
-        state.queue(&json!("a"), Some("ta")).unwrap();
-        state.queue(&json!({"b": 1}), Some("tb")).unwrap();
-        assert_eq!(state.take_unsent().unwrap(), "[[1,\"a\"],[2,{\"b\":1}]]\n");
-        let mut acked = Vec::new();
-        state.acknowledge(1, &mut acked);
-        assert_eq!(acked, vec!["ta"]);
-        state.acknowledge(2, &mut acked);
-        assert_eq!(acked, vec!["ta", "tb"]);
-        assert_eq!(state.outstanding_arrays(), 0);
+    fn the_first_array_announces_the_session() {
+        let now = Instant::now();
+        let mut session = Session::new(now, "abc", Some("h1"), None, SessionConfig::default());
+        assert_eq!(
+            session.opening_reply(now),
+            "25\n[[0,[\"c\",\"abc\",\"h1\",8]]]\n"
+        );
+        assert_eq!(session.forward_reply(), "8\n[0,0,20]");
+    }
+
+    #[test]
+    fn sends_are_written_together_and_confirmed_by_acknowledgement() {
+        let (now, mut session) = start();
+        session.opening_reply(now);
+        let back = open(&mut session, now, true);
+        let a = session.send(now, &Payload::text("a")).unwrap();
+        let b = session.send(now, &Payload::json(json!({"b": 1}))).unwrap();
+        assert_eq!((a.seq, b.seq), (0, 1));
+        assert_eq!(
+            data(session.poll_transmit(now, back)),
+            "46\n[[0,[\"c\",\"sid1\",null,8]],[1,\"a\"],[2,{\"b\":1}]]\n"
+        );
+        assert_eq!(session.poll_transmit(now, back), None);
+        events(&mut session);
+        session.acknowledge(now, 1);
+        assert_eq!(
+            events(&mut session),
+            [Event::Confirmed {
+                counter: Counter::Messages,
+                through: 1
+            }]
+        );
+        session.acknowledge(now, 2);
+        assert_eq!(session.outstanding_arrays(), 0);
     }
 
     #[test]
     fn unsent_arrays_cannot_be_acknowledged() {
-        let mut state = session();
-        state.take_unsent();
-        state.queue(&json!(1), Some("t")).unwrap();
-        let mut acked = Vec::new();
-        state.acknowledge(99, &mut acked);
-        assert!(acked.is_empty());
-        assert!(state.has_unsent());
+        let (now, mut session) = start();
+        session.opening_reply(now);
+        session.send(now, &Payload::json(json!(1))).unwrap();
+        session.acknowledge(now, 99);
+        assert_eq!(session.outstanding_arrays(), 1);
+        assert!(events(&mut session).is_empty());
     }
 
     #[test]
-    fn a_new_back_channel_resends_unacknowledged_arrays() {
-        let mut state = session();
-        state.take_unsent();
-        state.acknowledge(0, &mut Vec::new());
-        state.queue(&json!("x"), None).unwrap();
-        state.queue(&json!("y"), None).unwrap();
-        state.take_unsent();
-        state.acknowledge(1, &mut Vec::new());
-        state.back_channel_opened();
-        assert_eq!(state.take_unsent().unwrap(), "[[2,\"y\"]]\n");
+    fn a_new_back_channel_resends_unacknowledged_arrays_and_ends_the_old() {
+        let (now, mut session) = start();
+        session.opening_reply(now);
+        session.acknowledge(now, 0);
+        let first = open(&mut session, now, true);
+        session.send(now, &Payload::text("x")).unwrap();
+        session.send(now, &Payload::text("y")).unwrap();
+        data(session.poll_transmit(now, first));
+        session.acknowledge(now, 1);
+        let second = open(&mut session, now, true);
+        assert!(is_end(session.poll_transmit(now, first)));
+        assert_eq!(data(session.poll_transmit(now, second)), "10\n[[2,\"y\"]]\n");
+        session.detach_back_channel(now, first);
+        assert!(session.has_back_channel());
+    }
+
+    #[test]
+    fn html_back_channels_start_with_a_page_and_end_with_a_script() {
+        let (now, mut session) = start();
+        let back = session
+            .attach_back_channel(now, BackChannelEncoder::html(), false, Some("x.com"))
+            .unwrap();
+        assert!(data(session.poll_transmit(now, back)).contains("document.domain="));
+        assert!(data(session.poll_transmit(now, back)).starts_with("<script>try{parent.m("));
+        assert_eq!(
+            session.poll_transmit(now, back),
+            Some(Transmit::End(Bytes::from_static(
+                b"<script>try{parent.d()}catch(e){}</script>\n"
+            )))
+        );
+        assert!(!session.has_back_channel());
+    }
+
+    #[test]
+    fn ci_1_and_the_chunk_limit_end_the_back_channel() {
+        let (now, mut session) = start();
+        let back = open(&mut session, now, false);
+        data(session.poll_transmit(now, back));
+        assert!(is_end(session.poll_transmit(now, back)));
+
+        let config = SessionConfig {
+            back_channel_chunk_limit: 40,
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, "s", None, None, config);
+        let back = open(&mut session, now, true);
+        data(session.poll_transmit(now, back));
+        session.send(now, &Payload::text("0123456789")).unwrap();
+        data(session.poll_transmit(now, back));
+        assert!(is_end(session.poll_transmit(now, back)));
     }
 
     #[test]
     fn forward_reply_reports_sent_but_unacknowledged_bytes() {
-        let mut state = session();
-        assert_eq!(state.forward_channel_reply(false), "[0,-1,0]");
-        state.take_unsent();
-        state.acknowledge(0, &mut Vec::new());
-        state.queue(&json!("ab"), None).unwrap();
-        state.queue(&json!(12), None).unwrap();
-        state.take_unsent();
-        state.queue(&json!("unsent"), None).unwrap();
+        let (now, mut session) = start();
+        assert_eq!(session.forward_reply(), "8\n[0,-1,0]");
+        session.opening_reply(now);
+        session.acknowledge(now, 0);
+        let back = open(&mut session, now, true);
+        session.send(now, &Payload::text("ab")).unwrap();
+        session.send(now, &Payload::json(json!(12))).unwrap();
+        data(session.poll_transmit(now, back));
+        session.send(now, &Payload::text("unsent")).unwrap();
         // JSON of the sent data list: ["ab",12] is 9 characters.
-        assert_eq!(state.forward_channel_reply(true), "[1,2,9]");
+        assert_eq!(session.forward_reply(), "7\n[1,2,9]");
     }
 
     #[test]
-    fn the_outgoing_queue_is_bounded_but_heartbeats_are_not() {
-        let limits = SessionLimits {
+    fn the_outgoing_queue_is_bounded_but_control_arrays_are_not() {
+        let now = Instant::now();
+        let config = SessionConfig {
             max_outgoing_arrays: 2,
-            max_held_maps: 4,
+            ..SessionConfig::default()
         };
-        let mut state = SessionState::new("s", None, None, limits);
-        state.queue(&json!(1), Some(1)).unwrap();
-        state.queue(&json!(2), Some(2)).unwrap();
-        let full = state.queue(&json!(3), Some(3)).unwrap_err();
-        assert_eq!((full.token, full.limit), (Some(3), 2));
-        state.queue_noop();
-        state.queue_stop();
+        let mut session = Session::new(now, "s", None, None, config);
+        session.send(now, &Payload::json(json!(1))).unwrap();
+        session.send(now, &Payload::json(json!(2))).unwrap();
         assert_eq!(
-            state.take_unsent().unwrap(),
-            "[[0,[\"c\",\"s\",null,8]],[1,1],[2,2],[3,[\"noop\"]],[4,[\"stop\"]]]\n"
+            session.send(now, &Payload::json(json!(3))),
+            Err(SendError::QueueFull { limit: 2 })
         );
-        let mut acked = Vec::new();
-        state.acknowledge(1, &mut acked);
-        assert_eq!(acked, vec![1]);
-        state.queue(&json!(3), Some(3)).unwrap();
-        let drained: Vec<_> = state.drain_tokens().collect();
-        assert_eq!(drained, vec![2, 3]);
+        session.stop(now);
+        assert_eq!(
+            session.opening_reply(now),
+            "48\n[[0,[\"c\",\"s\",null,8]],[1,1],[2,2],[3,[\"stop\"]]]\n"
+        );
+        assert_eq!(
+            session.send(now, &Payload::binary(vec![1u8])),
+            Err(SendError::Unsupported("binary messages"))
+        );
     }
 
     #[test]
     fn maps_are_released_in_order_once() {
-        let mut state = session();
-        assert!(texts(&state.receive(Some(12), batch(2, &["c", "d"])).unwrap()).is_empty());
-        assert_eq!(
-            texts(&state.receive(Some(10), batch(0, &["a"])).unwrap()),
-            ["a"]
-        );
-        assert_eq!(
-            texts(&state.receive(Some(11), batch(1, &["b"])).unwrap()),
-            ["b", "c", "d"]
-        );
+        let (now, mut session) = start();
+        session.handle_forward(now, Some(12), batch(2, &["c", "d"])).unwrap();
+        assert!(texts(&mut session).is_empty());
+        session.handle_forward(now, Some(10), batch(0, &["a"])).unwrap();
+        assert_eq!(texts(&mut session), ["a"]);
+        session.handle_forward(now, Some(11), batch(1, &["b"])).unwrap();
+        assert_eq!(texts(&mut session), ["b", "c", "d"]);
         // A retry that repeats maps and adds one delivers only the new one.
-        assert_eq!(
-            texts(&state.receive(Some(12), batch(2, &["c", "d", "e"])).unwrap()),
-            ["e"]
-        );
+        session
+            .handle_forward(now, Some(12), batch(2, &["c", "d", "e"]))
+            .unwrap();
+        assert_eq!(texts(&mut session), ["e"]);
     }
 
     #[test]
     fn too_many_held_maps_are_refused_without_side_effects() {
-        let limits = SessionLimits {
-            max_outgoing_arrays: 8,
+        let now = Instant::now();
+        let config = SessionConfig {
             max_held_maps: 2,
+            ..SessionConfig::default()
         };
-        let mut state = SessionState::<()>::new("s", None, Some(0), limits);
-        assert!(state.receive(Some(1), batch(5, &["x", "y", "z"])).is_err());
-        assert_eq!(
-            state
-                .receive(Some(1), batch(1, &["b"]))
-                .unwrap()
-                .messages
-                .len(),
-            0
-        );
-        assert_eq!(
-            texts(&state.receive(Some(0), batch(0, &["a"])).unwrap()),
-            ["a", "b"]
-        );
+        let mut session = Session::new(now, "s", None, Some(0), config);
+        assert!(session
+            .handle_forward(now, Some(1), batch(5, &["x", "y", "z"]))
+            .is_err());
+        assert_eq!(session.held_maps(), 0);
+        session.handle_forward(now, Some(1), batch(1, &["b"])).unwrap();
+        assert!(texts(&mut session).is_empty());
+        session.handle_forward(now, Some(0), batch(0, &["a"])).unwrap();
+        assert_eq!(texts(&mut session), ["a", "b"]);
     }
 
     #[test]
     fn terminate_waits_for_earlier_requests() {
-        let mut state = session();
-        state.receive(Some(10), None).unwrap();
-        assert_eq!(state.terminate(Some(12)), Ok(false));
-        let received = state.receive(Some(11), batch(0, &["last"])).unwrap();
-        assert_eq!(texts(&received), ["last"]);
-        assert!(received.terminated);
+        let (now, mut session) = start();
+        session.handle_forward(now, Some(10), None).unwrap();
+        session.terminate(now, Some(12)).unwrap();
+        assert_eq!(session.close_reason(), None);
+        session.handle_forward(now, Some(11), batch(0, &["last"])).unwrap();
+        let events = events(&mut session);
+        assert_eq!(
+            events[0],
+            Event::Message(Message::Json(json!("last")))
+        );
+        assert!(events.contains(&Event::Closed(CloseReason::Disconnected)));
+        assert!(events.contains(&Event::Finished));
     }
 
     #[test]
     fn terminate_for_a_passed_request_is_due_at_once() {
-        let mut state = session();
-        state.receive(Some(10), None).unwrap();
-        state.receive(Some(11), None).unwrap();
-        assert_eq!(state.terminate(Some(11)), Ok(true));
-        assert_eq!(session().terminate(None), Ok(true));
+        let (now, mut session) = start();
+        session.handle_forward(now, Some(10), None).unwrap();
+        session.handle_forward(now, Some(11), None).unwrap();
+        session.terminate(now, Some(11)).unwrap();
+        assert_eq!(session.close_reason(), Some(&CloseReason::Disconnected));
+        let (now, mut session) = start();
+        session.terminate(now, None).unwrap();
+        assert!(session.close_reason().is_some());
+    }
+
+    #[test]
+    fn heartbeats_go_down_an_open_back_channel_only() {
+        let (now, mut session) = start();
+        let back = open(&mut session, now, true);
+        data(session.poll_transmit(now, back));
+        let due = session.poll_timeout().unwrap();
+        assert_eq!(due, now + Duration::from_secs(20));
+        session.handle_timeout(due - Duration::from_millis(1));
+        assert_eq!(session.poll_transmit(due, back), None);
+        session.handle_timeout(due);
+        assert_eq!(data(session.poll_transmit(due, back)), "15\n[[1,[\"noop\"]]]\n");
+        assert_eq!(session.poll_timeout(), Some(due + Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn a_session_without_back_channel_times_out() {
+        let (now, mut session) = start();
+        session.opening_reply(now);
+        let back = open(&mut session, now, true);
+        let later = now + Duration::from_secs(100);
+        session.detach_back_channel(later, back);
+        assert_eq!(session.poll_timeout(), Some(later + Duration::from_secs(30)));
+        session.handle_timeout(later + Duration::from_secs(29));
+        assert_eq!(session.close_reason(), None);
+        session.handle_timeout(later + Duration::from_secs(30));
+        assert_eq!(session.close_reason(), Some(&CloseReason::TimedOut));
+        assert_eq!(session.poll_timeout(), None);
+    }
+
+    #[test]
+    fn close_flushes_then_ends_the_back_channel() {
+        let (now, mut session) = start();
+        let back = open(&mut session, now, true);
+        data(session.poll_transmit(now, back));
+        session.send(now, &Payload::text("last")).unwrap();
+        session.close(now, CloseReason::Closed("bye".into()));
+        assert_eq!(data(session.poll_transmit(now, back)), "13\n[[1,\"last\"]]\n");
+        assert!(is_end(session.poll_transmit(now, back)));
+        assert!(matches!(
+            session.send(now, &Payload::text("late")),
+            Err(SendError::Closed(CloseReason::Closed(_)))
+        ));
+        assert_eq!(session.attach_back_channel(now, BackChannelEncoder::xmlhttp(), true, None), None);
+    }
+
+    #[test]
+    fn unacknowledged_arrays_end_the_back_channel_after_the_timeout() {
+        let (now, mut session) = start();
+        session.opening_reply(now);
+        session.acknowledge(now, 0);
+        let back = open(&mut session, now, true);
+        // Nothing written yet: no timer for acknowledgements.
+        assert_eq!(session.poll_timeout(), Some(now + Duration::from_secs(20)));
+        session.send(now, &Payload::text("a")).unwrap();
+        data(session.poll_transmit(now, back));
+        let due = now + Duration::from_secs(1);
+        assert_eq!(session.poll_timeout(), Some(due));
+        session.handle_timeout(due);
+        assert!(is_end(session.poll_transmit(due, back)));
+        // The client's new back channel acknowledges; nothing more is due.
+        session.acknowledge(due, 1);
+        let next = open(&mut session, due, true);
+        assert_eq!(session.poll_transmit(due, next), None);
+        assert_eq!(session.poll_timeout(), Some(due + Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn a_back_channel_that_wrote_nothing_is_never_ended_early() {
+        let (now, mut session) = start();
+        session.opening_reply(now);
+        session.send(now, &Payload::text("a")).unwrap();
+        let back = open(&mut session, now, true);
+        session.set_backpressure(now, true);
+        // It resends `c` and `a`, then ends to ask for their acknowledgement.
+        let chunk = data(session.poll_transmit(now, back));
+        assert!(chunk.contains("\"a\""));
+        assert!(is_end(session.poll_transmit(now, back)));
+    }
+
+    #[test]
+    fn backpressure_ends_the_back_channel_to_ask_for_an_acknowledgement() {
+        let (now, mut session) = start();
+        session.opening_reply(now);
+        session.acknowledge(now, 0);
+        let back = open(&mut session, now, true);
+        session.send(now, &Payload::text("echo")).unwrap();
+        session.set_backpressure(now, true);
+        data(session.poll_transmit(now, back));
+        assert!(is_end(session.poll_transmit(now, back)));
+        // The next back channel brings the acknowledgement and stays open.
+        session.acknowledge(now, 1);
+        let next = open(&mut session, now, true);
+        assert_eq!(session.poll_transmit(now, next), None);
+        session.set_backpressure(now, false);
+        session.send(now, &Payload::text("more")).unwrap();
+        data(session.poll_transmit(now, next));
+        assert_eq!(session.poll_transmit(now, next), None);
     }
 }

@@ -6,17 +6,21 @@
 //! message, a line of an XHR response, an event of an event stream, a
 //! `<script>` call in an html file, or a JSONP callback.
 //!
-//! [`path`] names the endpoint a request is for, [`framing`] builds frames,
+//! [`path`] names the endpoint a request is for, [`pages`] holds the fixed pages, [`framing`] builds frames,
 //! [`payload`] decodes what clients send, [`receiver`] wraps frames for each
-//! transport, and [`session`] holds a session's state.
+//! transport, [`session`] holds a session's state, and [`websocket`] carries
+//! a session over one WebSocket.
 
 pub mod framing;
+pub mod pages;
 pub mod path;
 pub mod payload;
 pub mod receiver;
 pub mod session;
+pub mod websocket;
 
 pub use path::{Endpoint, TransportKind};
 pub use payload::PayloadError;
 pub use receiver::ReceiverEncoding;
-pub use session::{Attach, SessionState};
+pub use session::{Attach, ReceiverKind, Session, SessionConfig};
+pub use websocket::WebSocketSession;

@@ -39,23 +39,27 @@ pub fn xhr_streaming_prelude() -> String {
 /// The `eventsource` prelude: one blank line (old Opera wants it).
 pub const EVENTSOURCE_PRELUDE: &str = "\r\n";
 
-/// The `htmlfile` page start for `callback`, padded past the 1 KiB some
-/// browsers buffer before running scripts.
+/// The `htmlfile` page start, with `{{ callback }}` where the callback goes.
+const HTMLFILE_TEMPLATE: &str = "<!doctype html>
+<html><head>
+  <meta http-equiv=\"X-UA-Compatible\" content=\"IE=edge\" />
+  <meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\" />
+</head><body><h2>Don't panic!</h2>
+  <script>
+    document.domain = document.domain;
+    var c = parent.{{ callback }};
+    c.start();
+    function p(d) {c.message(d);};
+    window.onload = function() {c.stop();};
+  </script>";
+
+/// The `htmlfile` page start for `callback`, as sockjs-node writes it: the
+/// template padded with spaces to 1,024 bytes (counted with the
+/// placeholder's 14 characters) so browsers start running its scripts,
+/// then a blank line.
 pub fn htmlfile_prelude(callback: &str) -> String {
-    let mut page = format!(
-        "<!doctype html>\n<html><head>\n\
-         <meta http-equiv=\"X-UA-Compatible\" content=\"IE=edge\" />\n\
-         <meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\" />\n\
-         </head><body><h2>SockJS htmlfile transport</h2>\n\
-         <script>\n\
-         document.domain = document.domain;\n\
-         var c = parent.{callback};\n\
-         c.start();\n\
-         function p(d) {{c.message(d);}};\n\
-         window.onload = function() {{c.stop();}};\n\
-         </script>\n"
-    );
-    let padding = 1024usize.saturating_sub(page.len());
+    let padding = (1024 + 14 - 1) - HTMLFILE_TEMPLATE.len();
+    let mut page = HTMLFILE_TEMPLATE.replace("{{ callback }}", callback);
     page.push_str(&" ".repeat(padding));
     page.push_str("\r\n\r\n");
     page
@@ -132,9 +136,11 @@ mod tests {
     #[test]
     fn preludes() {
         assert_eq!(xhr_streaming_prelude().len(), 2049);
-        let page = htmlfile_prelude("cb");
-        assert!(page.len() >= 1024 + 4);
-        assert!(page.contains("var c = parent.cb;"));
-        assert!(page.ends_with("\r\n\r\n"));
+        // sockjs-node's page: 1,027 bytes plus the callback's length.
+        let page = htmlfile_prelude("callback");
+        assert_eq!(page.len(), 1035);
+        assert!(page.contains("\n    var c = parent.callback;\n"));
+        assert!(page.ends_with(&format!("</script>{}\r\n\r\n", " ".repeat(653))));
+        assert_eq!(htmlfile_prelude("cb").len(), 1029);
     }
 }

@@ -1,149 +1,519 @@
 //! The state of one SockJS session, without IO.
 //!
 //! A session has at most one *receiver* at a time: the request (or
-//! WebSocket) that frames are written to. Messages sent while no receiver is
-//! attached wait in a bounded buffer. The first receiver gets the open frame;
-//! after the app closes the session, every receiver gets the close frame.
+//! WebSocket) that frames are written to. A receiver's prelude and each
+//! frame are pieces of their own (one HTTP chunk each), as SockJS clients
+//! and sockjs-node's conformance suite read them; the response limit counts
+//! frames, not the prelude. Messages sent while none is
+//! attached wait in a bounded buffer. The first receiver gets the open
+//! frame `o`; an idle receiver gets `h` every heartbeat delay. Polling
+//! receivers end after one frame, streaming ones after `response_limit`
+//! bytes. After a close, every receiver gets the close frame
+//! `c[code,"reason"]` until the session is forgotten, a disconnect delay
+//! after its last receiver went away. A client that abandons a receiver
+//! ends the session at once, as sockjs-node does.
 
 use super::framing;
+use super::payload::{decode_websocket, WebSocketPayload};
+use super::receiver::ReceiverEncoding;
+use crate::close::{CloseReason, SendError};
+use crate::engine::{closed_error, Counter, Engine, Event, ReceiverId, Ticket, Transmit};
+use crate::message::Message;
+use crate::payload::{Payload, WireFormat};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
-/// Where a session is in its life.
+/// The settings of one session, with sockjs-node's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub struct SessionConfig {
+    /// How long a receiver may go without a frame before an `h` (`heartbeat_delay`).
+    pub heartbeat_delay: Duration,
+    /// How long a session outlives its last receiver (`disconnect_delay`).
+    pub disconnect_delay: Duration,
+    /// Bytes after which a streaming response ends (`response_limit`).
+    pub response_limit: usize,
+    /// Most messages buffered for the client.
+    pub max_queued_messages: usize,
+}
+
+impl Default for SessionConfig {
+    /// sockjs-node's defaults.
+    fn default() -> Self {
+        Self {
+            heartbeat_delay: Duration::from_secs(25),
+            disconnect_delay: Duration::from_secs(5),
+            response_limit: 128 * 1024,
+            max_queued_messages: 4096,
+        }
+    }
+}
+
+/// What kind of receiver a request is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiverKind {
+    /// An HTTP response: `xhr`, `xhr_streaming`, `eventsource`, `htmlfile`, `jsonp`.
+    Http {
+        /// How frames are wrapped.
+        encoding: ReceiverEncoding,
+        /// What the response starts with (may be empty).
+        prelude: String,
+        /// Polling receivers end after one frame.
+        polling: bool,
+    },
+    /// A WebSocket: each frame is one text message, and the session ends with it.
+    WebSocket,
+}
+
+/// What a new receiver gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attach {
+    /// It is attached: take its bytes with [`Session::poll_transmit`].
+    Attached {
+        /// The receiver's id.
+        id: ReceiverId,
+        /// True when this receiver opened the session: the app learns of it now.
+        opened: bool,
+    },
+    /// It is answered at once and must end: another receiver is attached
+    /// (`c[2010,...]`), or the session is closed (pending messages, then its
+    /// close frame).
+    Answered {
+        /// The whole response body.
+        body: Bytes,
+        /// Once written, every message below this number is delivered.
+        confirms: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
     /// Created; the open frame has not been sent.
     Connecting,
     /// Open: messages flow.
     Open,
-    /// Closed by the server; receivers get the close frame until the session is forgotten.
-    Closing,
+    /// Closed: receivers get the close frame until the session is forgotten.
+    Closing {
+        frame: String,
+        /// A WebSocket receiver closes with this code and reason and no close frame.
+        websocket: Option<(u16, String)>,
+    },
+    /// Gone for good.
+    Forgotten,
 }
 
-/// What a new receiving request gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attach {
-    /// Another receiver is attached: write these frames (a 2010 close) and end.
-    Busy(Vec<String>),
-    /// The session is closed: write these frames (pending messages, then the
-    /// close frame) and end.
-    Closed(Vec<String>),
-    /// The receiver is attached: write these frames and keep it.
-    Attached {
-        /// Frames to write now: `o` for a new session, then pending messages.
-        frames: Vec<String>,
-        /// True when this receiver opened the session: the app learns of it now.
-        opened: bool,
+#[derive(Debug)]
+enum Sink {
+    Http {
+        encoding: ReceiverEncoding,
+        polling: bool,
+        bytes_sent: usize,
     },
+    WebSocket,
 }
 
-/// Why a message was not queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueueError {
-    /// The session is not open.
-    NotOpen,
-    /// The bound on buffered messages is reached.
-    Full {
-        /// The bound.
-        limit: usize,
-    },
+#[derive(Debug)]
+struct Receiver {
+    id: ReceiverId,
+    sink: Sink,
+    prelude: Option<String>,
+    /// The open frame goes out next, in a piece of its own.
+    open_due: bool,
+    /// The receiver wrote its last frame and ends next.
+    ending: bool,
+    heartbeat_due: bool,
 }
 
 /// One SockJS session's protocol state.
-#[derive(Debug, Clone)]
-pub struct SessionState {
+///
+/// ```
+/// use channel_protocol::engine::{Engine, Transmit};
+/// use channel_protocol::payload::Payload;
+/// use channel_protocol::sockjs::{Attach, ReceiverEncoding, ReceiverKind, Session, SessionConfig};
+/// use std::time::Instant;
+///
+/// let now = Instant::now();
+/// let mut session = Session::new(now, SessionConfig::default());
+/// let polling = ReceiverKind::Http { encoding: ReceiverEncoding::Xhr, prelude: String::new(), polling: true };
+/// let Attach::Attached { id, opened: true } = session.attach_receiver(now, polling) else { panic!() };
+/// let Some(Transmit::Data { bytes, .. }) = session.poll_transmit(now, id) else { panic!() };
+/// assert_eq!(&bytes[..], b"o\n");
+/// assert!(matches!(session.poll_transmit(now, id), Some(Transmit::End(_))));
+/// session.send(now, &Payload::text("hi")).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Session {
     phase: Phase,
-    pending: Vec<String>,
-    max_pending: usize,
-    close_frame: Option<String>,
-    attached: bool,
+    /// Quoted messages not yet written, oldest first.
+    pending: VecDeque<Bytes>,
+    /// The number of the oldest pending message (every one below it is written).
+    written: u64,
+    receiver: Option<Receiver>,
+    receivers_attached: u64,
+    detached_since: Instant,
+    last_write: Instant,
+    /// How long the session outlives its last receiver: the disconnect
+    /// delay, or nothing once a WebSocket carried it.
+    linger: Duration,
+    close_reason: Option<CloseReason>,
+    events: VecDeque<Event>,
+    config: SessionConfig,
 }
 
-impl SessionState {
-    /// A new session that buffers at most `max_pending` messages.
-    pub fn new(max_pending: usize) -> Self {
+impl Session {
+    /// A new session, not yet opened: its first receiver opens it.
+    pub fn new(now: Instant, config: SessionConfig) -> Self {
         Self {
             phase: Phase::Connecting,
-            pending: Vec::new(),
-            max_pending,
-            close_frame: None,
-            attached: false,
+            pending: VecDeque::new(),
+            written: 0,
+            receiver: None,
+            receivers_attached: 0,
+            detached_since: now,
+            last_write: now,
+            linger: config.disconnect_delay,
+            close_reason: None,
+            events: VecDeque::new(),
+            config,
         }
-    }
-
-    /// Where the session is in its life.
-    pub fn phase(&self) -> Phase {
-        self.phase
     }
 
     /// True while a receiver is attached.
     pub fn is_attached(&self) -> bool {
-        self.attached
+        self.receiver.is_some()
     }
 
-    /// A receiving request arrived.
-    pub fn attach(&mut self) -> Attach {
-        if self.attached {
-            return Attach::Busy(vec![framing::another_connection_still_open()]);
-        }
-        if self.phase == Phase::Closing {
-            let mut frames: Vec<String> = self.take_messages().into_iter().collect();
-            frames.extend(self.close_frame.clone());
-            return Attach::Closed(frames);
-        }
-        self.attached = true;
-        let mut frames = Vec::new();
-        let opened = self.phase == Phase::Connecting;
-        if opened {
-            frames.push(framing::OPEN.to_owned());
-            self.phase = Phase::Open;
-        }
-        frames.extend(self.take_messages());
-        Attach::Attached { frames, opened }
+    /// True once the session was forgotten.
+    pub fn is_forgotten(&self) -> bool {
+        self.phase == Phase::Forgotten
     }
 
-    /// The receiver went away (ended, or the client left).
-    pub fn detach(&mut self) {
-        self.attached = false;
-    }
-
-    /// Buffers a message for the peer.
-    pub fn queue(&mut self, message: String) -> Result<(), QueueError> {
-        if self.phase != Phase::Open {
-            return Err(QueueError::NotOpen);
-        }
-        if self.pending.len() >= self.max_pending {
-            return Err(QueueError::Full {
-                limit: self.max_pending,
-            });
-        }
-        self.pending.push(message);
-        Ok(())
-    }
-
-    /// Takes every buffered message as one `a[...]` frame.
-    pub fn take_messages(&mut self) -> Option<String> {
+    /// Takes every pending message as one `a[...]` frame.
+    fn take_frame(&mut self) -> Option<(String, u64)> {
         if self.pending.is_empty() {
             return None;
         }
-        let frame = framing::messages(&self.pending);
-        self.pending.clear();
-        Some(frame)
-    }
-
-    /// True when messages wait for a receiver.
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
-    /// Closes the session; returns the close frame when this call closed it.
-    /// A session that never opened closes too (its first receiver gets the close frame).
-    pub fn close(&mut self, code: u16, reason: &str) -> Option<String> {
-        if self.phase == Phase::Closing {
-            return None;
+        let mut frame = String::from("a[");
+        for (index, quoted) in self.pending.iter().enumerate() {
+            if index > 0 {
+                frame.push(',');
+            }
+            // Quoted messages are JSON text this crate encoded.
+            frame.push_str(std::str::from_utf8(quoted).unwrap_or("\"\""));
         }
-        self.phase = Phase::Closing;
-        let frame = framing::close(code, reason);
-        self.close_frame = Some(frame.clone());
-        Some(frame)
+        frame.push(']');
+        self.written += self.pending.len() as u64;
+        self.pending.clear();
+        if self.pending.capacity() > 64 {
+            self.pending = VecDeque::new();
+        }
+        Some((frame, self.written))
+    }
+
+    /// A receiving request (or WebSocket) arrived.
+    pub fn attach_receiver(&mut self, now: Instant, kind: ReceiverKind) -> Attach {
+        let (sink, prelude) = match kind {
+            ReceiverKind::Http {
+                encoding,
+                prelude,
+                polling,
+            } => (
+                Sink::Http {
+                    encoding,
+                    polling,
+                    bytes_sent: 0,
+                },
+                prelude,
+            ),
+            ReceiverKind::WebSocket => (Sink::WebSocket, String::new()),
+        };
+        let answer = |frames: &[String], confirms| {
+            let mut body = prelude.clone();
+            for frame in frames {
+                body.push_str(&wrap(&sink, frame));
+            }
+            Attach::Answered {
+                body: Bytes::from(body),
+                confirms,
+            }
+        };
+        match &self.phase {
+            Phase::Forgotten => return answer(&[framing::close(3000, "Go away!")], None),
+            _ if self.receiver.is_some() => {
+                return answer(&[framing::another_connection_still_open()], None)
+            }
+            Phase::Closing { frame, .. } => {
+                let close_frame = frame.clone();
+                let mut frames = Vec::new();
+                let mut confirms = None;
+                if let Some((messages, written)) = self.take_frame() {
+                    frames.push(messages);
+                    confirms = Some(written);
+                }
+                frames.push(close_frame);
+                // The session lives on for another disconnect delay.
+                self.detached_since = now;
+                return answer(&frames, confirms);
+            }
+            Phase::Connecting | Phase::Open => {}
+        }
+        let opened = self.phase == Phase::Connecting;
+        self.phase = Phase::Open;
+        if matches!(sink, Sink::WebSocket) {
+            self.linger = Duration::ZERO;
+        }
+        self.receivers_attached += 1;
+        let id = ReceiverId(self.receivers_attached);
+        self.receiver = Some(Receiver {
+            id,
+            sink,
+            prelude: (!prelude.is_empty()).then_some(prelude),
+            open_due: opened,
+            ending: false,
+            heartbeat_due: false,
+        });
+        self.last_write = now;
+        self.events.push_back(Event::Transmit);
+        Attach::Attached { id, opened }
+    }
+
+    /// Receiver `id` went away. If it was still attached, its client
+    /// abandoned it (or the WebSocket closed), and the session ends now
+    /// for `reason`.
+    pub fn detach_receiver(&mut self, now: Instant, id: ReceiverId, reason: CloseReason) {
+        if self.receiver.as_ref().is_none_or(|r| r.id != id) {
+            return;
+        }
+        self.receiver = None;
+        self.detached_since = now;
+        self.close(now, reason);
+        self.forget();
+    }
+
+    /// Ends the session now, whatever its receivers: it closes (unless it
+    /// had) and is forgotten.
+    pub fn end(&mut self, now: Instant, reason: CloseReason) {
+        self.receiver = None;
+        self.close(now, reason);
+        self.forget();
+    }
+
+    fn end_receiver(&mut self, now: Instant) {
+        self.receiver = None;
+        self.detached_since = now;
+    }
+
+    fn forget(&mut self) {
+        if self.phase != Phase::Forgotten {
+            self.phase = Phase::Forgotten;
+            self.receiver = None;
+            self.pending = VecDeque::new();
+            self.events.push_back(Event::Finished);
+        }
+    }
+
+    /// Messages from an `xhr_send` or `jsonp_send` request. A closed session
+    /// takes and drops them, as sockjs-node's does.
+    pub fn handle_messages(&mut self, _now: Instant, messages: Vec<String>) {
+        if self.phase == Phase::Open {
+            self.events
+                .extend(messages.into_iter().map(|m| Event::Message(Message::Text(m))));
+        }
+    }
+
+    /// One text message of the `websocket` transport: a JSON array of
+    /// messages, or one JSON string. Anything else closes the session with
+    /// 3000 `Broken framing.`.
+    pub fn handle_websocket_text(&mut self, now: Instant, text: &str) {
+        match decode_websocket(text) {
+            WebSocketPayload::Messages(messages) => self.handle_messages(now, messages),
+            WebSocketPayload::Broken => {
+                let (code, reason) = (3000, "Broken framing.");
+                self.close_with(
+                    CloseReason::Failed {
+                        code,
+                        reason: reason.into(),
+                    },
+                    Some((code, reason.into())),
+                );
+            }
+        }
+    }
+
+    fn close_with(&mut self, reason: CloseReason, websocket: Option<(u16, String)>) {
+        if matches!(self.phase, Phase::Closing { .. } | Phase::Forgotten) {
+            return;
+        }
+        let (code, text) = reason.sockjs_close();
+        self.phase = Phase::Closing {
+            frame: framing::close(code, &text),
+            websocket,
+        };
+        self.close_reason = Some(reason.clone());
+        self.events.push_back(Event::Closed(reason));
+        if self.receiver.is_some() {
+            self.events.push_back(Event::Transmit);
+        }
+    }
+
+    /// What receiver `id` writes next. `None` while there is nothing to write.
+    pub fn poll_transmit(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
+        let limit = self.config.response_limit;
+        let receiver = match self.receiver.as_mut() {
+            Some(receiver) if receiver.id == id => receiver,
+            _ => return Some(Transmit::End(Bytes::new())),
+        };
+        if let Some(prelude) = receiver.prelude.take() {
+            self.last_write = now;
+            return Some(Transmit::Data {
+                bytes: Bytes::from(prelude),
+                confirms: None,
+            });
+        }
+        if receiver.ending {
+            let end = match (&receiver.sink, &self.phase) {
+                (
+                    Sink::WebSocket,
+                    Phase::Closing {
+                        websocket: Some((code, reason)),
+                        ..
+                    },
+                ) => Transmit::Close {
+                    code: *code,
+                    reason: reason.clone(),
+                },
+                (Sink::WebSocket, _) => Transmit::Close {
+                    code: 1000,
+                    reason: "Normal closure".into(),
+                },
+                (Sink::Http { .. }, _) => Transmit::End(Bytes::new()),
+            };
+            self.end_receiver(now);
+            return Some(end);
+        }
+        let heartbeat = std::mem::take(&mut receiver.heartbeat_due);
+        let (frame, confirms) = if std::mem::take(&mut receiver.open_due) {
+            // A polling request that opens the session carries the open frame alone.
+            (framing::OPEN.to_owned(), None)
+        } else if let Some((frame, written)) = self.take_frame() {
+            (frame, Some(written))
+        } else if let Phase::Closing { frame, websocket } = &self.phase {
+            let frame = frame.clone();
+            let broken = websocket.is_some();
+            let receiver = self.receiver.as_mut().expect("attached");
+            receiver.ending = true;
+            if broken && matches!(receiver.sink, Sink::WebSocket) {
+                // Broken framing: the WebSocket closes with the code alone.
+                return self.poll_transmit(now, id);
+            }
+            (frame, None)
+        } else if heartbeat {
+            (framing::HEARTBEAT.to_owned(), None)
+        } else {
+            return None;
+        };
+        let receiver = self.receiver.as_mut().expect("attached");
+        let wrapped = wrap(&receiver.sink, &frame);
+        if let Sink::Http {
+            polling,
+            bytes_sent,
+            ..
+        } = &mut receiver.sink
+        {
+            *bytes_sent += wrapped.len();
+            if *polling || *bytes_sent >= limit {
+                receiver.ending = true;
+            }
+        }
+        self.last_write = now;
+        Some(Transmit::Data {
+            bytes: Bytes::from(wrapped),
+            confirms,
+        })
+    }
+
+    /// How many messages wait for a receiver.
+    pub fn pending_messages(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// Wraps one frame for the receiver: WebSocket frames go as they are.
+fn wrap(sink: &Sink, frame: &str) -> String {
+    match sink {
+        Sink::Http { encoding, .. } => encoding.wrap(frame),
+        Sink::WebSocket => frame.to_owned(),
+    }
+}
+
+impl Engine for Session {
+    fn send(&mut self, _now: Instant, payload: &Payload) -> Result<Ticket, SendError> {
+        if self.phase != Phase::Open {
+            return Err(closed_error(self.close_reason.as_ref()));
+        }
+        let quoted = payload
+            .encode(WireFormat::SockJs)
+            .ok_or(SendError::Unsupported(payload.kind()))?;
+        if self.pending.len() >= self.config.max_queued_messages {
+            return Err(SendError::QueueFull {
+                limit: self.config.max_queued_messages,
+            });
+        }
+        let seq = self.written + self.pending.len() as u64;
+        self.pending.push_back(quoted);
+        if self.receiver.is_some() {
+            self.events.push_back(Event::Transmit);
+        }
+        Ok(Ticket {
+            counter: Counter::Messages,
+            seq,
+        })
+    }
+
+    /// Closes the session: pending messages and the close frame go to the
+    /// attached receiver, or to the next one. At shutdown no next receiver
+    /// will come: the session is forgotten once the close frame is out.
+    fn close(&mut self, _now: Instant, reason: CloseReason) {
+        if reason == CloseReason::Shutdown {
+            self.linger = Duration::ZERO;
+        }
+        self.close_with(reason, None);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match (&self.phase, &self.receiver) {
+            (Phase::Forgotten, _) => None,
+            (_, Some(receiver)) if !receiver.heartbeat_due => {
+                Some(self.last_write + self.config.heartbeat_delay)
+            }
+            (_, Some(_)) => None,
+            (_, None) => Some(self.detached_since + self.linger),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match &mut self.receiver {
+            Some(receiver) => {
+                if now >= self.last_write + self.config.heartbeat_delay && !receiver.heartbeat_due
+                {
+                    receiver.heartbeat_due = true;
+                    self.events.push_back(Event::Transmit);
+                }
+            }
+            None if self.phase != Phase::Forgotten && now >= self.detached_since + self.linger => {
+                self.close(now, CloseReason::TimedOut);
+                self.forget();
+            }
+            None => {}
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn close_reason(&self) -> Option<&CloseReason> {
+        self.close_reason.as_ref()
     }
 }
 
@@ -151,75 +521,257 @@ impl SessionState {
 mod tests {
     use super::*;
 
+    fn polling() -> ReceiverKind {
+        ReceiverKind::Http {
+            encoding: ReceiverEncoding::Xhr,
+            prelude: String::new(),
+            polling: true,
+        }
+    }
+
+    fn streaming(prelude: &str) -> ReceiverKind {
+        ReceiverKind::Http {
+            encoding: ReceiverEncoding::Xhr,
+            prelude: prelude.into(),
+            polling: false,
+        }
+    }
+
+    fn attached(attach: Attach) -> ReceiverId {
+        match attach {
+            Attach::Attached { id, .. } => id,
+            other => panic!("expected an attached receiver, got {other:?}"),
+        }
+    }
+
+    fn text(transmit: Option<Transmit>) -> String {
+        match transmit {
+            Some(Transmit::Data { bytes, .. }) => String::from_utf8(bytes.to_vec()).unwrap(),
+            other => panic!("expected data, got {other:?}"),
+        }
+    }
+
+    fn answered(attach: Attach) -> String {
+        match attach {
+            Attach::Answered { body, .. } => String::from_utf8(body.to_vec()).unwrap(),
+            other => panic!("expected an answer, got {other:?}"),
+        }
+    }
+
+    fn events(session: &mut Session) -> Vec<Event> {
+        std::iter::from_fn(|| session.poll_event()).collect()
+    }
+
     #[test]
-    fn the_first_receiver_opens_the_session() {
-        let mut state = SessionState::new(8);
-        assert_eq!(state.queue("early".into()), Err(QueueError::NotOpen));
+    fn the_first_receiver_opens_the_session_and_polling_ends_after_one_frame() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        assert!(session.send(now, &Payload::text("early")).is_err());
         assert_eq!(
-            state.attach(),
+            session.attach_receiver(now, polling()),
             Attach::Attached {
-                frames: vec!["o".into()],
+                id: ReceiverId(1),
                 opened: true
             }
         );
-        assert_eq!(state.phase(), Phase::Open);
+        assert_eq!(text(session.poll_transmit(now, ReceiverId(1))), "o\n");
+        assert_eq!(
+            session.poll_transmit(now, ReceiverId(1)),
+            Some(Transmit::End(Bytes::new()))
+        );
+        assert!(!session.is_attached());
     }
 
     #[test]
     fn a_second_receiver_is_turned_away() {
-        let mut state = SessionState::new(8);
-        state.attach();
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        attached(session.attach_receiver(now, streaming("")));
         assert_eq!(
-            state.attach(),
-            Attach::Busy(vec![r#"c[2010,"Another connection still open"]"#.into()])
+            answered(session.attach_receiver(now, streaming("pre\n"))),
+            "pre\nc[2010,\"Another connection still open\"]\n"
         );
-        assert!(state.is_attached());
+        assert!(session.is_attached());
     }
 
     #[test]
-    fn buffered_messages_go_to_the_next_receiver_in_one_frame() {
-        let mut state = SessionState::new(8);
-        state.attach();
-        state.detach();
-        state.queue("a".into()).unwrap();
-        state.queue("b".into()).unwrap();
+    fn buffered_messages_go_to_the_next_receiver_in_one_frame_and_are_confirmed() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        let first = attached(session.attach_receiver(now, polling()));
+        text(session.poll_transmit(now, first));
+        session.poll_transmit(now, first);
+        session.send(now, &Payload::text("a")).unwrap();
+        let b = session.send(now, &Payload::text("b\u{2028}")).unwrap();
+        assert_eq!(b.seq, 1);
+        let second = attached(session.attach_receiver(now, polling()));
         assert_eq!(
-            state.attach(),
-            Attach::Attached {
-                frames: vec![r#"a["a","b"]"#.into()],
-                opened: false
-            }
+            session.poll_transmit(now, second),
+            Some(Transmit::Data {
+                bytes: Bytes::from_static(b"a[\"a\",\"b\\u2028\"]\n"),
+                confirms: Some(2)
+            })
         );
-        assert!(!state.has_pending());
+        assert_eq!(session.pending_messages(), 0);
     }
 
     #[test]
     fn the_buffer_is_bounded() {
-        let mut state = SessionState::new(1);
-        state.attach();
-        state.queue("a".into()).unwrap();
-        assert_eq!(state.queue("b".into()), Err(QueueError::Full { limit: 1 }));
+        let now = Instant::now();
+        let config = SessionConfig {
+            max_queued_messages: 1,
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        attached(session.attach_receiver(now, streaming("")));
+        session.send(now, &Payload::text("a")).unwrap();
+        assert_eq!(
+            session.send(now, &Payload::text("b")),
+            Err(SendError::QueueFull { limit: 1 })
+        );
     }
 
     #[test]
-    fn a_closed_session_answers_every_receiver_with_its_close_frame() {
-        let mut state = SessionState::new(8);
-        state.attach();
-        state.queue("last".into()).unwrap();
-        state.detach();
+    fn streaming_receivers_end_at_the_response_limit() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            response_limit: 10,
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        let id = attached(session.attach_receiver(now, streaming("hhh\n")));
+        assert_eq!(text(session.poll_transmit(now, id)), "hhh\n");
+        assert_eq!(text(session.poll_transmit(now, id)), "o\n");
+        session.send(now, &Payload::text("0123456789")).unwrap();
+        text(session.poll_transmit(now, id));
+        assert_eq!(session.poll_transmit(now, id), Some(Transmit::End(Bytes::new())));
+        // The session waits for the client's next request.
+        assert_eq!(session.poll_timeout(), Some(now + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn heartbeats_follow_the_last_write() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        let id = attached(session.attach_receiver(now, streaming("")));
+        text(session.poll_transmit(now, id));
+        let due = session.poll_timeout().unwrap();
+        assert_eq!(due, now + Duration::from_secs(25));
+        session.handle_timeout(due);
+        assert_eq!(text(session.poll_transmit(due, id)), "h\n");
+        assert_eq!(session.poll_timeout(), Some(due + Duration::from_secs(25)));
+    }
+
+    #[test]
+    fn a_closed_session_answers_with_its_close_frame_until_forgotten() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        let id = attached(session.attach_receiver(now, polling()));
+        session.poll_transmit(now, id);
+        session.poll_transmit(now, id);
+        session.send(now, &Payload::text("last")).unwrap();
+        session.close(now, CloseReason::Closed(String::new()));
         assert_eq!(
-            state.close(3000, "Go away!"),
-            Some(r#"c[3000,"Go away!"]"#.into())
-        );
-        assert_eq!(state.close(1, "again"), None);
-        assert_eq!(
-            state.attach(),
-            Attach::Closed(vec![r#"a["last"]"#.into(), r#"c[3000,"Go away!"]"#.into()])
+            answered(session.attach_receiver(now, polling())),
+            "a[\"last\"]\nc[3000,\"Go away!\"]\n"
         );
         assert_eq!(
-            state.attach(),
-            Attach::Closed(vec![r#"c[3000,"Go away!"]"#.into()])
+            answered(session.attach_receiver(now, polling())),
+            "c[3000,\"Go away!\"]\n"
         );
-        assert_eq!(state.queue("late".into()), Err(QueueError::NotOpen));
+        assert!(session.send(now, &Payload::text("late")).is_err());
+        let later = now + Duration::from_secs(5);
+        assert_eq!(session.poll_timeout(), Some(later));
+        session.handle_timeout(later);
+        assert!(session.is_forgotten());
+        assert!(events(&mut session).contains(&Event::Finished));
+    }
+
+    #[test]
+    fn the_app_chooses_the_close_code() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        let id = attached(session.attach_receiver(now, streaming("")));
+        text(session.poll_transmit(now, id));
+        session.close(
+            now,
+            CloseReason::ClosedWithCode {
+                code: 4000,
+                reason: "bye".into(),
+            },
+        );
+        assert_eq!(text(session.poll_transmit(now, id)), "c[4000,\"bye\"]\n");
+        assert_eq!(session.poll_transmit(now, id), Some(Transmit::End(Bytes::new())));
+    }
+
+    #[test]
+    fn an_abandoned_receiver_ends_the_session_and_an_idle_one_times_out() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        let id = attached(session.attach_receiver(now, streaming("")));
+        session.detach_receiver(now, ReceiverId(99), CloseReason::ConnectionLost);
+        assert!(session.is_attached());
+        session.detach_receiver(now, id, CloseReason::ConnectionLost);
+        assert_eq!(session.close_reason(), Some(&CloseReason::ConnectionLost));
+        assert!(session.is_forgotten());
+
+        let mut session = Session::new(now, SessionConfig::default());
+        let id = attached(session.attach_receiver(now, polling()));
+        session.poll_transmit(now, id);
+        session.poll_transmit(now, id);
+        session.handle_timeout(now + Duration::from_secs(5));
+        assert_eq!(session.close_reason(), Some(&CloseReason::TimedOut));
+        assert!(session.is_forgotten());
+    }
+
+    #[test]
+    fn websocket_receivers_carry_bare_frames() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        let id = attached(session.attach_receiver(now, ReceiverKind::WebSocket));
+        assert_eq!(text(session.poll_transmit(now, id)), "o");
+        session.handle_websocket_text(now, r#"["a","b"]"#);
+        session.handle_websocket_text(now, r#""c""#);
+        let messages: Vec<_> = events(&mut session)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Message(Message::Text(t)) => Some(t),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(messages, ["a", "b", "c"]);
+        session.send(now, &Payload::text("x")).unwrap();
+        session.close(now, CloseReason::Closed(String::new()));
+        assert_eq!(text(session.poll_transmit(now, id)), "a[\"x\"]");
+        assert_eq!(text(session.poll_transmit(now, id)), "c[3000,\"Go away!\"]");
+        assert_eq!(
+            session.poll_transmit(now, id),
+            Some(Transmit::Close {
+                code: 1000,
+                reason: "Normal closure".into()
+            })
+        );
+        // Without a next receiver, the session is forgotten at once.
+        assert_eq!(session.poll_timeout(), Some(now));
+    }
+
+    #[test]
+    fn broken_websocket_framing_closes_with_3000_and_no_close_frame() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        let id = attached(session.attach_receiver(now, ReceiverKind::WebSocket));
+        text(session.poll_transmit(now, id));
+        session.handle_websocket_text(now, "[\"a");
+        assert_eq!(
+            session.poll_transmit(now, id),
+            Some(Transmit::Close {
+                code: 3000,
+                reason: "Broken framing.".into()
+            })
+        );
+        assert!(matches!(
+            session.close_reason(),
+            Some(CloseReason::Failed { code: 3000, .. })
+        ));
     }
 }

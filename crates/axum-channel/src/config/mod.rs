@@ -1,9 +1,16 @@
-//! What a [`ChannelLayer`](crate::ChannelLayer) serves and how.
+//! What a [`ChannelLayer`](crate::ChannelLayer) serves and how: the
+//! layer's settings here, each transport's own in its submodule.
 
-use crate::event_source::EventSourceConfig;
+mod event_source;
+mod sockjs;
+mod websocket;
+
+pub use event_source::EventSourceConfig;
+pub(crate) use sockjs::JSessionId;
+pub use sockjs::{JSessionIdFn, SockJsConfig};
+pub use websocket::WebSocketConfig;
+
 use crate::session::Session;
-use crate::sockjs::SockJsConfig;
-use crate::websocket::WebSocketConfig;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use http::{HeaderMap, Uri};
@@ -45,6 +52,8 @@ pub struct ChannelConfig {
     pub(crate) max_outgoing_arrays: usize,
     pub(crate) max_incoming_messages: usize,
     pub(crate) max_sessions: usize,
+    pub(crate) delivery_timeout: Option<Duration>,
+    pub(crate) acknowledgement_timeout: Duration,
     pub(crate) cors_origin: Option<String>,
     pub(crate) cors_allow_credentials: bool,
     pub(crate) client_library: Option<PathBuf>,
@@ -71,6 +80,8 @@ impl Default for ChannelConfig {
             max_outgoing_arrays: 4096,
             max_incoming_messages: 1024,
             max_sessions: 10_000,
+            delivery_timeout: Some(Duration::from_secs(30)),
+            acknowledgement_timeout: Duration::from_secs(1),
             cors_origin: None,
             cors_allow_credentials: false,
             client_library: None,
@@ -238,9 +249,26 @@ impl ChannelConfig {
         self
     }
 
-    /// Most sessions open at once; past it new sessions get 503 (default 10,000).
+    /// Most sessions open at once, every transport together; past it new
+    /// sessions get 503 (default 10,000).
     pub fn max_sessions(mut self, sessions: usize) -> Self {
         self.max_sessions = sessions;
+        self
+    }
+
+    /// How long a [`Delivery`](crate::Delivery) waits for its confirmation
+    /// before it fails with [`SendError::TimedOut`](crate::SendError::TimedOut)
+    /// (default 30 s; `None` waits until the session ends).
+    pub fn delivery_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.delivery_timeout = timeout;
+        self
+    }
+
+    /// How long BrowserChannel arrays wait for the client's acknowledgement
+    /// before the back channel ends so the client's next request carries it
+    /// (default 1 s). A client with nothing to send acknowledges only then.
+    pub fn acknowledgement_timeout(mut self, timeout: Duration) -> Self {
+        self.acknowledgement_timeout = timeout;
         self
     }
 
@@ -265,17 +293,37 @@ impl ChannelConfig {
 }
 
 impl ChannelConfig {
-    /// Starts the app's callback for a new session. Its first step runs
-    /// here, before the client gets an answer, so a callback that closes the
-    /// session at once refuses the client.
+    /// The BrowserChannel engine's settings.
+    pub(crate) fn browserchannel_session(&self) -> channel_protocol::browserchannel::SessionConfig {
+        channel_protocol::browserchannel::SessionConfig {
+            max_outgoing_arrays: self.max_outgoing_arrays,
+            max_held_maps: self.max_held_maps,
+            keep_alive_interval: self.keep_alive_interval,
+            session_timeout: self.session_timeout,
+            back_channel_chunk_limit: self.back_channel_chunk_limit,
+            acknowledgement_timeout: self.acknowledgement_timeout,
+        }
+    }
+
+    /// The app's callback for a new session, not started yet.
+    pub(crate) fn handler_for(&self, session: Session) -> Option<BoxFuture<'static, ()>> {
+        match &self.handler {
+            Some(handler) => Some(handler(session)),
+            None => {
+                tracing::warn!("no on_session callback configured; the session is never read");
+                None
+            }
+        }
+    }
+
+    /// Starts the app's callback for a new session as its own task. Its
+    /// first step runs here, before the client gets an answer, so a callback
+    /// that closes the session at once refuses the client.
     pub(crate) fn start_handler(&self, session: Session) {
-        let Some(handler) = &self.handler else {
-            tracing::warn!("no on_session callback configured; the session is never read");
-            return;
-        };
-        let mut task = handler(session);
-        if (&mut task).now_or_never().is_none() {
-            tokio::spawn(task);
+        if let Some(mut task) = self.handler_for(session) {
+            if (&mut task).now_or_never().is_none() {
+                tokio::spawn(task);
+            }
         }
     }
 

@@ -1,10 +1,44 @@
 //! The `text/event-stream` format of server-sent events (the HTML standard's
 //! EventSource): fields `event`, `id`, `data` and `retry`, comment lines that
-//! start with `:`, and a blank line that ends each event.
+//! start with `:`, and a blank line that ends each event. [`session`] holds
+//! the state of one EventSource session.
+//!
+//! Every EventSource parser ends a line at `\r\n`, `\n` or a lone `\r`, so
+//! all three are treated alike here: app text can never start a field of
+//! its own.
+
+pub mod session;
+
+pub use session::{Session, SessionConfig};
+
+/// Splits text at every line end the HTML standard knows: `\r\n`, `\n`, `\r`.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.find(['\r', '\n']) {
+            Some(end) => {
+                let skip = if current[end..].starts_with("\r\n") { 2 } else { 1 };
+                rest = Some(&current[end + skip..]);
+                Some(&current[..end])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
 
 /// Encodes one event. Multi-line data becomes one `data:` line per line, so
-/// the client joins them back with `\n`. Newlines inside `event` and `id`
+/// the client joins them back with `\n`. Line ends inside `event` and `id`
 /// would start new fields, so they are dropped.
+///
+/// ```
+/// use channel_protocol::event_stream::encode_event;
+///
+/// assert_eq!(encode_event("a\rb", Some("t"), Some("7")), "event: t\nid: 7\ndata: a\ndata: b\n\n");
+/// ```
 pub fn encode_event(data: &str, event: Option<&str>, id: Option<&str>) -> String {
     let mut out = String::with_capacity(data.len() + 16);
     if let Some(event) = event {
@@ -13,9 +47,9 @@ pub fn encode_event(data: &str, event: Option<&str>, id: Option<&str>) -> String
     if let Some(id) = id {
         push_field(&mut out, "id", id);
     }
-    for line in data.split('\n') {
+    for line in lines(data) {
         out.push_str("data: ");
-        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push_str(line);
         out.push('\n');
     }
     out.push('\n');
@@ -25,14 +59,14 @@ pub fn encode_event(data: &str, event: Option<&str>, id: Option<&str>) -> String
 fn push_field(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
     out.push_str(": ");
-    out.extend(value.chars().filter(|c| *c != '\n' && *c != '\r'));
+    out.extend(lines(value));
     out.push('\n');
 }
 
 /// A comment line, which clients ignore: used as a keep-alive ping.
 pub fn encode_comment(text: &str) -> String {
     let mut out = String::from(":");
-    out.extend(text.chars().filter(|c| *c != '\n' && *c != '\r'));
+    out.extend(lines(text));
     out.push_str("\n\n");
     out
 }
@@ -67,6 +101,21 @@ mod tests {
             encode_event("a\r\nb\n\nc", None, None),
             "data: a\ndata: b\ndata: \ndata: c\n\n"
         );
+    }
+
+    #[test]
+    fn a_lone_carriage_return_is_a_line_end_too() {
+        assert_eq!(
+            encode_event("x\revent: evil\r\rid: 9", None, None),
+            "data: x\ndata: event: evil\ndata: \ndata: id: 9\n\n"
+        );
+        assert_eq!(encode_event("end\r", None, None), "data: end\ndata: \n\n");
+        assert_eq!(encode_event("", None, None), "data: \n\n");
+        assert_eq!(
+            encode_event("d", Some("a\rretry: 1"), Some("1\r2")),
+            "event: aretry: 1\nid: 12\ndata: d\n\n"
+        );
+        assert_eq!(encode_comment("p\ri\r\nng"), ":ping\n\n");
     }
 
     #[test]

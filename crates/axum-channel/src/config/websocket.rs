@@ -1,0 +1,136 @@
+//! Settings of the native WebSocket endpoint.
+
+use http::header::HeaderMap;
+use std::time::Duration;
+
+/// Settings of the native WebSocket endpoint.
+///
+/// ```
+/// use axum_channel::WebSocketConfig;
+/// use std::time::Duration;
+///
+/// let config = WebSocketConfig::new()
+///     .protocols(["chat.v2", "chat.v1"])
+///     .ping_interval(Duration::from_secs(30))
+///     .max_message_size(1 << 20);
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone)]
+pub struct WebSocketConfig {
+    pub(crate) protocols: Vec<String>,
+    pub(crate) max_message_size: usize,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) allowed_origins: Option<Vec<String>>,
+    pub(crate) headers: HeaderMap,
+    pub(crate) hixie76: bool,
+    pub(crate) max_queued_messages: usize,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) write_buffer_size: usize,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        Self {
+            protocols: Vec::new(),
+            // faye-websocket's default: 2^26 - 1 bytes.
+            max_message_size: (1 << 26) - 1,
+            ping_interval: None,
+            allowed_origins: None,
+            headers: HeaderMap::new(),
+            hixie76: false,
+            max_queued_messages: 4096,
+            read_buffer_size: 1024,
+            write_buffer_size: 0,
+        }
+    }
+}
+
+impl WebSocketConfig {
+    /// The defaults: no subprotocols, 64 MiB - 1 messages, no automatic
+    /// ping, any origin, hixie-76 off, a 1 KiB read buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Subprotocols the app speaks, in order of preference; the first one
+    /// the client also offers is selected.
+    pub fn protocols<I, S>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The largest message (and frame) accepted; a larger one closes the
+    /// session with 1009.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Pings the peer this often; a peer that has not answered the previous
+    /// ping by the next one is closed (1001).
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = Some(interval);
+        self
+    }
+
+    /// Accepts handshakes only from these `Origin`s; others get 403.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Adds a header to every handshake response. Invalid names or values are ignored.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        crate::http_util::append_header(&mut self.headers, name, value);
+        self
+    }
+
+    /// Also accepts the legacy hixie-75 and hixie-76 handshakes (off by default).
+    pub fn hixie76(mut self, enabled: bool) -> Self {
+        self.hixie76 = enabled;
+        self
+    }
+
+    /// Most messages queued for the peer and not yet written; past it,
+    /// `send` fails with `QueueFull` (default 4,096).
+    pub fn max_queued_messages(mut self, messages: usize) -> Self {
+        self.max_queued_messages = messages;
+        self
+    }
+
+    /// How many bytes one read from the socket takes at most (tungstenite's
+    /// `read_buffer_size`, default 1 KiB). The buffer stays allocated for
+    /// the connection's life, so a small one keeps idle sessions light;
+    /// raise it for peers that send large messages fast.
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes.max(64);
+        self
+    }
+
+    /// How many bytes of outgoing frames are gathered before a write
+    /// (tungstenite's `write_buffer_size`, default 0: every frame is written
+    /// at once; a burst is still flushed together).
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.write_buffer_size = bytes;
+        self
+    }
+
+    /// The engine's settings for a connection with this framing.
+    pub(crate) fn session(&self, rfc6455: bool) -> channel_protocol::websocket::SessionConfig {
+        channel_protocol::websocket::SessionConfig {
+            ping_interval: self.ping_interval,
+            max_queued_messages: self.max_queued_messages,
+            binary: rfc6455,
+            pings: rfc6455,
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The streamed HTTP response of a receiver (a BrowserChannel back
+//! channel, a SockJS receiving request, an EventSource stream).
+//!
+//! The body pulls its bytes from the session when hyper is ready to write
+//! them, so a receiver holds no buffer of its own: what waits, waits in the
+//! engine's queue. Dropping the body (the response ended, or the client
+//! left) tells the engine the receiver is gone.
+
+use super::Live;
+use bytes::Bytes;
+use channel_protocol::{Engine, ReceiverId, Transmit};
+use http_body::{Body, Frame, SizeHint};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// An engine whose receivers are HTTP responses.
+pub(crate) trait Receivers: Engine + Send + 'static {
+    /// What receiver `id` writes next (see the engines' `poll_transmit`).
+    fn transmit(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit>;
+    /// Receiver `id`'s response is gone.
+    fn receiver_gone(&mut self, now: Instant, id: ReceiverId);
+}
+
+/// The response body of receiver `id`.
+pub(crate) struct ReceiverBody<E: Receivers> {
+    live: Arc<Live<E>>,
+    id: ReceiverId,
+    done: bool,
+}
+
+impl<E: Receivers> ReceiverBody<E> {
+    pub(crate) fn new(live: Arc<Live<E>>, id: ReceiverId) -> Self {
+        Self {
+            live,
+            id,
+            done: false,
+        }
+    }
+}
+
+impl<E: Receivers> Body for ReceiverBody<E> {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let id = self.id;
+        let transmit = self
+            .live
+            .poll_transmit(id, cx, true, |engine, now| engine.transmit(now, id));
+        match transmit {
+            None => Poll::Pending,
+            Some(Transmit::Data { bytes, .. }) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+            Some(Transmit::End(tail)) => {
+                self.done = true;
+                if tail.is_empty() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Ok(Frame::data(tail))))
+                }
+            }
+            // HTTP receivers carry neither pings nor binary frames; a close ends them.
+            Some(Transmit::Binary { .. } | Transmit::Ping(_) | Transmit::Close { .. }) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+impl<E: Receivers> Drop for ReceiverBody<E> {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.live.with(|engine, now| engine.receiver_gone(now, id));
+    }
+}

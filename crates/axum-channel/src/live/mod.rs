@@ -1,0 +1,493 @@
+//! The one live-session driver: a protocol engine behind one lock, and
+//! everything that waits on it.
+//!
+//! Every transport's session is a [`Live`] around its sans-IO engine. Each
+//! input (a request, a frame, an app call, a timer) locks the session, hands
+//! the input to the engine with the current time, then settles: the
+//! engine's events move messages to the app's queue, confirm deliveries,
+//! wake the attached receiver, and record the close. Whoever waits is woken
+//! after the lock is released. HTTP sessions file their next deadline with
+//! the layer's one timer task; connection-oriented sessions (WebSocket) run
+//! their timers on their connection's task.
+//!
+//! Nothing here waits on the app: the app's queue of received messages is
+//! bounded, and while it is full only the *reading* of new input pauses
+//! ([`Live::poll_room`]); writes, acknowledgements and pings go on.
+
+mod body;
+pub(crate) mod timers;
+
+pub(crate) use body::{ReceiverBody, Receivers};
+
+use crate::registry::{lock, Registry};
+use crate::session::{CloseReason, Link, Message, SendError, SessionInfo};
+use bytes::Bytes;
+use channel_protocol::{Counter, Engine, Event, Payload, ReceiverId, Ticket, Transmit};
+use std::any::Any;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use timers::{Timed, Timers};
+
+/// The current time as engines take it. It follows Tokio's clock, so tests
+/// that pause that clock drive the engines' timers too.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// What every session of a layer shares.
+#[derive(Debug)]
+pub(crate) struct Services {
+    pub(crate) registry: Registry,
+    pub(crate) timers: Arc<Timers>,
+    /// Most received messages waiting for the app.
+    pub(crate) max_incoming: usize,
+    /// How long a delivery waits for its confirmation by default.
+    pub(crate) delivery_timeout: Option<Duration>,
+}
+
+/// Who runs a session's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clock {
+    /// The layer's timer task (HTTP sessions).
+    Shared,
+    /// The session's connection task, woken when its deadline comes sooner.
+    Connection,
+}
+
+/// Wakers collected under the lock, woken after it is released.
+#[derive(Default)]
+struct Wakes(Vec<Waker>);
+
+impl Wakes {
+    fn add(&mut self, waker: Option<Waker>) {
+        self.0.extend(waker);
+    }
+
+    fn all(&mut self, wakers: impl IntoIterator<Item = Waker>) {
+        self.0.extend(wakers);
+    }
+}
+
+/// Stores `waker` unless an equivalent one is stored already.
+fn remember(wakers: &mut Vec<Waker>, waker: &Waker) {
+    if !wakers.iter().any(|w| w.will_wake(waker)) {
+        wakers.push(waker.clone());
+    }
+}
+
+struct Inner<E> {
+    engine: E,
+    /// Received messages the app has not read yet.
+    inbox: VecDeque<Message>,
+    /// The app's `Session` stream, waiting for a message.
+    reader: Option<Waker>,
+    /// The app found the inbox empty and waits for more.
+    app_waiting: bool,
+    /// The attached receiver (a response body or a connection task), waiting for bytes.
+    receiver: Option<(ReceiverId, Waker)>,
+    /// Readers of the peer paused by a full inbox.
+    room: Vec<Waker>,
+    /// The inbox is full; reading from the peer pauses until it drains to half.
+    backpressure: bool,
+    /// Per numbering, every item below this is confirmed.
+    confirmed: [u64; 2],
+    /// Per numbering, delivery futures waiting for their item.
+    waiters: [BTreeMap<u64, Waker>; 2],
+    close_reason: Option<CloseReason>,
+    closed_waiters: Vec<Waker>,
+    finished: bool,
+    /// The deadline someone will wake the engine for.
+    deadline: Option<Instant>,
+}
+
+fn counter_index(counter: Counter) -> usize {
+    match counter {
+        Counter::Messages => 0,
+        Counter::Pings => 1,
+    }
+}
+
+/// What to do once the lock is released.
+#[derive(Default)]
+struct After {
+    schedule: Option<(Option<Instant>, Instant)>,
+    finished: bool,
+}
+
+/// One live session of any transport.
+pub(crate) struct Live<E> {
+    info: SessionInfo,
+    inner: Mutex<Inner<E>>,
+    services: Arc<Services>,
+    clock: Clock,
+    timer_key: u64,
+    me: Weak<Live<E>>,
+}
+
+static TIMER_KEYS: AtomicU64 = AtomicU64::new(0);
+
+impl<E> std::fmt::Debug for Live<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("id", &self.info.id)
+            .field("transport", &self.info.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: Engine + Send + 'static> Live<E> {
+    /// A live session around `engine`.
+    pub(crate) fn new(
+        info: SessionInfo,
+        engine: E,
+        services: Arc<Services>,
+        clock: Clock,
+    ) -> Arc<Self> {
+        let live = Arc::new_cyclic(|me| Self {
+            info,
+            inner: Mutex::new(Inner {
+                engine,
+                inbox: VecDeque::new(),
+                reader: None,
+                app_waiting: false,
+                receiver: None,
+                room: Vec::new(),
+                backpressure: false,
+                confirmed: [0; 2],
+                waiters: [BTreeMap::new(), BTreeMap::new()],
+                close_reason: None,
+                closed_waiters: Vec::new(),
+                finished: false,
+                deadline: None,
+            }),
+            services,
+            clock,
+            timer_key: TIMER_KEYS.fetch_add(1, Ordering::Relaxed),
+            me: me.clone(),
+        });
+        // The engine may want a timer (or have events) from the start.
+        live.with(|_, _| ());
+        live
+    }
+
+    pub(crate) fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<E>> {
+        lock(&self.inner)
+    }
+
+    /// Runs `input` on the engine, then settles its events.
+    pub(crate) fn with<R>(&self, input: impl FnOnce(&mut E, Instant) -> R) -> R {
+        let now = now();
+        let mut wakes = Wakes::default();
+        let (result, after) = {
+            let mut inner = self.lock();
+            let result = input(&mut inner.engine, now);
+            let after = self.settle(&mut inner, now, &mut wakes);
+            (result, after)
+        };
+        self.finish(wakes, after);
+        result
+    }
+
+    /// Runs `take` for receiver `id`; when it has nothing to write, `cx`
+    /// is woken once it has. With `confirm`, what the receiver takes counts
+    /// as written (an HTTP body hands its bytes to the connection).
+    pub(crate) fn poll_transmit(
+        &self,
+        id: ReceiverId,
+        cx: &mut Context<'_>,
+        confirm: bool,
+        take: impl FnOnce(&mut E, Instant) -> Option<Transmit>,
+    ) -> Option<Transmit> {
+        let now = now();
+        let mut wakes = Wakes::default();
+        let (transmit, after) = {
+            let mut inner = self.lock();
+            let transmit = take(&mut inner.engine, now);
+            match &transmit {
+                None => {
+                    if let Some((other, waker)) = inner.receiver.take() {
+                        if other != id {
+                            // A receiver that was replaced must learn that it ends.
+                            wakes.add(Some(waker));
+                        }
+                    }
+                    inner.receiver = Some((id, cx.waker().clone()));
+                }
+                Some(
+                    Transmit::Data {
+                        confirms: Some(through),
+                        ..
+                    }
+                    | Transmit::Binary {
+                        confirms: Some(through),
+                        ..
+                    },
+                ) if confirm => {
+                    Self::confirm_locked(&mut inner, Counter::Messages, *through, &mut wakes);
+                }
+                Some(_) => {}
+            }
+            let after = self.settle(&mut inner, now, &mut wakes);
+            (transmit, after)
+        };
+        self.finish(wakes, after);
+        transmit
+    }
+
+    /// Every message below `through` was written.
+    pub(crate) fn confirm(&self, through: u64) {
+        let mut wakes = Wakes::default();
+        Self::confirm_locked(&mut self.lock(), Counter::Messages, through, &mut wakes);
+        self.finish(wakes, After::default());
+    }
+
+    fn confirm_locked(inner: &mut Inner<E>, counter: Counter, through: u64, wakes: &mut Wakes) {
+        let index = counter_index(counter);
+        if through <= inner.confirmed[index] {
+            return;
+        }
+        inner.confirmed[index] = through;
+        let waiters = &mut inner.waiters[index];
+        let pending = waiters.split_off(&through);
+        wakes.all(std::mem::replace(waiters, pending).into_values());
+    }
+
+    /// Ready when the app's inbox has room for more input (or the session
+    /// ended); otherwise `cx` is woken once it has.
+    pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.lock();
+        if !inner.backpressure || inner.close_reason.is_some() || inner.finished {
+            return Poll::Ready(());
+        }
+        remember(&mut inner.room, cx.waker());
+        Poll::Pending
+    }
+
+    /// Waits until the app's inbox has room for more input.
+    pub(crate) async fn room(&self) {
+        std::future::poll_fn(|cx| self.poll_room(cx)).await
+    }
+
+    /// The deadline the connection task must wake for; it records that the
+    /// task will.
+    pub(crate) fn take_deadline(&self) -> Option<Instant> {
+        let mut inner = self.lock();
+        let deadline = inner.engine.poll_timeout();
+        inner.deadline = deadline;
+        deadline
+    }
+
+    /// How many received messages wait for the app.
+    pub(crate) fn backlog(&self) -> usize {
+        self.lock().inbox.len()
+    }
+
+    /// True once the session is gone for good.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.lock().finished
+    }
+
+    /// Moves the engine's events to whoever waits for them.
+    fn settle(&self, inner: &mut Inner<E>, now: Instant, wakes: &mut Wakes) -> After {
+        let mut after = After::default();
+        let max_incoming = self.services.max_incoming;
+        while let Some(event) = inner.engine.poll_event() {
+            match event {
+                Event::Message(message) => {
+                    inner.inbox.push_back(message);
+                    wakes.add(inner.reader.take());
+                    if !inner.backpressure && inner.inbox.len() >= max_incoming {
+                        inner.backpressure = true;
+                        inner.engine.set_backpressure(now, true);
+                    }
+                }
+                Event::Confirmed { counter, through } => {
+                    Self::confirm_locked(inner, counter, through, wakes);
+                }
+                Event::Transmit => {
+                    wakes.add(inner.receiver.take().map(|(_, waker)| waker));
+                }
+                Event::Closed(reason) => {
+                    if inner.close_reason.is_none() {
+                        tracing::debug!(session = %self.info.id, %reason, "session closed");
+                        inner.close_reason = Some(reason);
+                    }
+                    wakes.add(inner.reader.take());
+                    wakes.all(inner.closed_waiters.drain(..));
+                    wakes.all(inner.room.drain(..));
+                }
+                Event::Finished => {
+                    inner.finished = true;
+                    after.finished = true;
+                    if inner.close_reason.is_none() {
+                        inner.close_reason = Some(CloseReason::ConnectionLost);
+                    }
+                    for waiters in &mut inner.waiters {
+                        wakes.all(std::mem::take(waiters).into_values());
+                    }
+                    wakes.add(inner.reader.take());
+                    wakes.add(inner.receiver.take().map(|(_, waker)| waker));
+                    wakes.all(inner.closed_waiters.drain(..));
+                    wakes.all(inner.room.drain(..));
+                }
+            }
+        }
+        if !inner.finished {
+            if let Some(wanted) = inner.engine.poll_timeout() {
+                if inner.deadline.is_none_or(|current| wanted < current) {
+                    let previous = inner.deadline.replace(wanted);
+                    match self.clock {
+                        Clock::Shared => after.schedule = Some((previous, wanted)),
+                        Clock::Connection => {
+                            wakes.add(inner.receiver.take().map(|(_, waker)| waker));
+                        }
+                    }
+                }
+            }
+        }
+        after
+    }
+
+    fn finish(&self, wakes: Wakes, after: After) {
+        for waker in wakes.0 {
+            waker.wake();
+        }
+        if let Some((previous, deadline)) = after.schedule {
+            let me: Weak<dyn Timed> = self.me.clone();
+            self.services
+                .timers
+                .schedule(self.timer_key, previous, deadline, me);
+        }
+        if after.finished {
+            tracing::debug!(session = %self.info.id, "session finished");
+            self.services.registry.remove(&self.info.id);
+        }
+    }
+}
+
+impl<E: Engine + Send + 'static> Timed for Live<E> {
+    fn fire(self: Arc<Self>, deadline: Instant) {
+        // A timer never fires early, but the clock read may lag it slightly.
+        let now = now().max(deadline);
+        let mut wakes = Wakes::default();
+        let after = {
+            let mut inner = self.lock();
+            if inner.deadline != Some(deadline) {
+                // Replaced by a sooner deadline, which fires on its own.
+                return;
+            }
+            inner.deadline = None;
+            inner.engine.handle_timeout(now);
+            self.settle(&mut inner, now, &mut wakes)
+        };
+        self.finish(wakes, after);
+    }
+}
+
+impl<E: Engine + Send + 'static> Link for Live<E> {
+    fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    fn send(&self, payload: &Payload) -> Result<Ticket, SendError> {
+        self.with(|engine, now| engine.send(now, payload))
+    }
+
+    fn ping(&self, payload: Bytes) -> Result<Ticket, SendError> {
+        self.with(|engine, now| engine.ping(now, payload))
+    }
+
+    fn stop(&self) {
+        self.with(|engine, now| engine.stop(now))
+    }
+
+    fn close(&self, reason: CloseReason) {
+        self.with(|engine, now| engine.close(now, reason))
+    }
+
+    fn poll_message(&self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        let now = now();
+        let mut wakes = Wakes::default();
+        let (poll, after) = {
+            let mut inner = self.lock();
+            let poll = if let Some(message) = inner.inbox.pop_front() {
+                inner.app_waiting = false;
+                let half = self.services.max_incoming / 2;
+                if inner.backpressure && inner.inbox.len() <= half {
+                    inner.backpressure = false;
+                    inner.engine.set_backpressure(now, false);
+                    wakes.all(inner.room.drain(..));
+                }
+                if inner.inbox.is_empty() && inner.inbox.capacity() > 64 {
+                    // An idle session keeps no buffer it does not need.
+                    inner.inbox = VecDeque::new();
+                }
+                Poll::Ready(Some(message))
+            } else if inner.close_reason.is_some() || inner.finished {
+                Poll::Ready(None)
+            } else {
+                if inner.reader.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
+                    inner.reader = Some(cx.waker().clone());
+                }
+                if !inner.app_waiting {
+                    inner.app_waiting = true;
+                    inner.engine.app_idle(now);
+                }
+                Poll::Pending
+            };
+            let after = self.settle(&mut inner, now, &mut wakes);
+            (poll, after)
+        };
+        self.finish(wakes, after);
+        poll
+    }
+
+    fn poll_confirmed(&self, ticket: Ticket, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        let mut inner = self.lock();
+        let index = counter_index(ticket.counter);
+        if inner.confirmed[index] > ticket.seq {
+            return Poll::Ready(Ok(()));
+        }
+        if inner.finished {
+            let reason = inner
+                .close_reason
+                .clone()
+                .unwrap_or(CloseReason::ConnectionLost);
+            return Poll::Ready(Err(SendError::Closed(reason)));
+        }
+        inner.waiters[index].insert(ticket.seq, cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn forget_delivery(&self, ticket: Ticket) {
+        self.lock().waiters[counter_index(ticket.counter)].remove(&ticket.seq);
+    }
+
+    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<CloseReason> {
+        let mut inner = self.lock();
+        if let Some(reason) = &inner.close_reason {
+            return Poll::Ready(reason.clone());
+        }
+        remember(&mut inner.closed_waiters, cx.waker());
+        Poll::Pending
+    }
+
+    fn close_reason(&self) -> Option<CloseReason> {
+        self.lock().close_reason.clone()
+    }
+
+    fn delivery_timeout(&self) -> Option<Duration> {
+        self.services.delivery_timeout
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}

@@ -1,0 +1,230 @@
+//! The one connection task of every WebSocket session (RFC 6455, hixie-76,
+//! SockJS over WebSocket): it writes what the engine asks, reads while the
+//! app's queue has room, runs the engine's timers, and polls the app's
+//! callback, all on one task and with no buffers of its own.
+//!
+//! Reading pauses while the app's queue is full; writes, pongs, pings and
+//! the closing handshake go on, so an app that awaits every delivery
+//! before reading on never stalls its own connection.
+
+use super::socket::Socket;
+use crate::live::Live;
+use channel_protocol::websocket::{Framed, Incoming};
+use channel_protocol::{ReceiverId, Transmit};
+use futures::future::BoxFuture;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Sleep;
+
+/// The connection task's slot as the session's receiver.
+const CONNECTION: ReceiverId = ReceiverId(0);
+
+/// How many rounds one poll runs before it yields to other tasks.
+const BUDGET: usize = 64;
+
+/// How long a finished connection may take to write its last frames.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs a session's connection until both the connection and the app's
+/// callback are done.
+pub(crate) async fn run<E: Framed + Send + 'static>(
+    live: Arc<Live<E>>,
+    socket: Socket,
+    app: Option<BoxFuture<'static, ()>>,
+) {
+    let mut connection = Connection {
+        live,
+        socket: Some(socket),
+        app,
+        timer: None,
+        unflushed: false,
+        confirms: None,
+        draining: None,
+    };
+    std::future::poll_fn(|cx| connection.poll(cx)).await;
+}
+
+struct Connection<E> {
+    live: Arc<Live<E>>,
+    socket: Option<Socket>,
+    app: Option<BoxFuture<'static, ()>>,
+    /// The engine's next deadline, created only when it has one.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Frames were queued (or a ping answered) and must be flushed.
+    unflushed: bool,
+    /// Once flushed, every message below this is delivered.
+    confirms: Option<u64>,
+    /// The session finished: write what is left, at most this long.
+    draining: Option<Pin<Box<Sleep>>>,
+}
+
+impl<E: Framed + Send + 'static> Connection<E> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..BUDGET {
+            let mut progress = false;
+            if self.socket.is_some() {
+                progress |= self.poll_writes(cx);
+                progress |= self.poll_reads(cx);
+                progress |= self.poll_timer(cx);
+                progress |= self.poll_end(cx);
+            }
+            if let Some(app) = &mut self.app {
+                if app.as_mut().poll(cx).is_ready() {
+                    self.app = None;
+                    progress = true;
+                }
+            }
+            if self.socket.is_none() && self.app.is_none() {
+                return Poll::Ready(());
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn lost(&mut self) {
+        self.live
+            .with(|engine, now| engine.handle_incoming(now, Incoming::Lost));
+    }
+
+    /// Queues the engine's frames while the socket takes them, then flushes.
+    fn poll_writes(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(socket) = self.socket.as_mut() else {
+            return false;
+        };
+        let mut progress = false;
+        if self.draining.is_none() {
+            loop {
+                match socket.poll_ready(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(Err(())) => {
+                        self.lost();
+                        return true;
+                    }
+                    Poll::Ready(Ok(())) => {}
+                }
+                let transmit = self
+                    .live
+                    .poll_transmit(CONNECTION, cx, false, |engine, now| engine.poll_frame(now));
+                let Some(transmit) = transmit else {
+                    break;
+                };
+                if let Transmit::Data {
+                    confirms: Some(through),
+                    ..
+                }
+                | Transmit::Binary {
+                    confirms: Some(through),
+                    ..
+                } = &transmit
+                {
+                    self.confirms = Some(*through);
+                }
+                progress = true;
+                self.unflushed = true;
+                if socket.start_send(transmit).is_err() {
+                    self.lost();
+                    return true;
+                }
+            }
+        }
+        if self.unflushed {
+            match socket.poll_flush(cx) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) => {
+                    self.unflushed = false;
+                    progress = true;
+                    if let Some(through) = self.confirms.take() {
+                        self.live.confirm(through);
+                    }
+                }
+                Poll::Ready(Err(())) => {
+                    self.unflushed = false;
+                    self.lost();
+                    progress = true;
+                }
+            }
+        }
+        progress
+    }
+
+    /// Reads and hands over frames while the engine wants them and the
+    /// app's queue has room.
+    fn poll_reads(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        loop {
+            let Some(socket) = self.socket.as_mut() else {
+                return progress;
+            };
+            if self.draining.is_some()
+                || !self.live.with(|engine, _| engine.wants_read())
+                || self.live.poll_room(cx).is_pending()
+            {
+                return progress;
+            }
+            let Poll::Ready(incoming) = socket.poll_read(cx) else {
+                return progress;
+            };
+            progress = true;
+            if incoming == Incoming::Ping || matches!(incoming, Incoming::Close { .. }) {
+                // The framing queued its answer; it goes out with the next flush.
+                self.unflushed = true;
+            }
+            self.live
+                .with(|engine, now| engine.handle_incoming(now, incoming));
+        }
+    }
+
+    /// Sleeps until the engine's next deadline, then runs its timers.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.live.take_deadline() else {
+            self.timer = None;
+            return false;
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let timer = match &mut self.timer {
+            Some(timer) => {
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                timer
+            }
+            None => self.timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        if timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        self.timer = None;
+        self.live.with(|engine, now| engine.handle_timeout(now));
+        true
+    }
+
+    /// Once the session finished, writes what is left (a close answer) and
+    /// drops the connection.
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.live.is_finished() {
+            return false;
+        }
+        let draining = self
+            .draining
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(DRAIN_TIMEOUT)));
+        let done = match self.socket.as_mut() {
+            Some(socket) if !draining.as_mut().poll(cx).is_ready() => {
+                socket.poll_flush(cx).is_ready()
+            }
+            _ => true,
+        };
+        if done {
+            self.socket = None;
+            self.timer = None;
+            self.draining = None;
+        }
+        done
+    }
+}

@@ -1,0 +1,202 @@
+//! A WebSocket connection as the connection task sees it: frames in,
+//! frames out, over either framing (RFC 6455 through tokio-tungstenite, or
+//! the hixie-76 codec).
+
+use super::hixie::HixieSocket;
+use channel_protocol::websocket::{Incoming, TextGuard};
+use channel_protocol::Transmit;
+use futures::{Sink, Stream};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+/// The upgraded HTTP connection.
+pub(crate) type Io = TokioIo<Upgraded>;
+
+/// The peer's bytes pass through a [`TextGuard`] on their way to
+/// tungstenite, so invalid UTF-8 is caught while a frame still arrives.
+pub(crate) struct Guarded {
+    io: Io,
+    guard: TextGuard,
+    invalid: bool,
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.io).poll_read(cx, buf))?;
+        let this = &mut *self;
+        if this.guard.inspect(&buf.filled()[before..]).is_err() {
+            this.invalid = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// One WebSocket connection.
+pub(crate) enum Socket {
+    Rfc6455(Box<WebSocketStream<Guarded>>),
+    Hixie(Box<HixieSocket<Io>>),
+}
+
+/// How an RFC 6455 connection reads and writes.
+pub(crate) struct Buffers {
+    pub(crate) max_message_size: usize,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) write_buffer_size: usize,
+}
+
+/// What a read error means: a code to fail with, or a lost connection.
+fn failure(error: &WsError) -> Incoming {
+    match error {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => Incoming::Failed {
+            code: 1009,
+            reason: format!("Message of {size} bytes exceeds {max_size}"),
+        },
+        WsError::Capacity(other) => Incoming::Failed {
+            code: 1009,
+            reason: other.to_string(),
+        },
+        WsError::Utf8(_) => invalid_utf8(),
+        WsError::Protocol(problem) => Incoming::Failed {
+            code: 1002,
+            reason: problem.to_string(),
+        },
+        _ => Incoming::Lost,
+    }
+}
+
+fn invalid_utf8() -> Incoming {
+    Incoming::Failed {
+        code: 1007,
+        reason: "Invalid UTF-8 in text message".into(),
+    }
+}
+
+impl Socket {
+    /// An RFC 6455 connection on `io`.
+    pub(crate) async fn rfc6455(io: Io, buffers: &Buffers) -> Self {
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(buffers.max_message_size))
+            .max_frame_size(Some(buffers.max_message_size))
+            .read_buffer_size(buffers.read_buffer_size)
+            .write_buffer_size(buffers.write_buffer_size);
+        let guarded = Guarded {
+            io,
+            guard: TextGuard::new(),
+            invalid: false,
+        };
+        let ws = WebSocketStream::from_raw_socket(guarded, Role::Server, Some(config)).await;
+        Socket::Rfc6455(Box::new(ws))
+    }
+
+    /// True when the framing carries binary messages and pings.
+    pub(crate) fn is_rfc6455(&self) -> bool {
+        matches!(self, Socket::Rfc6455(_))
+    }
+
+    /// The next thing the peer sent.
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Incoming> {
+        match self {
+            Socket::Rfc6455(ws) => loop {
+                if ws.get_ref().invalid {
+                    return Poll::Ready(invalid_utf8());
+                }
+                let next = Pin::new(&mut **ws).poll_next(cx);
+                let Poll::Ready(next) = next else {
+                    // Bytes of a frame still arriving may already be invalid.
+                    if ws.get_ref().invalid {
+                        return Poll::Ready(invalid_utf8());
+                    }
+                    return Poll::Pending;
+                };
+                return Poll::Ready(match next {
+                    Some(Ok(WsMessage::Text(text))) => Incoming::Text(text.as_str().to_owned()),
+                    Some(Ok(WsMessage::Binary(data))) => Incoming::Binary(data),
+                    Some(Ok(WsMessage::Ping(_))) => Incoming::Ping,
+                    Some(Ok(WsMessage::Pong(payload))) => Incoming::Pong(payload),
+                    Some(Ok(WsMessage::Close(frame))) => Incoming::Close {
+                        code: frame.as_ref().map(|f| f.code.into()),
+                        reason: frame.map(|f| f.reason.as_str().to_owned()).unwrap_or_default(),
+                    },
+                    Some(Ok(WsMessage::Frame(_))) => continue,
+                    Some(Err(error)) => failure(&error),
+                    None => Incoming::Lost,
+                });
+            },
+            Socket::Hixie(hixie) => hixie.poll_read(cx),
+        }
+    }
+
+    /// Ready when the socket takes another frame.
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        match self {
+            Socket::Rfc6455(ws) => Pin::new(&mut **ws).poll_ready(cx).map_err(|_| ()),
+            Socket::Hixie(hixie) => hixie.poll_ready(cx),
+        }
+    }
+
+    /// Queues one frame for writing.
+    pub(crate) fn start_send(&mut self, transmit: Transmit) -> Result<(), ()> {
+        match self {
+            Socket::Rfc6455(ws) => {
+                let message = match transmit {
+                    // Engines frame text only, so this check never fails.
+                    Transmit::Data { bytes, .. } => {
+                        WsMessage::Text(Utf8Bytes::try_from(bytes).map_err(|_| ())?)
+                    }
+                    Transmit::Binary { bytes, .. } => WsMessage::binary(bytes),
+                    Transmit::Ping(payload) => WsMessage::Ping(payload),
+                    Transmit::Close { code, reason } => WsMessage::Close(Some(CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    })),
+                    Transmit::End(_) => WsMessage::Close(None),
+                };
+                Pin::new(&mut **ws).start_send(message).map_err(|_| ())
+            }
+            Socket::Hixie(hixie) => {
+                hixie.start_send(transmit);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes everything queued.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        match self {
+            Socket::Rfc6455(ws) => Pin::new(&mut **ws).poll_flush(cx).map_err(|_| ()),
+            Socket::Hixie(hixie) => hixie.poll_flush(cx),
+        }
+    }
+}

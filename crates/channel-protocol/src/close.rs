@@ -1,0 +1,141 @@
+//! Why a session ended, in the same words for every transport.
+
+use std::fmt;
+
+/// Why a session ended.
+///
+/// ```
+/// use channel_protocol::CloseReason;
+///
+/// let reason = CloseReason::Peer { code: Some(1000), reason: "bye".into() };
+/// assert_eq!(reason.to_string(), "closed by peer: 1000 bye");
+/// assert_eq!(CloseReason::Closed("done".into()).websocket_close(), (1000, "done".to_owned()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The app called `close` with this reason.
+    Closed(String),
+    /// The app called `close_with_code` (WebSocket and SockJS close codes).
+    ClosedWithCode {
+        /// The close code sent to the peer.
+        code: u16,
+        /// The reason sent to the peer.
+        reason: String,
+    },
+    /// The peer closed the session; WebSocket peers may give a code and reason.
+    Peer {
+        /// The peer's close code, if it sent one.
+        code: Option<u16>,
+        /// The peer's reason, empty if none.
+        reason: String,
+    },
+    /// The peer broke the protocol or a limit; the server closed with `code`.
+    Failed {
+        /// The close code sent to the peer (1002, 1007, 1009, 3000...).
+        code: u16,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The peer stopped answering pings.
+    PingTimeout,
+    /// The connection dropped without a closing handshake.
+    ConnectionLost,
+    /// The client had no back channel (or receiver) for longer than the session allows.
+    TimedOut,
+    /// The client asked to end the session (BrowserChannel `TYPE=terminate`).
+    Disconnected,
+    /// The client opened a new session naming this one as its old one (`OSID`).
+    Reconnected,
+    /// A queue of the session stayed full: the client did not take what was
+    /// sent (a broadcast, with the policy that closes lagging sessions), or
+    /// the app did not read what the client sent in time.
+    Lagging,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl CloseReason {
+    /// The WebSocket close code and reason the server sends for this reason
+    /// (RFC 6455 section 7.4: 1000 normal, 1001 going away).
+    pub fn websocket_close(&self) -> (u16, String) {
+        match self {
+            CloseReason::Closed(text) => (1000, text.clone()),
+            CloseReason::ClosedWithCode { code, reason } | CloseReason::Failed { code, reason } => {
+                (*code, reason.clone())
+            }
+            CloseReason::Shutdown => (1001, "Server shutting down".into()),
+            CloseReason::PingTimeout => (1001, "Ping timeout".into()),
+            CloseReason::Lagging => (1008, "Too slow".into()),
+            other => (1000, other.to_string()),
+        }
+    }
+
+    /// The SockJS close frame's code and reason for a server-side close:
+    /// `c[3000,"Go away!"]` unless the app chose a code.
+    pub fn sockjs_close(&self) -> (u16, String) {
+        match self {
+            CloseReason::Closed(text) if text.is_empty() => (3000, "Go away!".into()),
+            CloseReason::Closed(text) => (3000, text.clone()),
+            CloseReason::ClosedWithCode { code, reason } | CloseReason::Failed { code, reason } => {
+                (*code, reason.clone())
+            }
+            other => (3000, other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Closed(reason) => f.write_str(reason),
+            CloseReason::ClosedWithCode { code, reason } => write!(f, "{code} {reason}"),
+            CloseReason::Peer {
+                code: Some(code),
+                reason,
+            } => write!(f, "closed by peer: {code} {reason}"),
+            CloseReason::Peer { code: None, .. } => f.write_str("closed by peer"),
+            CloseReason::Failed { code, reason } => write!(f, "{code} {reason}"),
+            CloseReason::PingTimeout => f.write_str("Ping timeout"),
+            CloseReason::ConnectionLost => f.write_str("Connection lost"),
+            CloseReason::TimedOut => f.write_str("Timed out"),
+            CloseReason::Disconnected => f.write_str("Disconnected"),
+            CloseReason::Reconnected => f.write_str("Reconnected"),
+            CloseReason::Lagging => f.write_str("Too slow for a broadcast"),
+            CloseReason::Shutdown => f.write_str("Server shutting down"),
+        }
+    }
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The session closed before the message was confirmed.
+    Closed(CloseReason),
+    /// Too many messages are waiting; this one was not queued.
+    QueueFull {
+        /// The bound that was reached.
+        limit: usize,
+    },
+    /// The session's transport cannot carry this kind of message.
+    Unsupported(&'static str),
+    /// The confirmation did not come in time. The message stays queued: it
+    /// may still reach the peer.
+    TimedOut,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Closed(reason) => write!(f, "session closed: {reason}"),
+            SendError::QueueFull { limit } => {
+                write!(f, "{limit} messages are waiting; the queue is full")
+            }
+            SendError::Unsupported(what) => write!(f, "this transport cannot send {what}"),
+            SendError::TimedOut => f.write_str("the delivery was not confirmed in time"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}

@@ -1,0 +1,141 @@
+//! What every session engine has in common, in the style of quinn-proto.
+//!
+//! A session engine is a state machine without IO. Every input carries the
+//! current time (`now`); the engine never reads a clock. The IO side:
+//!
+//! - feeds it what arrives (requests, frames) and what the app asks (`send`,
+//!   `close`);
+//! - asks [`Engine::poll_timeout`] when to wake it next and then calls
+//!   [`Engine::handle_timeout`];
+//! - takes bytes to write with the engine's own `poll_transmit` (its
+//!   signature depends on the protocol's receivers);
+//! - takes [`Event`]s with [`Engine::poll_event`] until there are none.
+//!
+//! What the app sends is numbered in order: the first message is 0. A
+//! delivery is confirmed by a watermark, "every message below `through`",
+//! because every transport confirms in order.
+
+use crate::close::{CloseReason, SendError};
+use crate::message::Message;
+use crate::payload::Payload;
+use bytes::Bytes;
+use std::time::Instant;
+
+/// Names one receiver (back channel, receiving request, WebSocket) of a
+/// session, so a receiver that was replaced learns it must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReceiverId(pub u64);
+
+/// Which numbering a confirmation belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Counter {
+    /// Messages (and, on EventSource, ping comments), confirmed when
+    /// acknowledged or written.
+    Messages,
+    /// WebSocket pings, confirmed by their pongs.
+    Pings,
+}
+
+/// A queued message or ping, to learn of its fate later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    /// The numbering it belongs to.
+    pub counter: Counter,
+    /// Its number in that numbering.
+    pub seq: u64,
+}
+
+/// Something the engine tells the IO side.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A message for the app, in the order the client sent it.
+    Message(Message),
+    /// Every item of `counter` numbered below `through` has been confirmed.
+    Confirmed {
+        /// The numbering.
+        counter: Counter,
+        /// The watermark.
+        through: u64,
+    },
+    /// The attached receiver has something to write: wake it.
+    Transmit,
+    /// The session is closed for the app: no more messages either way.
+    Closed(CloseReason),
+    /// The session is gone for good: forget it. Items not confirmed by now never will be.
+    Finished,
+}
+
+/// What one receiver is to write next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// Bytes: a piece of an HTTP response body, or the text of one WebSocket message.
+    Data {
+        /// The bytes, framed for the receiver already.
+        bytes: Bytes,
+        /// Once written, every message below this number is delivered.
+        confirms: Option<u64>,
+    },
+    /// One binary WebSocket message.
+    Binary {
+        /// The payload.
+        bytes: Bytes,
+        /// Once written, every message below this number is delivered.
+        confirms: Option<u64>,
+    },
+    /// A WebSocket ping.
+    Ping(Bytes),
+    /// Write `tail` (possibly empty), then end the response.
+    End(Bytes),
+    /// Close the WebSocket with this code and reason (the closing handshake).
+    Close {
+        /// The close code.
+        code: u16,
+        /// The reason.
+        reason: String,
+    },
+}
+
+/// The app-facing side of every session engine.
+pub trait Engine {
+    /// Queues a message for the peer.
+    fn send(&mut self, now: Instant, payload: &Payload) -> Result<Ticket, SendError>;
+
+    /// Pings the peer, where the transport can.
+    fn ping(&mut self, _now: Instant, _payload: Bytes) -> Result<Ticket, SendError> {
+        Err(SendError::Unsupported("ping"))
+    }
+
+    /// Asks the client to stop reconnecting (BrowserChannel `["stop"]`).
+    fn stop(&mut self, _now: Instant) {}
+
+    /// Closes the session.
+    fn close(&mut self, now: Instant, reason: CloseReason);
+
+    /// The app's queue of received messages is full (`true`) or has room
+    /// again (`false`). The IO side stops feeding the engine meanwhile;
+    /// an engine may change what it writes (BrowserChannel asks for
+    /// acknowledgements by ending its back channel).
+    fn set_backpressure(&mut self, _now: Instant, _blocked: bool) {}
+
+    /// The app has taken every message and waits for more. WebSocket uses
+    /// this to close after a protocol error only once the app could reply
+    /// to what came before it.
+    fn app_idle(&mut self, _now: Instant) {}
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    fn poll_timeout(&self) -> Option<Instant>;
+
+    /// Runs every timer that is due at `now`.
+    fn handle_timeout(&mut self, now: Instant);
+
+    /// The next event, if any.
+    fn poll_event(&mut self) -> Option<Event>;
+
+    /// Why the session closed, once it has.
+    fn close_reason(&self) -> Option<&CloseReason>;
+}
+
+/// Refuses a message on a closed session with its reason.
+pub(crate) fn closed_error(reason: Option<&CloseReason>) -> SendError {
+    SendError::Closed(reason.cloned().unwrap_or(CloseReason::ConnectionLost))
+}

@@ -1,0 +1,317 @@
+//! The state of one EventSource session, without IO.
+//!
+//! The session is one streamed response: it opens with 2 KiB of padding
+//! (and `retry:` when configured), then carries the app's events in order.
+//! A comment goes out after every ping interval of silence, so proxies keep
+//! the stream open. An event is delivered once it is written. The client
+//! cannot send; the session ends when the response does.
+
+use super::{encode_comment, encode_retry, padding};
+use crate::close::{CloseReason, SendError};
+use crate::engine::{closed_error, Counter, Engine, Event, ReceiverId, Ticket, Transmit};
+use crate::payload::{Payload, WireFormat};
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// The settings of one EventSource session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// How long the client waits before reconnecting (`retry:`), if set.
+    pub retry: Option<Duration>,
+    /// A comment goes out after this long without a write, if set.
+    pub ping_interval: Option<Duration>,
+    /// Most events queued and not yet written.
+    pub max_queued_events: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            retry: None,
+            ping_interval: None,
+            max_queued_events: 4096,
+        }
+    }
+}
+
+/// The one response of a session.
+const STREAM: ReceiverId = ReceiverId(1);
+
+/// One EventSource session's state.
+///
+/// ```
+/// use channel_protocol::engine::{Engine, Transmit};
+/// use channel_protocol::event_stream::{Session, SessionConfig};
+/// use channel_protocol::payload::Payload;
+/// use std::time::Instant;
+///
+/// let now = Instant::now();
+/// let mut session = Session::new(now, SessionConfig::default());
+/// let stream = session.stream();
+/// session.poll_transmit(now, stream); // the padding
+/// session.send(now, &Payload::text("hi")).unwrap();
+/// let Some(Transmit::Data { bytes, confirms }) = session.poll_transmit(now, stream) else { panic!() };
+/// assert_eq!((&bytes[..], confirms), (&b"data: hi\n\n"[..], Some(1)));
+/// ```
+#[derive(Debug)]
+pub struct Session {
+    prelude: Option<String>,
+    queue: VecDeque<Bytes>,
+    /// The number of the oldest queued item.
+    written: u64,
+    attached: bool,
+    last_write: Instant,
+    ping_due: bool,
+    close_reason: Option<CloseReason>,
+    finished: bool,
+    events: VecDeque<Event>,
+    config: SessionConfig,
+}
+
+impl Session {
+    /// A new session, its response attached.
+    pub fn new(now: Instant, config: SessionConfig) -> Self {
+        let mut prelude = padding();
+        if let Some(retry) = config.retry {
+            prelude.push_str(&encode_retry(retry.as_millis() as u64));
+        }
+        Self {
+            prelude: Some(prelude),
+            queue: VecDeque::new(),
+            written: 0,
+            attached: true,
+            last_write: now,
+            ping_due: false,
+            close_reason: None,
+            finished: false,
+            events: VecDeque::new(),
+            config,
+        }
+    }
+
+    /// The session's response.
+    pub fn stream(&self) -> ReceiverId {
+        STREAM
+    }
+
+    fn queue(&mut self, bytes: Bytes) -> Result<Ticket, SendError> {
+        if self.close_reason.is_some() {
+            return Err(closed_error(self.close_reason.as_ref()));
+        }
+        if self.queue.len() >= self.config.max_queued_events {
+            return Err(SendError::QueueFull {
+                limit: self.config.max_queued_events,
+            });
+        }
+        let seq = self.written + self.queue.len() as u64;
+        self.queue.push_back(bytes);
+        self.events.push_back(Event::Transmit);
+        Ok(Ticket {
+            counter: Counter::Messages,
+            seq,
+        })
+    }
+
+    /// What the response writes next: every queued event at once, a ping
+    /// comment, or its end once the session closed. `None` while idle.
+    pub fn poll_transmit(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
+        if id != STREAM || !self.attached {
+            return Some(Transmit::End(Bytes::new()));
+        }
+        if let Some(prelude) = self.prelude.take() {
+            self.last_write = now;
+            return Some(Transmit::Data {
+                bytes: Bytes::from(prelude),
+                confirms: None,
+            });
+        }
+        let (bytes, confirms) = if !self.queue.is_empty() {
+            let taken = self.queue.len();
+            let bytes = if taken == 1 {
+                self.queue.pop_front().expect("one queued")
+            } else {
+                let mut joined = BytesMut::with_capacity(self.queue.iter().map(Bytes::len).sum());
+                for piece in self.queue.drain(..) {
+                    joined.extend_from_slice(&piece);
+                }
+                joined.freeze()
+            };
+            self.written += taken as u64;
+            if self.queue.capacity() > 64 {
+                self.queue = VecDeque::new();
+            }
+            (bytes, Some(self.written))
+        } else if self.ping_due {
+            (Bytes::from(encode_comment("")), None)
+        } else if self.close_reason.is_some() {
+            self.attached = false;
+            self.finish();
+            return Some(Transmit::End(Bytes::new()));
+        } else {
+            return None;
+        };
+        // Any write keeps the stream alive as well as a ping would.
+        self.ping_due = false;
+        self.last_write = now;
+        Some(Transmit::Data { bytes, confirms })
+    }
+
+    /// The response is gone (the client left, or it ended).
+    pub fn detach(&mut self, now: Instant, id: ReceiverId) {
+        if id == STREAM && self.attached {
+            self.attached = false;
+            self.close(now, CloseReason::ConnectionLost);
+            self.finish();
+        }
+    }
+
+    fn finish(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.queue = VecDeque::new();
+            self.events.push_back(Event::Finished);
+        }
+    }
+}
+
+impl Engine for Session {
+    fn send(&mut self, _now: Instant, payload: &Payload) -> Result<Ticket, SendError> {
+        let bytes = payload
+            .encode(WireFormat::EventSource)
+            .ok_or(SendError::Unsupported(payload.kind()))?;
+        self.queue(bytes)
+    }
+
+    /// Writes a comment line the client ignores; confirmed once written.
+    fn ping(&mut self, _now: Instant, payload: Bytes) -> Result<Ticket, SendError> {
+        self.queue(Bytes::from(encode_comment(&String::from_utf8_lossy(&payload))))
+    }
+
+    /// Ends the response once the queued events are written.
+    fn close(&mut self, _now: Instant, reason: CloseReason) {
+        if self.close_reason.is_none() {
+            self.close_reason = Some(reason.clone());
+            self.events.push_back(Event::Closed(reason));
+            self.events.push_back(Event::Transmit);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self.config.ping_interval {
+            Some(every) if self.attached && self.close_reason.is_none() && !self.ping_due => {
+                Some(self.last_write + every)
+            }
+            _ => None,
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if let Some(every) = self.config.ping_interval {
+            if self.attached && !self.ping_due && now >= self.last_write + every {
+                self.ping_due = true;
+                self.events.push_back(Event::Transmit);
+            }
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn close_reason(&self) -> Option<&CloseReason> {
+        self.close_reason.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(transmit: Option<Transmit>) -> (String, Option<u64>) {
+        match transmit {
+            Some(Transmit::Data { bytes, confirms }) => {
+                (String::from_utf8(bytes.to_vec()).unwrap(), confirms)
+            }
+            other => panic!("expected data, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_stream_opens_with_padding_and_retry() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            retry: Some(Duration::from_millis(1500)),
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        let (prelude, confirms) = data(session.poll_transmit(now, STREAM));
+        assert!(prelude.starts_with(':') && prelude.ends_with("\nretry: 1500\n\n"));
+        assert_eq!(confirms, None);
+        assert_eq!(session.poll_transmit(now, STREAM), None);
+    }
+
+    #[test]
+    fn queued_events_leave_together_and_are_confirmed() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        session.poll_transmit(now, STREAM);
+        session.send(now, &Payload::text("a")).unwrap();
+        session
+            .send(now, &Payload::event("b", Some("t".into()), Some("2".into())))
+            .unwrap();
+        let ping = session.ping(now, Bytes::from_static(b"p")).unwrap();
+        assert_eq!(ping.seq, 2);
+        assert_eq!(
+            data(session.poll_transmit(now, STREAM)),
+            ("data: a\n\nevent: t\nid: 2\ndata: b\n\n:p\n\n".into(), Some(3))
+        );
+        assert!(session.send(now, &Payload::binary(vec![1u8])).is_err());
+    }
+
+    #[test]
+    fn pings_follow_silence() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            ping_interval: Some(Duration::from_secs(15)),
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        session.poll_transmit(now, STREAM);
+        let due = session.poll_timeout().unwrap();
+        assert_eq!(due, now + Duration::from_secs(15));
+        session.handle_timeout(due);
+        assert_eq!(data(session.poll_transmit(due, STREAM)), (":\n\n".into(), None));
+        assert_eq!(session.poll_timeout(), Some(due + Duration::from_secs(15)));
+    }
+
+    #[test]
+    fn the_queue_is_bounded_and_close_ends_after_the_queue() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            max_queued_events: 1,
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        session.send(now, &Payload::text("a")).unwrap();
+        assert_eq!(
+            session.send(now, &Payload::text("b")),
+            Err(SendError::QueueFull { limit: 1 })
+        );
+        session.close(now, CloseReason::Closed("bye".into()));
+        session.poll_transmit(now, STREAM);
+        assert_eq!(data(session.poll_transmit(now, STREAM)).1, Some(1));
+        assert_eq!(session.poll_transmit(now, STREAM), Some(Transmit::End(Bytes::new())));
+        let events: Vec<_> = std::iter::from_fn(|| session.poll_event()).collect();
+        assert!(events.contains(&Event::Finished));
+    }
+
+    #[test]
+    fn a_client_that_leaves_ends_the_session() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        session.detach(now, STREAM);
+        assert_eq!(session.close_reason(), Some(&CloseReason::ConnectionLost));
+        assert!(session.send(now, &Payload::text("late")).is_err());
+    }
+}

@@ -1,0 +1,574 @@
+//! The state of one native WebSocket session, without IO.
+//!
+//! The IO side decodes frames (with tungstenite, or the hixie-76 codec) and
+//! reports what it read; the session decides what to write: the app's
+//! messages in order, pings, and the closing handshake (RFC 6455 section
+//! 7). A message is delivered once written; a ping once its pong arrives.
+//!
+//! When the peer breaks the protocol, the session stops reading, lets the
+//! app answer every message that came before the violation, writes those
+//! answers, and only then closes with the error's code: the peer loses
+//! nothing it was owed.
+
+use crate::close::{CloseReason, SendError};
+use crate::engine::{closed_error, Counter, Engine, Event, Ticket, Transmit};
+use crate::message::Message;
+use crate::payload::{Payload, WireFormat};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// The settings of one WebSocket session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Pings the peer this often; a peer that has not answered the previous
+    /// ping by the next one is closed with 1001.
+    pub ping_interval: Option<Duration>,
+    /// Most messages queued for the peer and not yet written.
+    pub max_queued_messages: usize,
+    /// How long the server waits for the peer's close frame after its own.
+    pub close_timeout: Duration,
+    /// How long the app may take to answer what came before a protocol
+    /// error before the session closes anyway.
+    pub failure_grace: Duration,
+    /// The framing carries binary messages (RFC 6455 does, hixie-76 does not).
+    pub binary: bool,
+    /// The framing carries pings (RFC 6455 does, hixie-76 does not).
+    pub pings: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: None,
+            max_queued_messages: 4096,
+            close_timeout: Duration::from_secs(5),
+            failure_grace: Duration::from_secs(1),
+            binary: true,
+            pings: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// The peer broke the protocol: no more reading; the app may still answer.
+    Failing { reason: CloseReason, since: Instant },
+    /// The close frame goes out once the queue is written.
+    Closing {
+        code: u16,
+        text: String,
+        sent_at: Option<Instant>,
+    },
+    Finished,
+}
+
+#[derive(Debug)]
+struct Outgoing {
+    bytes: Bytes,
+    binary: bool,
+}
+
+#[derive(Debug)]
+struct AutoPing {
+    every: Duration,
+    next_at: Instant,
+    awaiting_pong: bool,
+}
+
+/// One WebSocket session's state.
+///
+/// ```
+/// use channel_protocol::engine::{Engine, Transmit};
+/// use channel_protocol::payload::Payload;
+/// use channel_protocol::websocket::{Session, SessionConfig};
+/// use std::time::Instant;
+///
+/// let now = Instant::now();
+/// let mut session = Session::new(now, SessionConfig::default());
+/// session.send(now, &Payload::text("hi")).unwrap();
+/// assert!(matches!(session.poll_transmit(now), Some(Transmit::Data { confirms: Some(1), .. })));
+/// session.close(now, channel_protocol::CloseReason::Closed("bye".into()));
+/// assert_eq!(session.poll_transmit(now), Some(Transmit::Close { code: 1000, reason: "bye".into() }));
+/// ```
+#[derive(Debug)]
+pub struct Session {
+    queue: VecDeque<Outgoing>,
+    /// The number of the oldest queued message.
+    written: u64,
+    /// Pings not yet written, then written and waiting for their pong.
+    pings: VecDeque<(Bytes, u64, bool)>,
+    next_ping: u64,
+    auto_ping: Option<AutoPing>,
+    phase: Phase,
+    close_reason: Option<CloseReason>,
+    events: VecDeque<Event>,
+    config: SessionConfig,
+}
+
+impl Session {
+    /// A new, open session.
+    pub fn new(now: Instant, config: SessionConfig) -> Self {
+        Self {
+            queue: VecDeque::new(),
+            written: 0,
+            pings: VecDeque::new(),
+            next_ping: 0,
+            auto_ping: config
+                .ping_interval
+                .filter(|_| config.pings)
+                .map(|every| AutoPing {
+                    every,
+                    next_at: now + every,
+                    awaiting_pong: false,
+                }),
+            phase: Phase::Open,
+            close_reason: None,
+            events: VecDeque::new(),
+            config,
+        }
+    }
+
+    /// True while the IO side should read from the peer: not after a
+    /// protocol error, and not once the session is finished.
+    pub fn wants_read(&self) -> bool {
+        matches!(self.phase, Phase::Open | Phase::Closing { .. })
+    }
+
+    /// True once nothing more will be written or read.
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Finished
+    }
+
+    /// A text or binary message from the peer.
+    pub fn handle_message(&mut self, _now: Instant, message: Message) {
+        if self.phase == Phase::Open {
+            self.events.push_back(Event::Message(message));
+        }
+    }
+
+    /// A pong: it answers the ping with the same payload and every ping
+    /// before it (a peer may answer only the latest of several).
+    pub fn handle_pong(&mut self, _now: Instant, payload: &[u8]) {
+        if let Some(auto) = &mut self.auto_ping {
+            auto.awaiting_pong = false;
+        }
+        let answered = self
+            .pings
+            .iter()
+            .position(|(ping, _, sent)| *sent && &ping[..] == payload);
+        if let Some(index) = answered {
+            let through = self.pings[index].1 + 1;
+            self.pings.drain(..=index);
+            self.events.push_back(Event::Confirmed {
+                counter: Counter::Pings,
+                through,
+            });
+        }
+    }
+
+    /// The peer's close frame. If the server closed first, this completes
+    /// the handshake; otherwise the framing layer has answered it already.
+    pub fn handle_peer_close(&mut self, now: Instant, code: Option<u16>, reason: String) {
+        if !matches!(self.phase, Phase::Closing { .. }) {
+            self.set_closed(CloseReason::Peer { code, reason });
+        }
+        self.finish(now);
+    }
+
+    /// The peer broke the protocol or a limit: the session fails with
+    /// `code` (1002, 1007, 1009...) once the app has answered what came before.
+    pub fn handle_protocol_error(&mut self, now: Instant, code: u16, reason: String) {
+        if self.phase == Phase::Open {
+            self.phase = Phase::Failing {
+                reason: CloseReason::Failed { code, reason },
+                since: now,
+            };
+        } else if matches!(self.phase, Phase::Closing { .. }) {
+            // Reading the peer's close after our own failed: nothing more to wait for.
+            self.finish(now);
+        }
+    }
+
+    /// The connection dropped.
+    pub fn handle_connection_lost(&mut self, now: Instant) {
+        let reason = match &self.phase {
+            Phase::Failing { reason, .. } => reason.clone(),
+            _ => CloseReason::ConnectionLost,
+        };
+        self.set_closed(reason);
+        self.finish(now);
+    }
+
+    fn set_closed(&mut self, reason: CloseReason) {
+        if self.close_reason.is_none() {
+            self.close_reason = Some(reason.clone());
+            self.events.push_back(Event::Closed(reason));
+        }
+    }
+
+    fn finish(&mut self, _now: Instant) {
+        if self.phase != Phase::Finished {
+            self.phase = Phase::Finished;
+            self.queue = VecDeque::new();
+            self.pings = VecDeque::new();
+            self.events.push_back(Event::Finished);
+        }
+    }
+
+    fn start_closing(&mut self, reason: CloseReason) {
+        let (code, text) = reason.websocket_close();
+        self.set_closed(reason);
+        self.phase = Phase::Closing {
+            code,
+            text,
+            sent_at: None,
+        };
+        self.events.push_back(Event::Transmit);
+    }
+
+    /// What to write next: queued messages in order, pings, then the close
+    /// frame once closing. `None` while there is nothing to write.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if self.phase == Phase::Finished {
+            return None;
+        }
+        if let Some(outgoing) = self.queue.pop_front() {
+            self.written += 1;
+            if self.queue.is_empty() && self.queue.capacity() > 64 {
+                self.queue = VecDeque::new();
+            }
+            let confirms = Some(self.written);
+            return Some(if outgoing.binary {
+                Transmit::Binary {
+                    bytes: outgoing.bytes,
+                    confirms,
+                }
+            } else {
+                Transmit::Data {
+                    bytes: outgoing.bytes,
+                    confirms,
+                }
+            });
+        }
+        if let Some((payload, _, sent)) = self.pings.iter_mut().find(|(_, _, sent)| !*sent) {
+            *sent = true;
+            return Some(Transmit::Ping(payload.clone()));
+        }
+        if let Phase::Closing {
+            code,
+            text,
+            sent_at: sent_at @ None,
+        } = &mut self.phase
+        {
+            *sent_at = Some(now);
+            return Some(Transmit::Close {
+                code: *code,
+                reason: text.clone(),
+            });
+        }
+        None
+    }
+
+    fn queue_ping(&mut self, payload: Bytes) -> u64 {
+        let seq = self.next_ping;
+        self.next_ping += 1;
+        self.pings.push_back((payload, seq, false));
+        self.events.push_back(Event::Transmit);
+        seq
+    }
+}
+
+impl Engine for Session {
+    fn send(&mut self, _now: Instant, payload: &Payload) -> Result<Ticket, SendError> {
+        if !matches!(self.phase, Phase::Open | Phase::Failing { .. }) {
+            return Err(closed_error(self.close_reason.as_ref()));
+        }
+        let binary = payload.is_binary();
+        if binary && !self.config.binary {
+            return Err(SendError::Unsupported("binary messages"));
+        }
+        let bytes = payload
+            .encode(WireFormat::WebSocket)
+            .ok_or(SendError::Unsupported(payload.kind()))?;
+        if self.queue.len() >= self.config.max_queued_messages {
+            return Err(SendError::QueueFull {
+                limit: self.config.max_queued_messages,
+            });
+        }
+        let seq = self.written + self.queue.len() as u64;
+        self.queue.push_back(Outgoing { bytes, binary });
+        self.events.push_back(Event::Transmit);
+        Ok(Ticket {
+            counter: Counter::Messages,
+            seq,
+        })
+    }
+
+    fn ping(&mut self, _now: Instant, payload: Bytes) -> Result<Ticket, SendError> {
+        if !self.config.pings {
+            return Err(SendError::Unsupported("ping"));
+        }
+        if !matches!(self.phase, Phase::Open | Phase::Failing { .. }) {
+            return Err(closed_error(self.close_reason.as_ref()));
+        }
+        if self.pings.len() >= self.config.max_queued_messages {
+            return Err(SendError::QueueFull {
+                limit: self.config.max_queued_messages,
+            });
+        }
+        Ok(Ticket {
+            counter: Counter::Pings,
+            seq: self.queue_ping(payload),
+        })
+    }
+
+    /// Writes what is queued, then the close frame; the session finishes
+    /// when the peer answers it, or after the close timeout.
+    fn close(&mut self, _now: Instant, reason: CloseReason) {
+        if matches!(self.phase, Phase::Open | Phase::Failing { .. }) {
+            self.start_closing(reason);
+        }
+    }
+
+    fn app_idle(&mut self, _now: Instant) {
+        if let Phase::Failing { reason, .. } = &self.phase {
+            let reason = reason.clone();
+            self.start_closing(reason);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Open => self.auto_ping.as_ref().map(|auto| auto.next_at),
+            Phase::Failing { since, .. } => Some(*since + self.config.failure_grace),
+            Phase::Closing {
+                sent_at: Some(sent),
+                ..
+            } => Some(*sent + self.config.close_timeout),
+            Phase::Closing { sent_at: None, .. } | Phase::Finished => None,
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match &self.phase {
+            Phase::Open => {
+                let Some(auto) = &mut self.auto_ping else {
+                    return;
+                };
+                if now < auto.next_at {
+                    return;
+                }
+                if auto.awaiting_pong {
+                    self.start_closing(CloseReason::PingTimeout);
+                    return;
+                }
+                auto.awaiting_pong = true;
+                auto.next_at = now + auto.every;
+                self.queue_ping(Bytes::new());
+            }
+            Phase::Failing { since, .. } if now >= *since + self.config.failure_grace => {
+                self.app_idle(now);
+            }
+            Phase::Closing {
+                sent_at: Some(sent),
+                ..
+            } if now >= *sent + self.config.close_timeout => self.finish(now),
+            _ => {}
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn close_reason(&self) -> Option<&CloseReason> {
+        self.close_reason.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(session: &mut Session) -> Vec<Event> {
+        std::iter::from_fn(|| session.poll_event()).collect()
+    }
+
+    #[test]
+    fn messages_are_written_in_order_and_confirmed_by_the_write() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        session.send(now, &Payload::text("a")).unwrap();
+        let b = session.send(now, &Payload::binary(vec![1u8])).unwrap();
+        assert_eq!(b.seq, 1);
+        assert_eq!(
+            session.poll_transmit(now),
+            Some(Transmit::Data {
+                bytes: Bytes::from_static(b"a"),
+                confirms: Some(1)
+            })
+        );
+        assert_eq!(
+            session.poll_transmit(now),
+            Some(Transmit::Binary {
+                bytes: Bytes::from_static(&[1]),
+                confirms: Some(2)
+            })
+        );
+        assert_eq!(session.poll_transmit(now), None);
+    }
+
+    #[test]
+    fn a_pong_answers_its_ping_and_the_ones_before() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        session.ping(now, Bytes::from_static(b"1")).unwrap();
+        let second = session.ping(now, Bytes::from_static(b"2")).unwrap();
+        assert_eq!(second.counter, Counter::Pings);
+        assert_eq!(session.poll_transmit(now), Some(Transmit::Ping(Bytes::from_static(b"1"))));
+        session.poll_transmit(now);
+        events(&mut session);
+        session.handle_pong(now, b"unknown");
+        assert!(events(&mut session).is_empty());
+        session.handle_pong(now, b"2");
+        assert_eq!(
+            events(&mut session),
+            [Event::Confirmed {
+                counter: Counter::Pings,
+                through: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn a_silent_peer_is_closed_at_the_next_ping() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            ping_interval: Some(Duration::from_secs(10)),
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        let first = now + Duration::from_secs(10);
+        assert_eq!(session.poll_timeout(), Some(first));
+        session.handle_timeout(first);
+        assert_eq!(session.poll_transmit(first), Some(Transmit::Ping(Bytes::new())));
+        let second = first + Duration::from_secs(10);
+        session.handle_timeout(second);
+        assert_eq!(
+            session.poll_transmit(second),
+            Some(Transmit::Close {
+                code: 1001,
+                reason: "Ping timeout".into()
+            })
+        );
+        assert_eq!(session.close_reason(), Some(&CloseReason::PingTimeout));
+        // No answer to the close frame: the session finishes after the close timeout.
+        session.handle_timeout(second + Duration::from_secs(5));
+        assert!(session.is_finished());
+    }
+
+    #[test]
+    fn a_peer_that_answers_stays_open() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            ping_interval: Some(Duration::from_secs(10)),
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        for round in 1..5 {
+            let at = now + Duration::from_secs(10 * round);
+            session.handle_timeout(at);
+            assert_eq!(session.poll_transmit(at), Some(Transmit::Ping(Bytes::new())));
+            session.handle_pong(at, b"");
+        }
+        assert_eq!(session.close_reason(), None);
+    }
+
+    #[test]
+    fn after_a_protocol_error_the_app_answers_first() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        session.handle_message(now, Message::Text("valid".into()));
+        session.handle_protocol_error(now, 1002, "bad frame".into());
+        assert!(!session.wants_read());
+        assert_eq!(session.close_reason(), None);
+        // The app replies to the valid message, then waits for more.
+        session.send(now, &Payload::text("valid")).unwrap();
+        session.app_idle(now);
+        assert!(matches!(session.poll_transmit(now), Some(Transmit::Data { .. })));
+        assert_eq!(
+            session.poll_transmit(now),
+            Some(Transmit::Close {
+                code: 1002,
+                reason: "bad frame".into()
+            })
+        );
+        session.handle_peer_close(now, Some(1002), String::new());
+        assert!(session.is_finished());
+        assert!(matches!(
+            session.close_reason(),
+            Some(CloseReason::Failed { code: 1002, .. })
+        ));
+    }
+
+    #[test]
+    fn an_app_that_never_answers_gets_a_grace_period() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        session.handle_protocol_error(now, 1007, "utf-8".into());
+        let deadline = session.poll_timeout().unwrap();
+        assert_eq!(deadline, now + Duration::from_secs(1));
+        session.handle_timeout(deadline);
+        assert_eq!(
+            session.poll_transmit(deadline),
+            Some(Transmit::Close {
+                code: 1007,
+                reason: "utf-8".into()
+            })
+        );
+    }
+
+    #[test]
+    fn the_peer_closing_ends_the_session_and_refuses_sends() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        session.handle_peer_close(now, Some(4000), "bye".into());
+        assert!(session.is_finished());
+        assert_eq!(
+            session.send(now, &Payload::text("late")),
+            Err(SendError::Closed(CloseReason::Peer {
+                code: Some(4000),
+                reason: "bye".into()
+            }))
+        );
+        let events = events(&mut session);
+        assert!(events.contains(&Event::Finished));
+    }
+
+    #[test]
+    fn hixie_framing_carries_neither_binary_nor_pings_and_the_queue_is_bounded() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            binary: false,
+            pings: false,
+            max_queued_messages: 1,
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        assert_eq!(
+            session.send(now, &Payload::binary(vec![1u8])),
+            Err(SendError::Unsupported("binary messages"))
+        );
+        assert_eq!(
+            session.ping(now, Bytes::new()),
+            Err(SendError::Unsupported("ping"))
+        );
+        session.send(now, &Payload::text("a")).unwrap();
+        assert_eq!(
+            session.send(now, &Payload::text("b")),
+            Err(SendError::QueueFull { limit: 1 })
+        );
+    }
+}
