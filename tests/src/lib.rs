@@ -1,5 +1,7 @@
 //! Helpers for driving a real server over real HTTP in tests.
 
+pub mod clients;
+
 use axum::routing::get;
 use axum::Router;
 use axum_channel::{ChannelConfig, ChannelHandle, ChannelLayer, CloseReason, Message, Session};
@@ -53,6 +55,11 @@ impl TestServer {
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        // As every app should: small writes go out at once, not after the
+        // peer's delayed acknowledgement.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             axum::serve(
                 listener,

@@ -6,9 +6,9 @@ use channel_protocol::browserchannel::{
 };
 use channel_protocol::engine::{Engine, Transmit};
 use channel_protocol::{json, Payload};
-use std::time::Instant;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
+use std::time::Instant;
 
 fn forward_channel(c: &mut Criterion) {
     let mut group = c.benchmark_group("forward_channel");

@@ -91,14 +91,24 @@ mod tests {
     #[test]
     fn every_kind_has_a_json_reading() {
         let map: BTreeMap<_, _> = [("a".to_owned(), "1".to_owned())].into();
-        assert_eq!(Message::Map(map.clone()).into_json(), Some(json!({"a": "1"})));
+        assert_eq!(
+            Message::Map(map.clone()).into_json(),
+            Some(json!({"a": "1"}))
+        );
         assert_eq!(Message::Text("x".into()).into_json(), Some(json!("x")));
         assert_eq!(Message::Binary(Bytes::new()).into_json(), None);
         assert_eq!(
-            Message::Map(map).json::<BTreeMap<String, String>>().unwrap()["a"],
+            Message::Map(map)
+                .json::<BTreeMap<String, String>>()
+                .unwrap()["a"],
             "1"
         );
-        assert_eq!(Message::Binary(Bytes::from_static(b"[1]")).json::<Vec<u8>>().unwrap(), [1]);
+        assert_eq!(
+            Message::Binary(Bytes::from_static(b"[1]"))
+                .json::<Vec<u8>>()
+                .unwrap(),
+            [1]
+        );
         assert!(Message::Text("not json".into()).json::<Value>().is_err());
     }
 }

@@ -190,7 +190,10 @@ mod tests {
     #[test]
     fn strings_are_text_everywhere() {
         let payload = Payload::json(json!("hi"));
-        assert_eq!(&payload.encode(WireFormat::BrowserChannel).unwrap()[..], b"\"hi\"");
+        assert_eq!(
+            &payload.encode(WireFormat::BrowserChannel).unwrap()[..],
+            b"\"hi\""
+        );
         assert_eq!(&payload.encode(WireFormat::WebSocket).unwrap()[..], b"hi");
         assert_eq!(&payload.encode(WireFormat::SockJs).unwrap()[..], b"\"hi\"");
     }

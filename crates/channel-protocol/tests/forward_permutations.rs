@@ -5,9 +5,9 @@
 use channel_protocol::browserchannel::{ForwardBatch, ForwardMessage, Session, SessionConfig};
 use channel_protocol::engine::{Engine, Event};
 use channel_protocol::Message;
-use std::time::Instant;
 use proptest::prelude::*;
 use serde_json::{json, Value};
+use std::time::Instant;
 
 /// Splits `total` maps into requests of the given sizes, numbered from `first_rid`.
 fn requests(sizes: &[usize], first_rid: u64) -> Vec<(u64, ForwardBatch)> {

@@ -11,6 +11,7 @@
 
 use axum::response::Html;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use axum_channel::{
     ChannelConfig, ChannelLayer, EventSourceConfig, Message, Session, SockJsConfig, Transport,
@@ -149,6 +150,11 @@ async fn main() -> std::io::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let address = listener.local_addr()?;
+    // Small writes (a back channel's chunk, a frame) go out at once rather
+    // than after the client's delayed acknowledgement.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     println!("listening on http://{address}");
     let (signalled, on_signal) = tokio::sync::oneshot::channel();
     let server = axum::serve(

@@ -231,22 +231,23 @@ impl BrowserChannelServer {
 
     /// Hands a forward channel request's maps to the session. While the
     /// app's queue is full the request waits (the client sends its next one
-    /// only after this one's answer), but never so long that the client
-    /// gives up on it; past the hold, the maps are taken over the bound,
-    /// up to twice the bound, and a session still that far behind closes.
+    /// only after this one's answer). Past the hold the client would give up
+    /// on it, so the maps are taken over the queue's bound, as long as the
+    /// queue stays below that bound plus one request's worth; beyond that
+    /// the request waits on (a client that retries sends the same maps, which
+    /// are taken once).
     async fn forward_to(
         &self,
         session: &BcLive,
         query: &Query,
         batch: Option<ForwardBatch>,
     ) -> Response<Body> {
-        if batch.is_some() && tokio::time::timeout(FORWARD_CHANNEL_HOLD, session.room()).await.is_err()
-            && session.backlog() >= 2 * self.services.max_incoming
-        {
-            session.close(CloseReason::Lagging);
-            return self
-                .headers
-                .error(StatusCode::SERVICE_UNAVAILABLE, "The application is not reading");
+        if let Some(maps) = batch.as_ref().map(|batch| batch.messages.len()) {
+            let hard_bound = self.services.max_incoming + self.config.max_maps_per_request;
+            let held = tokio::time::timeout(FORWARD_CHANNEL_HOLD, session.room()).await;
+            if held.is_err() && session.backlog() + maps > hard_bound {
+                session.room().await;
+            }
         }
         let rid = query.request_number();
         if let Err(error) = session.with(|engine, now| engine.handle_forward(now, rid, batch)) {

@@ -197,7 +197,11 @@ impl ChannelHandle {
 
     /// The open session with this id, to send to it or close it.
     pub fn session(&self, id: &str) -> Option<SessionSender> {
-        self.shared.services.registry.get(id).map(SessionSender::new)
+        self.shared
+            .services
+            .registry
+            .get(id)
+            .map(SessionSender::new)
     }
 
     /// Closes every open session, ending their back channels, so a graceful

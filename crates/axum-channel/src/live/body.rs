@@ -28,6 +28,8 @@ pub(crate) trait Receivers: Engine + Send + 'static {
 pub(crate) struct ReceiverBody<E: Receivers> {
     live: Arc<Live<E>>,
     id: ReceiverId,
+    /// What the engine gave after the last piece, kept for the next poll.
+    next: Option<Transmit>,
     done: bool,
 }
 
@@ -36,8 +38,17 @@ impl<E: Receivers> ReceiverBody<E> {
         Self {
             live,
             id,
+            next: None,
             done: false,
         }
+    }
+}
+
+impl<E: Receivers> ReceiverBody<E> {
+    fn take(&self, cx: &mut Context<'_>) -> Option<Transmit> {
+        let id = self.id;
+        self.live
+            .poll_transmit(id, cx, true, |engine, now| engine.transmit(now, id))
     }
 }
 
@@ -52,13 +63,34 @@ impl<E: Receivers> Body for ReceiverBody<E> {
         if self.done {
             return Poll::Ready(None);
         }
-        let id = self.id;
-        let transmit = self
-            .live
-            .poll_transmit(id, cx, true, |engine, now| engine.transmit(now, id));
+        let transmit = match self.next.take() {
+            Some(next) => Some(next),
+            None => self.take(cx),
+        };
         match transmit {
             None => Poll::Pending,
-            Some(Transmit::Data { bytes, .. }) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+            Some(Transmit::Data { bytes, .. }) => {
+                // When this piece is the last, say so with it: hyper then
+                // writes it and the response's end at once, which spares
+                // the client a wait on a second small packet.
+                match self.take(cx) {
+                    Some(Transmit::End(tail)) => {
+                        self.done = true;
+                        if tail.is_empty() {
+                            Poll::Ready(Some(Ok(Frame::data(bytes))))
+                        } else {
+                            let mut last = bytes::BytesMut::with_capacity(bytes.len() + tail.len());
+                            last.extend_from_slice(&bytes);
+                            last.extend_from_slice(&tail);
+                            Poll::Ready(Some(Ok(Frame::data(last.freeze()))))
+                        }
+                    }
+                    next => {
+                        self.next = next;
+                        Poll::Ready(Some(Ok(Frame::data(bytes))))
+                    }
+                }
+            }
             Some(Transmit::End(tail)) => {
                 self.done = true;
                 if tail.is_empty() {

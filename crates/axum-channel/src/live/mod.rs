@@ -298,7 +298,18 @@ impl<E: Engine + Send + 'static> Live<E> {
     fn settle(&self, inner: &mut Inner<E>, now: Instant, wakes: &mut Wakes) -> After {
         let mut after = After::default();
         let max_incoming = self.services.max_incoming;
-        while let Some(event) = inner.engine.poll_event() {
+        let mut idle_told = false;
+        loop {
+            let Some(event) = inner.engine.poll_event() else {
+                // An app that waits with nothing left to read has answered
+                // everything it was given.
+                if inner.app_waiting && inner.inbox.is_empty() && !idle_told {
+                    idle_told = true;
+                    inner.engine.app_idle(now);
+                    continue;
+                }
+                break;
+            };
             match event {
                 Event::Message(message) => {
                     inner.inbox.push_back(message);
@@ -433,13 +444,14 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
             } else if inner.close_reason.is_some() || inner.finished {
                 Poll::Ready(None)
             } else {
-                if inner.reader.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
+                if inner
+                    .reader
+                    .as_ref()
+                    .is_none_or(|w| !w.will_wake(cx.waker()))
+                {
                     inner.reader = Some(cx.waker().clone());
                 }
-                if !inner.app_waiting {
-                    inner.app_waiting = true;
-                    inner.engine.app_idle(now);
-                }
+                inner.app_waiting = true;
                 Poll::Pending
             };
             let after = self.settle(&mut inner, now, &mut wakes);

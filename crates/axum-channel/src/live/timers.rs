@@ -21,6 +21,9 @@ pub(crate) trait Timed: Send + Sync + 'static {
 
 type Queue = BTreeMap<(Instant, u64), Weak<dyn Timed>>;
 
+/// Deadlines that passed, each with its session.
+type Due = Vec<(Instant, Weak<dyn Timed>)>;
+
 /// Deadlines of sessions, and the task that waits for the next one.
 #[derive(Default)]
 pub(crate) struct Timers {
@@ -70,10 +73,13 @@ impl Timers {
             tracing::warn!("session timers need a Tokio runtime");
             return;
         }
-        *task = Some(tokio::spawn(run(Arc::downgrade(self), self.changed.clone())));
+        *task = Some(tokio::spawn(run(
+            Arc::downgrade(self),
+            self.changed.clone(),
+        )));
     }
 
-    fn due(&self, now: Instant) -> (Vec<(Instant, Weak<dyn Timed>)>, Option<Instant>) {
+    fn due(&self, now: Instant) -> (Due, Option<Instant>) {
         let mut queue = lock(&self.queue);
         let mut due = Vec::new();
         while let Some(entry) = queue.first_entry() {

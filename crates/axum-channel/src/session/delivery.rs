@@ -52,7 +52,9 @@ enum State {
 impl fmt::Debug for Delivery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.state {
-            State::Waiting { ticket, .. } => f.debug_struct("Delivery").field("ticket", ticket).finish(),
+            State::Waiting { ticket, .. } => {
+                f.debug_struct("Delivery").field("ticket", ticket).finish()
+            }
             State::Done(result) => f.debug_struct("Delivery").field("result", result).finish(),
         }
     }

@@ -326,7 +326,9 @@ impl SockJsServer {
                 );
             }
             TransportKind::HtmlFile => {}
-            TransportKind::EventSource => http::cors_event_source(headers, &parts.headers, &self.sockjs),
+            TransportKind::EventSource => {
+                http::cors_event_source(headers, &parts.headers, &self.sockjs)
+            }
             _ => http::cors(headers, &parts.headers, &self.sockjs),
         }
         response
@@ -474,9 +476,12 @@ impl SockJsServer {
         let info = self.info(&parts, "websocket-raw");
         let websocket = WebSocketConfig::new().max_queued_messages(self.sockjs.max_queued_messages);
         let (on_upgrade, kind) = (accepted.on_upgrade, accepted.handshake);
-        tokio::spawn(self.upgrade().serve(on_upgrade, kind, info, move |now, rfc6455| {
-            channel_protocol::websocket::Session::new(now, websocket.session(rfc6455))
-        }));
+        tokio::spawn(
+            self.upgrade()
+                .serve(on_upgrade, kind, info, move |now, rfc6455| {
+                    channel_protocol::websocket::Session::new(now, websocket.session(rfc6455))
+                }),
+        );
         accepted.response
     }
 }

@@ -195,7 +195,9 @@ impl<E: Framed + Send + 'static> Connection<E> {
                 }
                 timer
             }
-            None => self.timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+            None => self
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
         };
         if timer.as_mut().poll(cx).is_pending() {
             return false;

@@ -13,8 +13,8 @@ use crate::session::{Session, SessionInfo, Transport};
 use axum::body::Body;
 use channel_protocol::websocket::{Framed, Session as Engine};
 use handshake::{plain, Handshake, HandshakeOptions};
-use http::{Method, Request, Response, StatusCode};
 use hixie::HixieSocket;
+use http::{Method, Request, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use socket::{Buffers, Socket};
@@ -146,11 +146,7 @@ impl Upgrade {
 
 /// The socket for an upgraded connection, once the handshake is complete
 /// (hixie-76 answers a challenge first).
-async fn establish(
-    mut io: socket::Io,
-    handshake: &Handshake,
-    buffers: &Buffers,
-) -> Option<Socket> {
+async fn establish(mut io: socket::Io, handshake: &Handshake, buffers: &Buffers) -> Option<Socket> {
     match handshake {
         Handshake::Rfc6455 { .. } => Some(Socket::rfc6455(io, buffers).await),
         Handshake::Hixie76 { key1, key2 } => {

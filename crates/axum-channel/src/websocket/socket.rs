@@ -147,7 +147,9 @@ impl Socket {
                     Some(Ok(WsMessage::Pong(payload))) => Incoming::Pong(payload),
                     Some(Ok(WsMessage::Close(frame))) => Incoming::Close {
                         code: frame.as_ref().map(|f| f.code.into()),
-                        reason: frame.map(|f| f.reason.as_str().to_owned()).unwrap_or_default(),
+                        reason: frame
+                            .map(|f| f.reason.as_str().to_owned())
+                            .unwrap_or_default(),
                     },
                     Some(Ok(WsMessage::Frame(_))) => continue,
                     Some(Err(error)) => failure(&error),

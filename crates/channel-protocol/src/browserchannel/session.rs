@@ -288,13 +288,12 @@ impl Session {
             for (seq, message) in (batch.offset..).zip(batch.messages) {
                 self.maps.offer(seq, message, &mut released)?;
             }
-            self.events
-                .extend(released.into_iter().map(|message| {
-                    Event::Message(match message {
-                        ForwardMessage::Json(value) => Message::Json(value),
-                        ForwardMessage::Map(map) => Message::Map(map),
-                    })
-                }));
+            self.events.extend(released.into_iter().map(|message| {
+                Event::Message(match message {
+                    ForwardMessage::Json(value) => Message::Json(value),
+                    ForwardMessage::Map(map) => Message::Map(map),
+                })
+            }));
         }
         if terminated {
             self.close(now, CloseReason::Disconnected);
@@ -711,7 +710,10 @@ mod tests {
         session.acknowledge(now, 1);
         let second = open(&mut session, now, true);
         assert!(is_end(session.poll_transmit(now, first)));
-        assert_eq!(data(session.poll_transmit(now, second)), "10\n[[2,\"y\"]]\n");
+        assert_eq!(
+            data(session.poll_transmit(now, second)),
+            "10\n[[2,\"y\"]]\n"
+        );
         session.detach_back_channel(now, first);
         assert!(session.has_back_channel());
     }
@@ -795,11 +797,17 @@ mod tests {
     #[test]
     fn maps_are_released_in_order_once() {
         let (now, mut session) = start();
-        session.handle_forward(now, Some(12), batch(2, &["c", "d"])).unwrap();
+        session
+            .handle_forward(now, Some(12), batch(2, &["c", "d"]))
+            .unwrap();
         assert!(texts(&mut session).is_empty());
-        session.handle_forward(now, Some(10), batch(0, &["a"])).unwrap();
+        session
+            .handle_forward(now, Some(10), batch(0, &["a"]))
+            .unwrap();
         assert_eq!(texts(&mut session), ["a"]);
-        session.handle_forward(now, Some(11), batch(1, &["b"])).unwrap();
+        session
+            .handle_forward(now, Some(11), batch(1, &["b"]))
+            .unwrap();
         assert_eq!(texts(&mut session), ["b", "c", "d"]);
         // A retry that repeats maps and adds one delivers only the new one.
         session
@@ -820,9 +828,13 @@ mod tests {
             .handle_forward(now, Some(1), batch(5, &["x", "y", "z"]))
             .is_err());
         assert_eq!(session.held_maps(), 0);
-        session.handle_forward(now, Some(1), batch(1, &["b"])).unwrap();
+        session
+            .handle_forward(now, Some(1), batch(1, &["b"]))
+            .unwrap();
         assert!(texts(&mut session).is_empty());
-        session.handle_forward(now, Some(0), batch(0, &["a"])).unwrap();
+        session
+            .handle_forward(now, Some(0), batch(0, &["a"]))
+            .unwrap();
         assert_eq!(texts(&mut session), ["a", "b"]);
     }
 
@@ -832,12 +844,11 @@ mod tests {
         session.handle_forward(now, Some(10), None).unwrap();
         session.terminate(now, Some(12)).unwrap();
         assert_eq!(session.close_reason(), None);
-        session.handle_forward(now, Some(11), batch(0, &["last"])).unwrap();
+        session
+            .handle_forward(now, Some(11), batch(0, &["last"]))
+            .unwrap();
         let events = events(&mut session);
-        assert_eq!(
-            events[0],
-            Event::Message(Message::Json(json!("last")))
-        );
+        assert_eq!(events[0], Event::Message(Message::Json(json!("last"))));
         assert!(events.contains(&Event::Closed(CloseReason::Disconnected)));
         assert!(events.contains(&Event::Finished));
     }
@@ -864,7 +875,10 @@ mod tests {
         session.handle_timeout(due - Duration::from_millis(1));
         assert_eq!(session.poll_transmit(due, back), None);
         session.handle_timeout(due);
-        assert_eq!(data(session.poll_transmit(due, back)), "15\n[[1,[\"noop\"]]]\n");
+        assert_eq!(
+            data(session.poll_transmit(due, back)),
+            "15\n[[1,[\"noop\"]]]\n"
+        );
         assert_eq!(session.poll_timeout(), Some(due + Duration::from_secs(20)));
     }
 
@@ -875,7 +889,10 @@ mod tests {
         let back = open(&mut session, now, true);
         let later = now + Duration::from_secs(100);
         session.detach_back_channel(later, back);
-        assert_eq!(session.poll_timeout(), Some(later + Duration::from_secs(30)));
+        assert_eq!(
+            session.poll_timeout(),
+            Some(later + Duration::from_secs(30))
+        );
         session.handle_timeout(later + Duration::from_secs(29));
         assert_eq!(session.close_reason(), None);
         session.handle_timeout(later + Duration::from_secs(30));
@@ -890,13 +907,19 @@ mod tests {
         data(session.poll_transmit(now, back));
         session.send(now, &Payload::text("last")).unwrap();
         session.close(now, CloseReason::Closed("bye".into()));
-        assert_eq!(data(session.poll_transmit(now, back)), "13\n[[1,\"last\"]]\n");
+        assert_eq!(
+            data(session.poll_transmit(now, back)),
+            "13\n[[1,\"last\"]]\n"
+        );
         assert!(is_end(session.poll_transmit(now, back)));
         assert!(matches!(
             session.send(now, &Payload::text("late")),
             Err(SendError::Closed(CloseReason::Closed(_)))
         ));
-        assert_eq!(session.attach_back_channel(now, BackChannelEncoder::xmlhttp(), true, None), None);
+        assert_eq!(
+            session.attach_back_channel(now, BackChannelEncoder::xmlhttp(), true, None),
+            None
+        );
     }
 
     #[test]

@@ -185,7 +185,9 @@ impl Engine for Session {
 
     /// Writes a comment line the client ignores; confirmed once written.
     fn ping(&mut self, _now: Instant, payload: Bytes) -> Result<Ticket, SendError> {
-        self.queue(Bytes::from(encode_comment(&String::from_utf8_lossy(&payload))))
+        self.queue(Bytes::from(encode_comment(&String::from_utf8_lossy(
+            &payload,
+        ))))
     }
 
     /// Ends the response once the queued events are written.
@@ -258,13 +260,19 @@ mod tests {
         session.poll_transmit(now, STREAM);
         session.send(now, &Payload::text("a")).unwrap();
         session
-            .send(now, &Payload::event("b", Some("t".into()), Some("2".into())))
+            .send(
+                now,
+                &Payload::event("b", Some("t".into()), Some("2".into())),
+            )
             .unwrap();
         let ping = session.ping(now, Bytes::from_static(b"p")).unwrap();
         assert_eq!(ping.seq, 2);
         assert_eq!(
             data(session.poll_transmit(now, STREAM)),
-            ("data: a\n\nevent: t\nid: 2\ndata: b\n\n:p\n\n".into(), Some(3))
+            (
+                "data: a\n\nevent: t\nid: 2\ndata: b\n\n:p\n\n".into(),
+                Some(3)
+            )
         );
         assert!(session.send(now, &Payload::binary(vec![1u8])).is_err());
     }
@@ -281,7 +289,10 @@ mod tests {
         let due = session.poll_timeout().unwrap();
         assert_eq!(due, now + Duration::from_secs(15));
         session.handle_timeout(due);
-        assert_eq!(data(session.poll_transmit(due, STREAM)), (":\n\n".into(), None));
+        assert_eq!(
+            data(session.poll_transmit(due, STREAM)),
+            (":\n\n".into(), None)
+        );
         assert_eq!(session.poll_timeout(), Some(due + Duration::from_secs(15)));
     }
 
@@ -301,7 +312,10 @@ mod tests {
         session.close(now, CloseReason::Closed("bye".into()));
         session.poll_transmit(now, STREAM);
         assert_eq!(data(session.poll_transmit(now, STREAM)).1, Some(1));
-        assert_eq!(session.poll_transmit(now, STREAM), Some(Transmit::End(Bytes::new())));
+        assert_eq!(
+            session.poll_transmit(now, STREAM),
+            Some(Transmit::End(Bytes::new()))
+        );
         let events: Vec<_> = std::iter::from_fn(|| session.poll_event()).collect();
         assert!(events.contains(&Event::Finished));
     }

@@ -316,8 +316,11 @@ impl Session {
     /// takes and drops them, as sockjs-node's does.
     pub fn handle_messages(&mut self, _now: Instant, messages: Vec<String>) {
         if self.phase == Phase::Open {
-            self.events
-                .extend(messages.into_iter().map(|m| Event::Message(Message::Text(m))));
+            self.events.extend(
+                messages
+                    .into_iter()
+                    .map(|m| Event::Message(Message::Text(m))),
+            );
         }
     }
 
@@ -492,14 +495,13 @@ impl Engine for Session {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        let heartbeat_due = now >= self.last_write + self.config.heartbeat_delay;
         match &mut self.receiver {
-            Some(receiver) => {
-                if now >= self.last_write + self.config.heartbeat_delay && !receiver.heartbeat_due
-                {
-                    receiver.heartbeat_due = true;
-                    self.events.push_back(Event::Transmit);
-                }
+            Some(receiver) if heartbeat_due && !receiver.heartbeat_due => {
+                receiver.heartbeat_due = true;
+                self.events.push_back(Event::Transmit);
             }
+            Some(_) => {}
             None if self.phase != Phase::Forgotten && now >= self.detached_since + self.linger => {
                 self.close(now, CloseReason::TimedOut);
                 self.forget();
@@ -644,7 +646,10 @@ mod tests {
         assert_eq!(text(session.poll_transmit(now, id)), "o\n");
         session.send(now, &Payload::text("0123456789")).unwrap();
         text(session.poll_transmit(now, id));
-        assert_eq!(session.poll_transmit(now, id), Some(Transmit::End(Bytes::new())));
+        assert_eq!(
+            session.poll_transmit(now, id),
+            Some(Transmit::End(Bytes::new()))
+        );
         // The session waits for the client's next request.
         assert_eq!(session.poll_timeout(), Some(now + Duration::from_secs(5)));
     }
@@ -701,7 +706,10 @@ mod tests {
             },
         );
         assert_eq!(text(session.poll_transmit(now, id)), "c[4000,\"bye\"]\n");
-        assert_eq!(session.poll_transmit(now, id), Some(Transmit::End(Bytes::new())));
+        assert_eq!(
+            session.poll_transmit(now, id),
+            Some(Transmit::End(Bytes::new()))
+        );
     }
 
     #[test]

@@ -110,8 +110,11 @@ impl Framed for WebSocketSession {
             }
             Incoming::Failed { code, reason } => {
                 self.close_first = Some((code, reason.clone()));
-                self.session
-                    .detach_receiver(now, self.receiver, CloseReason::Failed { code, reason });
+                self.session.detach_receiver(
+                    now,
+                    self.receiver,
+                    CloseReason::Failed { code, reason },
+                );
             }
             Incoming::Lost => self.finish(now, CloseReason::ConnectionLost),
         }
@@ -209,7 +212,13 @@ mod tests {
         );
         assert!(!events(&mut session).contains(&Event::Finished));
         assert_eq!(session.poll_timeout(), Some(now + CLOSE_TIMEOUT));
-        session.handle_incoming(now, Incoming::Close { code: Some(1000), reason: String::new() });
+        session.handle_incoming(
+            now,
+            Incoming::Close {
+                code: Some(1000),
+                reason: String::new(),
+            },
+        );
         assert!(events(&mut session).contains(&Event::Finished));
     }
 

@@ -54,7 +54,10 @@ impl Default for SessionConfig {
 enum Phase {
     Open,
     /// The peer broke the protocol: no more reading; the app may still answer.
-    Failing { reason: CloseReason, since: Instant },
+    Failing {
+        reason: CloseReason,
+        since: Instant,
+    },
     /// The close frame goes out once the queue is written.
     Closing {
         code: u16,
@@ -427,7 +430,10 @@ mod tests {
         session.ping(now, Bytes::from_static(b"1")).unwrap();
         let second = session.ping(now, Bytes::from_static(b"2")).unwrap();
         assert_eq!(second.counter, Counter::Pings);
-        assert_eq!(session.poll_transmit(now), Some(Transmit::Ping(Bytes::from_static(b"1"))));
+        assert_eq!(
+            session.poll_transmit(now),
+            Some(Transmit::Ping(Bytes::from_static(b"1")))
+        );
         session.poll_transmit(now);
         events(&mut session);
         session.handle_pong(now, b"unknown");
@@ -453,7 +459,10 @@ mod tests {
         let first = now + Duration::from_secs(10);
         assert_eq!(session.poll_timeout(), Some(first));
         session.handle_timeout(first);
-        assert_eq!(session.poll_transmit(first), Some(Transmit::Ping(Bytes::new())));
+        assert_eq!(
+            session.poll_transmit(first),
+            Some(Transmit::Ping(Bytes::new()))
+        );
         let second = first + Duration::from_secs(10);
         session.handle_timeout(second);
         assert_eq!(
@@ -480,7 +489,10 @@ mod tests {
         for round in 1..5 {
             let at = now + Duration::from_secs(10 * round);
             session.handle_timeout(at);
-            assert_eq!(session.poll_transmit(at), Some(Transmit::Ping(Bytes::new())));
+            assert_eq!(
+                session.poll_transmit(at),
+                Some(Transmit::Ping(Bytes::new()))
+            );
             session.handle_pong(at, b"");
         }
         assert_eq!(session.close_reason(), None);
@@ -497,7 +509,10 @@ mod tests {
         // The app replies to the valid message, then waits for more.
         session.send(now, &Payload::text("valid")).unwrap();
         session.app_idle(now);
-        assert!(matches!(session.poll_transmit(now), Some(Transmit::Data { .. })));
+        assert!(matches!(
+            session.poll_transmit(now),
+            Some(Transmit::Data { .. })
+        ));
         assert_eq!(
             session.poll_transmit(now),
             Some(Transmit::Close {

@@ -26,7 +26,10 @@ enum State {
     /// Reading a frame header into `header`.
     Header,
     /// Reading `remaining` payload bytes of the current frame.
-    Payload { remaining: u64, text: bool },
+    Payload {
+        remaining: u64,
+        text: bool,
+    },
     /// The stream broke the framing rules; the decoder will say so.
     Done,
     Invalid,
@@ -287,7 +290,10 @@ mod tests {
         let mut guard = TextGuard::new();
         let header = 6;
         assert_eq!(guard.inspect(&stream[..header + 8]), Ok(()));
-        assert_eq!(guard.inspect(&stream[header + 8..header + 9]), Err(InvalidUtf8));
+        assert_eq!(
+            guard.inspect(&stream[header + 8..header + 9]),
+            Err(InvalidUtf8)
+        );
         assert_eq!(guard.inspect(b"more"), Err(InvalidUtf8));
     }
 
