@@ -2,14 +2,18 @@
 
 use axum_channel::{ChannelConfig, CloseReason, Message, SendError};
 use bytes::Bytes;
-use channel_tests::{closed, parse_chunks, recv, Streamed, TestServer, PATIENCE};
-use futures::StreamExt;
+use channel_tests::{closed, parse_chunks, recv, settle, within, Streamed, TestServer};
+use futures::{FutureExt, StreamExt};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
+use tokio::time::{advance, Instant};
+
+const TEST_PHASE_DELAY: Duration = Duration::from_millis(300);
+const MILLISECOND: Duration = Duration::from_millis(1);
 
 fn quick() -> ChannelConfig {
-    ChannelConfig::new().test_phase_delay(Duration::from_millis(300))
+    ChannelConfig::new().test_phase_delay(TEST_PHASE_DELAY)
 }
 
 async fn back_channel(server: &TestServer, sid: &str, query: &str) -> Streamed {
@@ -49,9 +53,10 @@ async fn test_phase_one_answers_the_host_prefix() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn test_phase_two_writes_11111_then_2_after_the_delay() {
     let server = TestServer::start(quick()).await;
+    let start = Instant::now();
     let response = server
         .send(
             Method::GET,
@@ -61,12 +66,20 @@ async fn test_phase_two_writes_11111_then_2_after_the_delay() {
         )
         .await;
     let mut body = Streamed::new(response);
-    let started = std::time::Instant::now();
     assert_eq!(body.read_until("11111").await, "11111");
-    assert!(!body.ends_within(Duration::from_millis(100)).await);
+    assert_eq!(Instant::now(), start, "the first write is immediate");
+    advance(TEST_PHASE_DELAY - MILLISECOND).await;
+    assert!(
+        body.has_nothing_new().await,
+        "nothing more until the delay is over"
+    );
     let rest = body.read_to_end().await;
     assert_eq!(rest, "2");
-    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(
+        Instant::now(),
+        start + TEST_PHASE_DELAY,
+        "written at the delay"
+    );
 }
 
 #[tokio::test]
@@ -218,12 +231,17 @@ async fn out_of_order_and_repeated_posts_deliver_each_message_once() {
     server
         .post(&bind(1004), "count=1&ofs=0&req0__S=first")
         .await;
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), session.next())
-            .await
-            .is_err(),
+    // Messages reach the app in order, so the duplicate, had it been
+    // delivered again, would come before the message posted after it.
+    server
+        .post(&bind(1005), "count=1&ofs=4&req0__S=fifth")
+        .await;
+    assert_eq!(
+        recv(&mut session).await,
+        Message::Json(json!("fifth")),
         "a duplicate was delivered again"
     );
+    assert!(session.next().now_or_never().is_none(), "nothing else came");
 }
 
 #[tokio::test]
@@ -250,16 +268,20 @@ async fn back_channel_streams_arrays_and_acknowledgement_resolves_send() {
         .await;
     // Unacknowledged: array 2, whose data list `["two"]` is 7 characters.
     assert_eq!(parse_chunks(&reply.body), ["[1,2,7]"]);
-    tokio::time::timeout(PATIENCE, delivery)
-        .await
-        .unwrap()
-        .unwrap();
+    within(delivery).await.unwrap().unwrap();
+    let mut second = Box::pin(second);
+    settle().await;
     assert!(
-        tokio::time::timeout(Duration::from_millis(100), &mut Box::pin(second))
-            .await
-            .is_err(),
+        second.as_mut().now_or_never().is_none(),
         "array 2 is not acknowledged yet"
     );
+    server
+        .post(
+            &format!("/channel/bind?VER=8&SID={sid}&RID=1002&AID=2"),
+            "count=0",
+        )
+        .await;
+    within(second).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -311,7 +333,7 @@ async fn ci_1_closes_the_back_channel_after_each_chunk() {
     let mut back = back_channel(&server, &sid, "CI=1&AID=0&TYPE=xmlhttp").await;
     assert!(session.send(1).refused().is_none());
     assert_eq!(back.next_arrays().await, json!([[1, 1]]));
-    assert!(back.ends_within(PATIENCE).await);
+    assert!(back.ends().await);
     let reply = server
         .post(
             &format!("/channel/bind?VER=8&SID={sid}&RID=1001"),
@@ -332,10 +354,26 @@ async fn a_streaming_back_channel_ends_after_the_chunk_limit() {
     let mut back = back_channel(&server, &sid, "CI=0&AID=0&TYPE=xmlhttp").await;
     assert!(session.send("x".repeat(40)).refused().is_none());
     back.next_chunk().await;
-    assert!(!back.ends_within(Duration::from_millis(100)).await);
+    // Below the limit the back channel stays: the forward channel reply
+    // reports it live (with array 1, `["x...x"]`, unacknowledged).
+    let reply = server
+        .post(
+            &format!("/channel/bind?VER=8&SID={sid}&RID=1001"),
+            "count=0",
+        )
+        .await;
+    assert_eq!(
+        parse_chunks(&reply.body),
+        ["[1,1,44]"],
+        "the back channel is live"
+    );
+    assert!(
+        back.has_nothing_new().await,
+        "the back channel has not ended"
+    );
     assert!(session.send("y".repeat(80)).refused().is_none());
     back.next_chunk().await;
-    assert!(back.ends_within(PATIENCE).await);
+    assert!(back.ends().await);
 }
 
 #[tokio::test]
@@ -355,29 +393,40 @@ async fn a_new_back_channel_replaces_the_old_and_resends_unacknowledged_arrays()
     assert_eq!(seen, vec![json!([1, "a"]), json!([2, "b"])]);
     // The client saw array 1 only; its new back channel gets array 2 again.
     let mut second = back_channel(&server, &sid, "CI=0&AID=1&TYPE=xmlhttp").await;
-    assert!(
-        first.ends_within(PATIENCE).await,
-        "the old back channel ends"
-    );
+    assert!(first.ends().await, "the old back channel ends");
     assert_eq!(second.next_arrays().await, json!([[2, "b"]]));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn heartbeats_are_noop_arrays() {
-    let mut server =
-        TestServer::start(quick().keep_alive_interval(Duration::from_millis(100))).await;
+    const KEEP_ALIVE: Duration = Duration::from_millis(100);
+    let mut server = TestServer::start(quick().keep_alive_interval(KEEP_ALIVE)).await;
     let (sid, _session) = server.open_session().await;
+    let attached = Instant::now();
     let mut back = back_channel(&server, &sid, "CI=0&AID=0&TYPE=xmlhttp").await;
+    advance(KEEP_ALIVE - MILLISECOND).await;
+    assert!(
+        back.has_nothing_new().await,
+        "no heartbeat before the interval"
+    );
     assert_eq!(back.next_arrays().await, json!([[1, ["noop"]]]));
+    assert_eq!(Instant::now(), attached + KEEP_ALIVE);
     assert_eq!(back.next_arrays().await, json!([[2, ["noop"]]]));
+    assert_eq!(Instant::now(), attached + 2 * KEEP_ALIVE);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sessions_without_a_back_channel_time_out() {
-    let mut server = TestServer::start(quick().session_timeout(Duration::from_millis(200))).await;
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    let mut server = TestServer::start(quick().session_timeout(TIMEOUT)).await;
+    let opened = Instant::now();
     let (sid, session) = server.open_session().await;
+    advance(TIMEOUT - MILLISECOND).await;
+    settle().await;
+    assert_eq!(session.close_reason(), None, "open until the timeout");
     let reason = closed(&session).await;
     assert_eq!(reason, CloseReason::TimedOut);
+    assert_eq!(Instant::now(), opened + TIMEOUT, "closed at the timeout");
     let reply = server
         .post(
             &format!("/channel/bind?VER=8&SID={sid}&RID=1001"),
@@ -389,21 +438,31 @@ async fn sessions_without_a_back_channel_time_out() {
     assert_eq!(server.handle.session_count(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_open_back_channel_keeps_the_session_alive() {
+    const TIMEOUT: Duration = Duration::from_millis(150);
     let mut server = TestServer::start(
         quick()
-            .session_timeout(Duration::from_millis(150))
+            .session_timeout(TIMEOUT)
             .keep_alive_interval(Duration::from_secs(60)),
     )
     .await;
     let (sid, session) = server.open_session().await;
-    let _back = back_channel(&server, &sid, "CI=0&AID=0&TYPE=xmlhttp").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!session.is_closed());
-    drop(_back);
+    let back = back_channel(&server, &sid, "CI=0&AID=0&TYPE=xmlhttp").await;
+    // Well past the session timeout, the open back channel keeps it.
+    advance(Duration::from_millis(500)).await;
+    settle().await;
+    assert_eq!(session.close_reason(), None);
+    // Once the client leaves, the timeout starts.
+    drop(back);
+    let left = Instant::now();
+    settle().await;
+    advance(TIMEOUT - MILLISECOND).await;
+    settle().await;
+    assert_eq!(session.close_reason(), None, "open until the timeout");
     let reason = closed(&session).await;
     assert_eq!(reason, CloseReason::TimedOut);
+    assert_eq!(Instant::now(), left + TIMEOUT, "closed at the timeout");
 }
 
 #[tokio::test]
@@ -426,12 +485,9 @@ async fn reconnecting_with_osid_acknowledges_and_closes_the_old_session() {
     assert_eq!(reply.status, StatusCode::OK);
     let new = server.next_session().await;
     assert_ne!(new.id(), old_sid);
-    tokio::time::timeout(PATIENCE, acknowledged)
-        .await
-        .unwrap()
-        .unwrap();
+    within(acknowledged).await.unwrap().unwrap();
     assert_eq!(
-        tokio::time::timeout(PATIENCE, lost).await.unwrap(),
+        within(lost).await.unwrap(),
         Err(SendError::Closed(CloseReason::Reconnected))
     );
     assert_eq!(old.close_reason(), Some(CloseReason::Reconnected));
@@ -481,11 +537,8 @@ async fn close_fails_pending_sends_and_ends_the_back_channel() {
     session.close("done here");
     // Arrays queued before the close are still flushed.
     assert_eq!(back.next_arrays().await, json!([[1, "unacknowledged"]]));
-    assert!(back.ends_within(PATIENCE).await);
-    let error = tokio::time::timeout(PATIENCE, pending)
-        .await
-        .unwrap()
-        .unwrap_err();
+    assert!(back.ends().await);
+    let error = within(pending).await.unwrap().unwrap_err();
     assert_eq!(
         error,
         SendError::Closed(CloseReason::Closed("done here".into()))
@@ -669,7 +722,7 @@ async fn close_all_ends_every_session() {
     let (sid, session) = server.open_session().await;
     let mut back = back_channel(&server, &sid, "CI=0&AID=0&TYPE=xmlhttp").await;
     server.handle.close_all();
-    assert!(back.ends_within(PATIENCE).await);
+    assert!(back.ends().await);
     assert_eq!(session.close_reason(), Some(CloseReason::Shutdown));
     assert_eq!(server.handle.session_count(), 0);
     // Clients reconnecting while the server drains are refused.

@@ -2,10 +2,11 @@
 
 use axum_channel::{ChannelConfig, CloseReason, EventSourceConfig, SendError};
 use bytes::Bytes;
-use channel_tests::{Streamed, TestServer, PATIENCE};
-use futures::StreamExt;
+use channel_tests::{settle, within, Streamed, TestServer};
+use futures::{FutureExt, StreamExt};
 use http::{Method, StatusCode};
 use std::time::Duration;
+use tokio::time::{advance, Instant};
 
 async fn server(event_source: EventSourceConfig) -> TestServer {
     TestServer::start(ChannelConfig::new().event_source("/events", event_source)).await
@@ -40,10 +41,7 @@ async fn events_are_written_in_the_event_stream_format() {
     assert!(session.headers().get("cookie").is_none());
     let written = session.send("hello");
     assert_eq!(stream.read_until("\n\n").await, "data: hello\n\n");
-    tokio::time::timeout(PATIENCE, written)
-        .await
-        .unwrap()
-        .unwrap();
+    within(written).await.unwrap().unwrap();
     assert!(session
         .send_event("line one\nline two", Some("update"), Some("42"))
         .refused()
@@ -62,12 +60,21 @@ async fn events_are_written_in_the_event_stream_format() {
     assert!(session.send_binary(vec![1u8]).refused().is_some());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_ping_interval_writes_comments() {
-    let server = server(EventSourceConfig::new().ping_interval(Duration::from_millis(50))).await;
+    const INTERVAL: Duration = Duration::from_millis(50);
+    let server = server(EventSourceConfig::new().ping_interval(INTERVAL)).await;
+    let opened = Instant::now();
     let mut stream = open(&server, "/events", &[]).await;
+    advance(INTERVAL - Duration::from_millis(1)).await;
+    assert!(
+        stream.has_nothing_new().await,
+        "no ping before the interval"
+    );
     assert_eq!(stream.read_until("\n\n").await, ":\n\n");
+    assert_eq!(Instant::now(), opened + INTERVAL);
     assert_eq!(stream.read_until("\n\n").await, ":\n\n");
+    assert_eq!(Instant::now(), opened + 2 * INTERVAL);
 }
 
 #[tokio::test]
@@ -86,15 +93,14 @@ async fn receiving_yields_nothing_and_ends_at_close() {
     let mut server = server(EventSourceConfig::new()).await;
     let mut stream = open(&server, "/events", &[]).await;
     let mut session = server.next_session().await;
+    settle().await;
     assert!(
-        tokio::time::timeout(Duration::from_millis(100), session.next())
-            .await
-            .is_err(),
+        session.next().now_or_never().is_none(),
         "nothing to receive while open"
     );
     session.close("bye");
     assert!(session.next().await.is_none());
-    assert!(stream.ends_within(PATIENCE).await, "the response ends");
+    assert!(stream.ends().await, "the response ends");
     assert_eq!(
         session.send("late").await,
         Err(SendError::Closed(CloseReason::Closed("bye".into())))
@@ -108,14 +114,16 @@ async fn a_client_that_leaves_closes_the_session() {
     let stream = open(&server, "/events", &[]).await;
     let session = server.next_session().await;
     drop(stream);
-    // The server notices the closed connection when it next writes.
-    let reason = tokio::time::timeout(PATIENCE, async {
+    // The server notices the closed connection when it next writes, so
+    // write until it does: each ping resolves once written (or refused
+    // once the session has closed).
+    let reason = within(async {
         loop {
-            // Refused once the session has closed, which the select notices next.
-            drop(session.ping(""));
+            let ping = session.ping("");
             tokio::select! {
+                biased;
                 reason = session.closed() => break reason,
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = ping => {}
             }
         }
     })

@@ -3,14 +3,18 @@
 
 use axum_channel::{ChannelConfig, CloseReason, Message, SockJsConfig};
 use bytes::Bytes;
-use channel_tests::{closed, recv, Reply, Streamed, TestServer, PATIENCE};
+use channel_tests::{closed, recv, settle, within, Reply, Streamed, TestServer, PATIENCE};
 use futures::{SinkExt, StreamExt};
 use http::{Method, StatusCode};
 use std::time::Duration;
+use tokio::time::{advance, Instant};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+const DISCONNECT_DELAY: Duration = Duration::from_millis(300);
+const MILLISECOND: Duration = Duration::from_millis(1);
+
 fn quick() -> SockJsConfig {
-    SockJsConfig::new().disconnect_delay(Duration::from_millis(300))
+    SockJsConfig::new().disconnect_delay(DISCONNECT_DELAY)
 }
 
 async fn server(sockjs: SockJsConfig) -> TestServer {
@@ -244,10 +248,7 @@ async fn xhr_polling_opens_sends_and_receives() {
         reply.body,
         "a[\"x\\u2028\\ud83d\\ude00\",\"{\\\"k\\\":1}\"]\n"
     );
-    tokio::time::timeout(PATIENCE, first)
-        .await
-        .unwrap()
-        .unwrap();
+    within(first).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -257,7 +258,15 @@ async fn a_polling_request_waits_for_messages() {
     let session = server.next_session().await;
     let poll = server.send(Method::POST, "/sockjs/000/s1/xhr", &[], Bytes::new());
     let send = async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Nothing tells the client that its request reached the server, so
+        // let the runtime run until it surely has; then a second receiver,
+        // turned away, proves that the first one is held open.
+        settle().await;
+        let second = post(&server, "/sockjs/000/s1/xhr", "").await;
+        assert_eq!(
+            second.body, "c[2010,\"Another connection still open\"]\n",
+            "the first poll waits at the server"
+        );
         assert!(session.send("late").refused().is_none());
     };
     let (response, ()) = tokio::join!(poll, send);
@@ -316,7 +325,7 @@ async fn xhr_streaming_has_a_prelude_and_a_response_limit() {
     // Past the response limit, the response ends; the session lives on.
     assert!(session.send("x".repeat(5000)).refused().is_none());
     stream.read_until("\n").await;
-    assert!(stream.ends_within(PATIENCE).await);
+    assert!(stream.ends().await);
     assert!(!session.is_closed());
     assert!(session.send("after").refused().is_none());
     let reply = post(&server, "/sockjs/000/s1/xhr", "").await;
@@ -333,23 +342,33 @@ async fn a_second_receiver_is_turned_away() {
     assert!(!session.is_closed());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn heartbeats_keep_receivers_alive() {
-    let mut server = server(quick().heartbeat_delay(Duration::from_millis(100))).await;
+    const HEARTBEAT: Duration = Duration::from_millis(100);
+    let mut server = server(quick().heartbeat_delay(HEARTBEAT)).await;
+    let opened = Instant::now();
     let mut stream = open_streaming(&server, "/sockjs/000/s1/xhr_streaming").await;
     let _session = server.next_session().await;
+    advance(HEARTBEAT - MILLISECOND).await;
+    assert!(
+        stream.has_nothing_new().await,
+        "no heartbeat before the delay"
+    );
     assert_eq!(stream.read_until("\n").await, "h\n");
+    assert_eq!(Instant::now(), opened + HEARTBEAT);
     assert_eq!(stream.read_until("\n").await, "h\n");
+    assert_eq!(Instant::now(), opened + 2 * HEARTBEAT);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn closing_answers_with_the_close_frame_until_the_session_is_forgotten() {
     let mut server = server(quick()).await;
+    let start = Instant::now();
     let mut stream = open_streaming(&server, "/sockjs/000/s1/xhr_streaming").await;
     let mut session = server.next_session().await;
     session.close("Go away!");
     assert_eq!(stream.read_until("\n").await, "c[3000,\"Go away!\"]\n");
-    assert!(stream.ends_within(PATIENCE).await);
+    assert!(stream.ends().await);
     assert!(session.next().await.is_none());
     let reply = post(&server, "/sockjs/000/s1/xhr", "").await;
     assert_eq!(reply.body, "c[3000,\"Go away!\"]\n");
@@ -357,8 +376,16 @@ async fn closing_answers_with_the_close_frame_until_the_session_is_forgotten() {
     let reply = post(&server, "/sockjs/000/s1/xhr_send", "[\"x\"]").await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     assert!(session.next().await.is_none());
-    // After the disconnect delay the id is free for a new session.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // It is forgotten one disconnect delay after its last receiver, the
+    // polling request above: no time has passed since the start.
+    assert_eq!(Instant::now(), start);
+    advance(DISCONNECT_DELAY - MILLISECOND).await;
+    settle().await;
+    assert_eq!(server.handle.session_count(), 1, "not forgotten yet");
+    advance(MILLISECOND).await;
+    settle().await;
+    assert_eq!(server.handle.session_count(), 0, "forgotten at the delay");
+    // Then the id is free for a new session.
     assert_eq!(post(&server, "/sockjs/000/s1/xhr", "").await.body, "o\n");
 }
 
@@ -374,13 +401,22 @@ async fn the_app_chooses_the_close_code() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_session_without_receiver_times_out() {
     let mut server = server(quick()).await;
+    let opened = Instant::now();
     post(&server, "/sockjs/000/s1/xhr", "").await;
     let session = server.next_session().await;
+    advance(DISCONNECT_DELAY - MILLISECOND).await;
+    settle().await;
+    assert_eq!(session.close_reason(), None, "open until the delay");
     let reason = closed(&session).await;
     assert_eq!(reason, CloseReason::TimedOut);
+    assert_eq!(
+        Instant::now(),
+        opened + DISCONNECT_DELAY,
+        "closed at the delay"
+    );
     assert_eq!(server.handle.session_count(), 0);
 }
 
@@ -521,16 +557,21 @@ type Client =
 
 async fn ws_connect(server: &TestServer, path: &str) -> Client {
     let url = format!("ws://{}{path}", server.addr);
-    tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(url))
-        .await
-        .unwrap()
-        .unwrap()
-        .0
+    // With TCP_NODELAY, as the server's sockets: a small frame written
+    // right after another must not wait ~40 ms for the server's delayed
+    // acknowledgement, a wait in which a paused clock jumps to the next timer.
+    within(tokio_tungstenite::connect_async_with_config(
+        url, None, true,
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .0
 }
 
 async fn ws_text(client: &mut Client) -> String {
     loop {
-        match tokio::time::timeout(PATIENCE, client.next()).await.unwrap() {
+        match within(client.next()).await.unwrap() {
             Some(Ok(WsMessage::Text(text))) => return text.as_str().to_owned(),
             Some(Ok(WsMessage::Close(frame))) => panic!("closed: {frame:?}"),
             Some(Ok(_)) => continue,
@@ -541,7 +582,7 @@ async fn ws_text(client: &mut Client) -> String {
 
 async fn ws_close_code(client: &mut Client) -> u16 {
     loop {
-        match tokio::time::timeout(PATIENCE, client.next()).await.unwrap() {
+        match within(client.next()).await.unwrap() {
             Some(Ok(WsMessage::Close(Some(frame)))) => return frame.code.into(),
             Some(Ok(_)) => continue,
             other => panic!("no close frame: {other:?}"),
@@ -549,9 +590,10 @@ async fn ws_close_code(client: &mut Client) -> u16 {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn websocket_transport_carries_sockjs_frames() {
-    let mut server = server(quick().heartbeat_delay(Duration::from_millis(200))).await;
+    const HEARTBEAT: Duration = Duration::from_millis(200);
+    let mut server = server(quick().heartbeat_delay(HEARTBEAT)).await;
     let mut client = ws_connect(&server, "/sockjs/000/s1/websocket").await;
     assert_eq!(ws_text(&mut client).await, "o");
     let mut session = server.next_session().await;
@@ -564,7 +606,10 @@ async fn websocket_transport_carries_sockjs_frames() {
     }
     assert!(session.send("back").refused().is_none());
     assert_eq!(ws_text(&mut client).await, "a[\"back\"]");
+    // A heartbeat follows one delay after the last frame.
+    let written = Instant::now();
     assert_eq!(ws_text(&mut client).await, "h");
+    assert_eq!(Instant::now(), written + HEARTBEAT);
     session.close("bye");
     assert_eq!(ws_text(&mut client).await, "c[3000,\"bye\"]");
     assert_eq!(ws_close_code(&mut client).await, 1000);
@@ -578,7 +623,7 @@ async fn websocket_broken_framing_closes_the_session() {
     let session = server.next_session().await;
     client.send(WsMessage::text("[\"a")).await.unwrap();
     // As sockjs-node: one close frame, 3000 "Broken framing.", and no `c[...]` frame before it.
-    match tokio::time::timeout(PATIENCE, client.next()).await.unwrap() {
+    match within(client.next()).await.unwrap() {
         Some(Ok(WsMessage::Close(Some(frame)))) => {
             assert_eq!(u16::from(frame.code), 3000);
             assert_eq!(frame.reason.as_str(), "Broken framing.");
@@ -601,7 +646,9 @@ async fn the_peer_closing_a_websocket_ends_the_session() {
     client.close(None).await.unwrap();
     let reason = closed(&session).await;
     assert!(matches!(reason, CloseReason::Peer { .. }), "{reason:?}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The session leaves the registry once its connection is done; shutdown
+    // waits for that (and has nothing left to close).
+    server.handle.shutdown(PATIENCE).await;
     assert_eq!(server.handle.session_count(), 0);
 }
 
@@ -650,10 +697,7 @@ async fn sockjs_websocket_speaks_hixie_76() {
     let mut buffer = [0u8; 256];
     let expected_tail: &[u8] = b"fQJ,fN/4F4!~K~MH\x00o\xff";
     while !received.ends_with(expected_tail) {
-        let n = tokio::time::timeout(PATIENCE, stream.read(&mut buffer))
-            .await
-            .unwrap()
-            .unwrap();
+        let n = within(stream.read(&mut buffer)).await.unwrap().unwrap();
         assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&received));
         received.extend_from_slice(&buffer[..n]);
     }

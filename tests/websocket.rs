@@ -3,11 +3,12 @@
 
 use axum_channel::{ChannelConfig, CloseReason, Message, SendError, WebSocketConfig};
 use bytes::Bytes;
-use channel_tests::{closed, recv, TestServer, PATIENCE};
+use channel_tests::{closed, recv, settle, within, TestServer, PATIENCE};
 use futures::{SinkExt, StreamExt};
 use http::{Method, StatusCode};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{advance, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -30,16 +31,20 @@ async fn connect(
     for (name, value) in headers {
         request.headers_mut().insert(*name, value.parse().unwrap());
     }
-    let (client, response) =
-        tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
-            .await
-            .expect("handshake in time")
-            .expect("handshake accepted");
+    // With TCP_NODELAY, as the server's sockets: a small frame written
+    // right after another must not wait ~40 ms for the server's delayed
+    // acknowledgement, a wait in which a paused clock jumps to the next timer.
+    let (client, response) = within(tokio_tungstenite::connect_async_with_config(
+        request, None, true,
+    ))
+    .await
+    .expect("handshake in time")
+    .expect("handshake accepted");
     (client, response.headers().clone())
 }
 
 async fn next_frame(client: &mut Client) -> WsMessage {
-    tokio::time::timeout(PATIENCE, client.next())
+    within(client.next())
         .await
         .expect("a frame in time")
         .expect("the connection is open")
@@ -56,7 +61,7 @@ async fn close_code(client: &mut Client) -> (u16, String) {
             _ => continue,
         }
     };
-    let _ = tokio::time::timeout(PATIENCE, client.next()).await;
+    let _ = within(client.next()).await;
     code
 }
 
@@ -83,7 +88,7 @@ async fn text_and_binary_reach_the_app_and_come_back() {
 
     let sent = session.send("plain text");
     assert_eq!(next_frame(&mut client).await, WsMessage::text("plain text"));
-    tokio::time::timeout(PATIENCE, sent).await.unwrap().unwrap();
+    within(sent).await.unwrap().unwrap();
     assert!(session
         .send(serde_json::json!({"a": 1}))
         .refused()
@@ -175,30 +180,48 @@ async fn ping_resolves_when_the_pong_arrives() {
     );
     // The client writes its pong on its next read.
     tokio::spawn(async move { while let Some(Ok(_)) = client.next().await {} });
-    tokio::time::timeout(PATIENCE, pong).await.unwrap().unwrap();
+    within(pong).await.unwrap().unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_peer_that_stops_answering_pings_is_closed() {
-    let mut server = server(WebSocketConfig::new().ping_interval(Duration::from_millis(100))).await;
+    const INTERVAL: Duration = Duration::from_millis(100);
+    let mut server = server(WebSocketConfig::new().ping_interval(INTERVAL)).await;
+    let opened = Instant::now();
     let (_client_never_reads, _) = connect(&server, &[]).await;
     let session = server.next_session().await;
+    // A ping goes out after one interval. The clock stops there exactly:
+    // the engine counts the next interval from when its timer ran...
+    advance(INTERVAL).await;
+    settle().await;
+    assert_eq!(session.close_reason(), None);
+    // ...and the peer, which has not answered it, is closed when the next
+    // one is due.
+    advance(INTERVAL - Duration::from_millis(1)).await;
+    settle().await;
+    assert_eq!(
+        session.close_reason(),
+        None,
+        "open until the next ping is due"
+    );
     let reason = closed(&session).await;
     assert_eq!(reason, CloseReason::PingTimeout);
+    assert_eq!(Instant::now(), opened + 2 * INTERVAL);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_peer_that_answers_pings_stays_open() {
-    let mut server = server(WebSocketConfig::new().ping_interval(Duration::from_millis(50))).await;
+    const INTERVAL: Duration = Duration::from_millis(50);
+    let mut server = server(WebSocketConfig::new().ping_interval(INTERVAL)).await;
+    let opened = Instant::now();
     let (mut client, _) = connect(&server, &[]).await;
     let session = server.next_session().await;
-    let mut pings = 0;
-    while pings < 5 {
-        if let WsMessage::Ping(_) = next_frame(&mut client).await {
-            pings += 1;
-        }
+    // The client answers each ping as it reads on, before the next is due.
+    for n in 1..=5u32 {
+        assert_eq!(next_frame(&mut client).await, WsMessage::Ping(Bytes::new()));
+        assert_eq!(Instant::now(), opened + n * INTERVAL, "ping {n} on time");
     }
-    assert!(!session.is_closed());
+    assert_eq!(session.close_reason(), None);
 }
 
 #[tokio::test]
@@ -380,7 +403,9 @@ async fn close_all_closes_websockets_with_1001() {
     server.handle.close_all();
     assert_eq!(close_code(&mut client).await.0, 1001);
     assert_eq!(closed(&session).await, CloseReason::Shutdown);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The session leaves the registry once its closing handshake is done,
+    // which shutdown waits for.
+    server.handle.shutdown(PATIENCE).await;
     assert_eq!(server.handle.session_count(), 0);
 }
 
@@ -400,10 +425,7 @@ async fn hixie_handshake(
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(PATIENCE, stream.read(&mut byte))
-            .await
-            .unwrap()
-            .unwrap();
+        let n = within(stream.read(&mut byte)).await.unwrap().unwrap();
         assert_eq!(
             n,
             1,
@@ -437,7 +459,7 @@ async fn hixie_76_handshake_and_framing() {
     assert!(head_lower.contains("sec-websocket-location: ws://example.com/ws\r\n"));
     assert!(head_lower.contains("sec-websocket-protocol: sample\r\n"));
     let mut answer = [0u8; 16];
-    tokio::time::timeout(PATIENCE, stream.read_exact(&mut answer))
+    within(stream.read_exact(&mut answer))
         .await
         .unwrap()
         .unwrap();

@@ -6,18 +6,75 @@ use axum::routing::get;
 use axum::Router;
 use axum_channel::{ChannelConfig, ChannelHandle, ChannelLayer, CloseReason, Message, Session};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// How long a test waits for something that should happen at once.
+/// How long, in real time, a test waits for something that should happen
+/// at once. Only a stuck test ever waits this long: tests synchronise on
+/// events, never on the clock.
 pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// [`within`] ran out of [`PATIENCE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfPatience;
+
+/// Waits for `future`, but at most [`PATIENCE`] of real time.
+///
+/// The bound runs on a runtime of its own, so it is kept in real time even
+/// in tests that pause Tokio's clock. A Tokio timeout there would be one
+/// more timer for the paused clock to jump to whenever the runtime has
+/// nothing to do: it would cut short the wait for any session timer due
+/// after it, and could fire, with no real time spent, while bytes still
+/// sat in the kernel (a small write that Nagle's algorithm holds back).
+pub async fn within<F: IntoFuture>(future: F) -> Result<F::Output, OutOfPatience> {
+    static WATCHDOG: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let watchdog = WATCHDOG.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("patience")
+            .enable_time()
+            .build()
+            .expect("the watchdog runtime starts")
+    });
+    // The sleep is made inside the task, so on the watchdog's clock.
+    let alarm = watchdog.spawn(async { tokio::time::sleep(PATIENCE).await });
+    struct Disarm(tokio::task::AbortHandle);
+    impl Drop for Disarm {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _disarm = Disarm(alarm.abort_handle());
+    tokio::select! {
+        biased;
+        output = future.into_future() => Ok(output),
+        _ = alarm => Err(OutOfPatience),
+    }
+}
+
+/// Lets every other task of the test's runtime run, and its sockets be
+/// polled, many times over, without moving a paused clock: afterwards,
+/// whatever was bound to happen without the clock moving has happened.
+///
+/// In the current-thread runtime of a test, each `yield_now` returns once
+/// the runtime has run the tasks that were ready and polled its sockets
+/// and timers; a request, its processing and its answer take a handful of
+/// such rounds.
+pub async fn settle() {
+    for _ in 0..64 {
+        tokio::task::yield_now().await;
+    }
+}
 
 /// A server on a free loopback port, with the channel layer and a `/healthz` route.
 pub struct TestServer {
@@ -27,7 +84,7 @@ pub struct TestServer {
     pub sessions: mpsc::UnboundedReceiver<Session>,
     /// The layer's handle.
     pub handle: ChannelHandle,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl TestServer {
@@ -68,7 +125,12 @@ impl TestServer {
             .await
             .unwrap();
         });
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        // The client too: a request written in pieces must not wait for
+        // the server's delayed acknowledgement, a wait of ~40 ms in which a
+        // paused clock would jump to the next timer.
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
         Self {
             addr,
             sessions,
@@ -95,7 +157,7 @@ impl TestServer {
             request = request.header(*name, *value);
         }
         let request = request.body(Full::new(body.into())).unwrap();
-        tokio::time::timeout(PATIENCE, self.client.request(request))
+        within(self.client.request(request))
             .await
             .expect("the server answered in time")
             .expect("the request went through")
@@ -122,7 +184,7 @@ impl TestServer {
 
     /// The next session the layer opened.
     pub async fn next_session(&mut self) -> Session {
-        tokio::time::timeout(PATIENCE, self.sessions.recv())
+        within(self.sessions.recv())
             .await
             .expect("a session opened in time")
             .expect("the layer is alive")
@@ -158,7 +220,7 @@ impl Reply {
     /// Reads the whole body of `response`.
     pub async fn read(response: hyper::Response<Incoming>) -> Self {
         let (parts, body) = response.into_parts();
-        let bytes = tokio::time::timeout(PATIENCE, body.collect())
+        let bytes = within(body.collect())
             .await
             .expect("the body ended in time")
             .unwrap()
@@ -201,7 +263,7 @@ impl Streamed {
     /// Reads until the buffer holds `needle`; returns everything up to and
     /// including it and keeps the rest.
     pub async fn read_until(&mut self, needle: &str) -> String {
-        tokio::time::timeout(PATIENCE, async {
+        within(async {
             loop {
                 if let Some(index) = self.buffer.find(needle) {
                     let rest = self.buffer.split_off(index + needle.len());
@@ -228,7 +290,7 @@ impl Streamed {
     pub async fn next_chunk(&mut self) -> String {
         let length = self.read_until("\n").await;
         let length: usize = length.trim_end().parse().expect("a length prefix");
-        tokio::time::timeout(PATIENCE, async {
+        within(async {
             while self.buffer.len() < length {
                 match self.body.frame().await {
                     Some(Ok(frame)) => {
@@ -253,7 +315,7 @@ impl Streamed {
 
     /// Reads to the end; returns what was left.
     pub async fn read_to_end(mut self) -> String {
-        let rest = tokio::time::timeout(PATIENCE, self.body.collect())
+        let rest = within(self.body.collect())
             .await
             .expect("the body ended in time")
             .unwrap()
@@ -262,18 +324,38 @@ impl Streamed {
         self.buffer
     }
 
-    /// True when the body ends within `wait` with nothing more in it.
-    pub async fn ends_within(&mut self, wait: Duration) -> bool {
-        matches!(
-            tokio::time::timeout(wait, self.body.frame()).await,
-            Ok(None)
-        )
+    /// Waits for the body to end; true when it ends with nothing more in it.
+    pub async fn ends(&mut self) -> bool {
+        matches!(within(self.body.frame()).await, Ok(None))
+    }
+
+    /// True when nothing more has arrived, not even the end of the body,
+    /// once the runtime has [`settle`]d. Whatever did arrive is kept.
+    ///
+    /// This is a snapshot, not a wait: to show that nothing comes before
+    /// a deadline, pause the clock, advance it to just before the deadline
+    /// and call this, then advance past the deadline and see it come.
+    pub async fn has_nothing_new(&mut self) -> bool {
+        settle().await;
+        if !self.buffer.is_empty() {
+            return false;
+        }
+        match self.body.frame().now_or_never() {
+            None => true,
+            Some(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    self.buffer.push_str(std::str::from_utf8(&data).unwrap());
+                }
+                false
+            }
+            Some(_) => false,
+        }
     }
 }
 
 /// The session's next message; fails the test if none comes in time.
 pub async fn recv(session: &mut Session) -> Message {
-    tokio::time::timeout(PATIENCE, session.next())
+    within(session.next())
         .await
         .expect("a message arrived in time")
         .expect("the session is open")
@@ -281,7 +363,7 @@ pub async fn recv(session: &mut Session) -> Message {
 
 /// Why the session closed; fails the test if it does not close in time.
 pub async fn closed(session: &Session) -> CloseReason {
-    tokio::time::timeout(PATIENCE, session.closed())
+    within(session.closed())
         .await
         .expect("the session closed in time")
 }

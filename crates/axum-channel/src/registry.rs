@@ -1,7 +1,7 @@
 //! The open sessions of one layer, every transport together, with one bound
 //! on their number.
 
-use crate::session::Link;
+use crate::session::{Link, SessionKey};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
@@ -10,16 +10,11 @@ use tokio::sync::Notify;
 #[derive(Debug)]
 pub(crate) struct RegistryFull;
 
-struct Entry {
-    link: Arc<dyn Link>,
-    /// The id a SockJS client chose for its session, which its requests name.
-    sockjs_key: Option<String>,
-}
-
 #[derive(Default)]
 struct Sessions {
-    by_id: HashMap<String, Entry>,
-    by_sockjs_key: HashMap<String, String>,
+    by_id: HashMap<SessionKey, Arc<dyn Link>>,
+    /// SockJS sessions by the id their client chose, which its requests name.
+    by_sockjs_key: HashMap<Box<str>, SessionKey>,
 }
 
 /// Open sessions by id.
@@ -63,35 +58,32 @@ impl Registry {
 
     /// The session with this id.
     pub(crate) fn get(&self, id: &str) -> Option<Arc<dyn Link>> {
-        self.lock().by_id.get(id).map(|entry| entry.link.clone())
+        let key = SessionKey::parse(id)?;
+        self.lock().by_id.get(&key).cloned()
     }
 
     /// The SockJS session its client named `key`.
     pub(crate) fn get_sockjs(&self, key: &str) -> Option<Arc<dyn Link>> {
         let sessions = self.lock();
         let id = sessions.by_sockjs_key.get(key)?;
-        sessions.by_id.get(id).map(|entry| entry.link.clone())
+        sessions.by_id.get(id).cloned()
     }
 
     /// Adds a session unless the bound is reached (or a SockJS session of
-    /// that key exists already).
-    pub(crate) fn insert(
-        &self,
-        link: Arc<dyn Link>,
-        sockjs_key: Option<String>,
-    ) -> Result<(), RegistryFull> {
+    /// its key exists already).
+    pub(crate) fn insert(&self, link: Arc<dyn Link>) -> Result<(), RegistryFull> {
         let mut sessions = self.lock();
         if sessions.by_id.len() >= self.max_sessions {
             return Err(RegistryFull);
         }
-        let id = link.info().id.clone();
-        if let Some(key) = &sockjs_key {
+        let id = link.info().key();
+        if let Some(key) = &link.info().sockjs_key {
             if sessions.by_sockjs_key.contains_key(key) {
                 return Err(RegistryFull);
             }
-            sessions.by_sockjs_key.insert(key.clone(), id.clone());
+            sessions.by_sockjs_key.insert(key.clone(), id);
         }
-        sessions.by_id.insert(id, Entry { link, sockjs_key });
+        sessions.by_id.insert(id, link);
         Ok(())
     }
 
@@ -100,14 +92,16 @@ impl Registry {
         self.lock().by_id.len() >= self.max_sessions
     }
 
-    pub(crate) fn remove(&self, id: &str) {
+    /// Forgets session `id`; `sockjs_key` is the id its SockJS client chose.
+    pub(crate) fn remove(&self, id: SessionKey, sockjs_key: Option<&str>) {
         let removed = {
             let mut sessions = self.lock();
-            let removed = sessions.by_id.remove(id);
-            if let Some(key) = removed.as_ref().and_then(|e| e.sockjs_key.as_ref()) {
-                sessions.by_sockjs_key.remove(key);
+            if let Some(key) = sockjs_key {
+                if sessions.by_sockjs_key.get(key) == Some(&id) {
+                    sessions.by_sockjs_key.remove(key);
+                }
             }
-            removed
+            sessions.by_id.remove(&id)
         };
         if removed.is_some() {
             self.removed.notify_waiters();
@@ -120,11 +114,7 @@ impl Registry {
 
     /// Every open session.
     pub(crate) fn all(&self) -> Vec<Arc<dyn Link>> {
-        self.lock()
-            .by_id
-            .values()
-            .map(|entry| entry.link.clone())
-            .collect()
+        self.lock().by_id.values().cloned().collect()
     }
 
     /// Waits until no session is left.

@@ -134,6 +134,13 @@ impl FrameDecoder {
         self.buffer.extend_from_slice(bytes);
     }
 
+    /// How many bytes read from the peer wait for their frame to complete.
+    /// Once [`next_frame`](Self::next_frame) has returned `Ok(None)`, this is
+    /// at most `max_frame + 1`.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// An idle connection keeps no large buffer.
     fn shrink(&mut self) {
         if self.buffer.is_empty() && self.buffer.capacity() > 4096 {
@@ -148,6 +155,10 @@ impl FrameDecoder {
         };
         match first {
             0x00 => match self.buffer.iter().position(|&b| b == 0xFF) {
+                // The limit holds however the frame was split across reads.
+                Some(end) if end - 1 > self.max_frame => Err(FrameError::TooLong {
+                    limit: self.max_frame,
+                }),
                 Some(end) => {
                     let text = std::str::from_utf8(&self.buffer[1..end])
                         .map_err(|_| FrameError::InvalidUtf8)?
@@ -230,5 +241,14 @@ mod tests {
         let mut decoder = FrameDecoder::new(100);
         decoder.extend(&[0x00, 0xC3, 0x28, 0xFF]);
         assert_eq!(decoder.next_frame(), Err(FrameError::InvalidUtf8));
+    }
+
+    #[test]
+    fn a_long_frame_is_refused_even_when_it_arrives_in_one_read() {
+        let mut decoder = FrameDecoder::new(4);
+        decoder.extend(&encode_text_frame("abcd"));
+        assert_eq!(decoder.next_frame(), Ok(Some(Frame::Text("abcd".into()))));
+        decoder.extend(&encode_text_frame("abcde"));
+        assert_eq!(decoder.next_frame(), Err(FrameError::TooLong { limit: 4 }));
     }
 }

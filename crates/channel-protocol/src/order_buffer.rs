@@ -18,6 +18,9 @@ pub enum OrderError {
         /// The most early items the buffer holds.
         limit: usize,
     },
+    /// The item is numbered `u64::MAX` (or a run reaches it): no number
+    /// could follow it, so it is never released.
+    OutOfRange,
 }
 
 impl fmt::Display for OrderError {
@@ -26,6 +29,7 @@ impl fmt::Display for OrderError {
             OrderError::Overflow { limit } => {
                 write!(f, "more than {limit} out-of-order items are waiting")
             }
+            OrderError::OutOfRange => f.write_str("a sequence number is out of range"),
         }
     }
 }
@@ -86,6 +90,9 @@ impl<T> OrderBuffer<T> {
     pub fn check(&self, seq: u64) -> Result<Placement, OrderError> {
         if seq < self.next || self.held.contains_key(&seq) {
             Ok(Placement::Duplicate)
+        } else if seq == u64::MAX {
+            // Releasing it would leave no number to expect next.
+            Err(OrderError::OutOfRange)
         } else if seq == self.next || self.held.len() < self.max_held {
             Ok(Placement::Accepted)
         } else {
@@ -98,11 +105,18 @@ impl<T> OrderBuffer<T> {
     /// Checks that `len` items numbered from `first` could all be offered
     /// without overflowing, without changing the buffer.
     pub fn check_run(&self, first: u64, len: usize) -> Result<(), OrderError> {
-        // A run that reaches the next expected number releases itself.
-        if len == 0 || first <= self.next {
+        if len == 0 {
             return Ok(());
         }
-        let end = first.saturating_add(len as u64);
+        // Every number of the run is below `end`, so below `u64::MAX`.
+        let end = match first.checked_add(len as u64) {
+            Some(end) => end,
+            None => return Err(OrderError::OutOfRange),
+        };
+        // A run that reaches the next expected number releases itself.
+        if first <= self.next {
+            return Ok(());
+        }
         let already_held = self.held.range(first..end).count();
         if self.held.len() + (len - already_held) <= self.max_held {
             Ok(())
@@ -202,6 +216,22 @@ mod tests {
         assert_eq!(buffer.check_run(4, 3), Ok(()));
         assert!(buffer.check_run(6, 3).is_err());
         assert_eq!(buffer.check_run(9, 0), Ok(()));
+    }
+
+    #[test]
+    fn the_last_number_is_refused_instead_of_overflowing() {
+        let mut buffer = OrderBuffer::new(u64::MAX, 4);
+        assert_eq!(offer(&mut buffer, u64::MAX).0, Err(OrderError::OutOfRange));
+        assert_eq!(buffer.next_expected(), u64::MAX);
+        let mut buffer = OrderBuffer::new(u64::MAX - 1, 4);
+        assert_eq!(offer(&mut buffer, u64::MAX - 1).1, vec![u64::MAX - 1]);
+        assert_eq!(offer(&mut buffer, u64::MAX).0, Err(OrderError::OutOfRange));
+        assert_eq!(buffer.check_run(u64::MAX - 2, 2), Ok(()));
+        assert_eq!(
+            buffer.check_run(u64::MAX - 2, 3),
+            Err(OrderError::OutOfRange)
+        );
+        assert_eq!(buffer.check_run(u64::MAX, 1), Err(OrderError::OutOfRange));
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //! ```
 
 mod browserchannel;
+mod idle;
+mod proc_stats;
 mod report;
 mod sockjs;
 mod websocket;
@@ -36,6 +38,11 @@ struct Options {
     messages: usize,
     echo_bin: String,
     bare_bin: String,
+    bare_http_bin: String,
+    transports: Vec<String>,
+    hold_secs: u64,
+    /// A running server to use instead of starting one (memory is not measured).
+    server: Option<String>,
 }
 
 fn parse_options() -> Options {
@@ -45,6 +52,17 @@ fn parse_options() -> Options {
         messages: 200,
         echo_bin: "target/release/echo".into(),
         bare_bin: "target/release/bare-ws-echo".into(),
+        bare_http_bin: "target/release/bare-http-stream".into(),
+        transports: vec![
+            "websocket".into(),
+            "bare-websocket".into(),
+            "sockjs-websocket".into(),
+            "sockjs-xhr-streaming".into(),
+            "browserchannel".into(),
+            "bare-http-stream".into(),
+        ],
+        hold_secs: 5,
+        server: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -58,8 +76,15 @@ fn parse_options() -> Options {
             "--messages" => options.messages = value().parse().expect("--messages N"),
             "--echo-bin" => options.echo_bin = value(),
             "--bare-bin" => options.bare_bin = value(),
+            "--bare-http-bin" => options.bare_http_bin = value(),
+            "--transports" => {
+                options.transports = value().split(',').map(str::to_owned).collect();
+            }
+            "--hold-secs" => options.hold_secs = value().parse().expect("--hold-secs N"),
+            "--server" => options.server = Some(value()),
             other => panic!(
-                "unknown flag {other}; use --mode, --sessions, --messages, --echo-bin, --bare-bin"
+                "unknown flag {other}; use --mode, --sessions, --messages, --echo-bin, \
+                 --bare-bin, --bare-http-bin, --transports, --hold-secs"
             ),
         }
     }
@@ -87,12 +112,7 @@ async fn start_server(binary: &str) -> Result<(String, tokio::process::Child), E
     Err(format!("{binary} exited before listening").into())
 }
 
-/// Resident memory of a process, from /proc, in KiB.
-fn rss_kib(pid: Option<u32>) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
+use proc_stats::rss_kib;
 
 async fn browserchannel_load(options: &Options) -> Result<(), Error> {
     let (base, child) = start_server(&options.echo_bin).await?;
@@ -166,6 +186,62 @@ async fn sockjs_load(options: &Options) -> Result<(), Error> {
     Ok(())
 }
 
+/// Opens idle sessions of each transport in a fresh server, holds them,
+/// and reports the server's resident memory growth per session.
+async fn idle_load(options: &Options) -> Result<(), Error> {
+    let wanted = options.sessions as u64 * 2 + 1_000;
+    let limit = proc_stats::raise_open_files(wanted);
+    if limit < wanted {
+        println!(
+            "note: open files are limited to {limit} here (hard limit); \
+             {} sessions need about {wanted} across both processes",
+            options.sessions
+        );
+    }
+    println!(
+        "Idle sessions: {} per transport, held {} s, server RSS growth / sessions",
+        options.sessions, options.hold_secs
+    );
+    for name in &options.transports {
+        let transport =
+            idle::Transport::parse(name).ok_or_else(|| format!("unknown transport {name}"))?;
+        if let Some(base) = &options.server {
+            let held = idle::open(base, transport, 1, options.sessions).await?;
+            println!(
+                "  {:<22} {:>7} sessions held on {base}",
+                transport.name(),
+                held.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_secs(options.hold_secs)).await;
+            continue;
+        }
+        let binary = match transport {
+            idle::Transport::BareWebSocket => &options.bare_bin,
+            idle::Transport::BareHttpStream => &options.bare_http_bin,
+            _ => &options.echo_bin,
+        };
+        let (base, child) = start_server(binary).await?;
+        let pid = child.id();
+        // One session first, so that what every server allocates once
+        // (runtime workers, pools, lazily built tables) is not counted.
+        let warm = idle::open(&base, transport, 0, 1).await?;
+        let before = rss_kib(pid).ok_or("no RSS for the server")?;
+        let held = idle::open(&base, transport, 1, options.sessions).await?;
+        tokio::time::sleep(std::time::Duration::from_secs(options.hold_secs)).await;
+        let after = rss_kib(pid).ok_or("no RSS for the server")?;
+        let per_session = (after.saturating_sub(before)) as f64 / held.len() as f64;
+        println!(
+            "  {:<22} {:>7} sessions  RSS {before} KiB -> {after} KiB  {per_session:.2} KiB per session",
+            transport.name(),
+            held.len(),
+        );
+        drop(held);
+        drop(warm);
+        drop(child);
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let options = parse_options();
@@ -173,8 +249,10 @@ async fn main() -> Result<(), Error> {
         "browserchannel" => browserchannel_load(&options).await,
         "websocket" => websocket_load(&options).await,
         "sockjs" => sockjs_load(&options).await,
-        other => {
-            Err(format!("unknown mode {other}; use browserchannel, websocket or sockjs").into())
-        }
+        "idle" => idle_load(&options).await,
+        other => Err(format!(
+            "unknown mode {other}; use browserchannel, websocket, sockjs or idle"
+        )
+        .into()),
     }
 }

@@ -287,22 +287,22 @@ impl BrowserChannelServer {
             &parts.uri,
             &parts.headers,
         );
-        info.app_version = query.app_version.clone();
+        info.app_version = query.app_version.clone().map(String::into_boxed_str);
         let rid = query.request_number();
         let engine = Engine::new(
             crate::live::now(),
-            &info.id,
+            info.id(),
             self.host_prefix(),
             rid,
             self.config.browserchannel_session(),
         );
         let session = Live::new(info, engine, self.services.clone(), Clock::Shared);
-        if registry.insert(session.clone(), None).is_err() {
+        if registry.insert(session.clone()).is_err() {
             return self
                 .headers
                 .error(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions");
         }
-        tracing::debug!(session = %session.info().id, "BrowserChannel session opened");
+        tracing::debug!(session = %session.info().id(), "BrowserChannel session opened");
         self.config.start_handler(Session::new(session.clone()));
 
         if let Err(error) = session.with(|engine, now| engine.handle_forward(now, rid, batch)) {

@@ -39,7 +39,7 @@ impl Default for WebSocketConfig {
             headers: HeaderMap::new(),
             hixie76: false,
             max_queued_messages: 4096,
-            read_buffer_size: 1024,
+            read_buffer_size: 128,
             write_buffer_size: 0,
         }
     }
@@ -47,7 +47,7 @@ impl Default for WebSocketConfig {
 
 impl WebSocketConfig {
     /// The defaults: no subprotocols, 64 MiB - 1 messages, no automatic
-    /// ping, any origin, hixie-76 off, a 1 KiB read buffer.
+    /// ping, any origin, hixie-76 off, a 128-byte read buffer.
     pub fn new() -> Self {
         Self::default()
     }
@@ -106,10 +106,11 @@ impl WebSocketConfig {
         self
     }
 
-    /// How many bytes one read from the socket takes at most (tungstenite's
-    /// `read_buffer_size`, default 1 KiB). The buffer stays allocated for
-    /// the connection's life, so a small one keeps idle sessions light;
-    /// raise it for peers that send large messages fast.
+    /// The read buffer tungstenite keeps for the connection's life
+    /// (`read_buffer_size`, default 128 bytes). Reads from the socket take
+    /// up to 8 KiB at once whatever its size: bytes the buffer cannot hold
+    /// yet wait in a spill buffer that is freed as soon as the connection
+    /// goes quiet, so idle sessions stay light.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buffer_size = bytes.max(64);
         self

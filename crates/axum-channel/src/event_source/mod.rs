@@ -85,16 +85,11 @@ impl EventSourceServer {
             &parts.uri,
             &parts.headers,
         );
-        info.last_event_id = last_event_id(&parts);
+        info.last_event_id = last_event_id(&parts).map(String::into_boxed_str);
         let engine = Engine::new(crate::live::now(), self.event_source.session());
         let stream = engine.stream();
         let session = Live::new(info, engine, self.services.clone(), Clock::Shared);
-        if self
-            .services
-            .registry
-            .insert(session.clone(), None)
-            .is_err()
-        {
+        if self.services.registry.insert(session.clone()).is_err() {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions");
         }
         self.config.start_handler(Session::new(session.clone()));

@@ -88,19 +88,34 @@ struct Inner<E> {
     app_waiting: bool,
     /// The attached receiver (a response body or a connection task), waiting for bytes.
     receiver: Option<(ReceiverId, Waker)>,
-    /// Readers of the peer paused by a full inbox.
-    room: Vec<Waker>,
     /// The inbox is full; reading from the peer pauses until it drains to half.
     backpressure: bool,
     /// Per numbering, every item below this is confirmed.
     confirmed: [u64; 2],
-    /// Per numbering, delivery futures waiting for their item.
-    waiters: [BTreeMap<u64, Waker>; 2],
+    /// Everyone else who waits; allocated only once someone does.
+    waiting: Option<Box<Waiters>>,
     close_reason: Option<CloseReason>,
-    closed_waiters: Vec<Waker>,
     finished: bool,
     /// The deadline someone will wake the engine for.
     deadline: Option<Instant>,
+}
+
+/// Futures and readers waiting on a session, kept off the session itself
+/// until there are some.
+#[derive(Default)]
+struct Waiters {
+    /// Per numbering, delivery futures waiting for their item.
+    deliveries: [BTreeMap<u64, Waker>; 2],
+    /// `Closed` futures.
+    closed: Vec<Waker>,
+    /// Readers of the peer paused by a full inbox.
+    room: Vec<Waker>,
+}
+
+impl<E> Inner<E> {
+    fn waiting(&mut self) -> &mut Waiters {
+        self.waiting.get_or_insert_with(Default::default)
+    }
 }
 
 fn counter_index(counter: Counter) -> usize {
@@ -132,7 +147,7 @@ static TIMER_KEYS: AtomicU64 = AtomicU64::new(0);
 impl<E> std::fmt::Debug for Live<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Live")
-            .field("id", &self.info.id)
+            .field("id", &self.info.id())
             .field("transport", &self.info.transport)
             .finish_non_exhaustive()
     }
@@ -154,12 +169,10 @@ impl<E: Engine + Send + 'static> Live<E> {
                 reader: None,
                 app_waiting: false,
                 receiver: None,
-                room: Vec::new(),
                 backpressure: false,
                 confirmed: [0; 2],
-                waiters: [BTreeMap::new(), BTreeMap::new()],
+                waiting: None,
                 close_reason: None,
-                closed_waiters: Vec::new(),
                 finished: false,
                 deadline: None,
             }),
@@ -254,9 +267,11 @@ impl<E: Engine + Send + 'static> Live<E> {
             return;
         }
         inner.confirmed[index] = through;
-        let waiters = &mut inner.waiters[index];
-        let pending = waiters.split_off(&through);
-        wakes.all(std::mem::replace(waiters, pending).into_values());
+        if let Some(waiting) = &mut inner.waiting {
+            let waiters = &mut waiting.deliveries[index];
+            let pending = waiters.split_off(&through);
+            wakes.all(std::mem::replace(waiters, pending).into_values());
+        }
     }
 
     /// Ready when the app's inbox has room for more input (or the session
@@ -266,7 +281,7 @@ impl<E: Engine + Send + 'static> Live<E> {
         if !inner.backpressure || inner.close_reason.is_some() || inner.finished {
             return Poll::Ready(());
         }
-        remember(&mut inner.room, cx.waker());
+        remember(&mut inner.waiting().room, cx.waker());
         Poll::Pending
     }
 
@@ -327,12 +342,14 @@ impl<E: Engine + Send + 'static> Live<E> {
                 }
                 Event::Closed(reason) => {
                     if inner.close_reason.is_none() {
-                        tracing::debug!(session = %self.info.id, %reason, "session closed");
+                        tracing::debug!(session = %self.info.id(), %reason, "session closed");
                         inner.close_reason = Some(reason);
                     }
                     wakes.add(inner.reader.take());
-                    wakes.all(inner.closed_waiters.drain(..));
-                    wakes.all(inner.room.drain(..));
+                    if let Some(waiting) = &mut inner.waiting {
+                        wakes.all(waiting.closed.drain(..));
+                        wakes.all(waiting.room.drain(..));
+                    }
                 }
                 Event::Finished => {
                     inner.finished = true;
@@ -340,13 +357,20 @@ impl<E: Engine + Send + 'static> Live<E> {
                     if inner.close_reason.is_none() {
                         inner.close_reason = Some(CloseReason::ConnectionLost);
                     }
-                    for waiters in &mut inner.waiters {
-                        wakes.all(std::mem::take(waiters).into_values());
+                    if let Some(waiting) = inner.waiting.take() {
+                        let Waiters {
+                            deliveries,
+                            closed,
+                            room,
+                        } = *waiting;
+                        for waiters in deliveries {
+                            wakes.all(waiters.into_values());
+                        }
+                        wakes.all(closed);
+                        wakes.all(room);
                     }
                     wakes.add(inner.reader.take());
                     wakes.add(inner.receiver.take().map(|(_, waker)| waker));
-                    wakes.all(inner.closed_waiters.drain(..));
-                    wakes.all(inner.room.drain(..));
                 }
             }
         }
@@ -377,8 +401,10 @@ impl<E: Engine + Send + 'static> Live<E> {
                 .schedule(self.timer_key, previous, deadline, me);
         }
         if after.finished {
-            tracing::debug!(session = %self.info.id, "session finished");
-            self.services.registry.remove(&self.info.id);
+            tracing::debug!(session = %self.info.id(), "session finished");
+            self.services
+                .registry
+                .remove(self.info.key(), self.info.sockjs_key.as_deref());
         }
     }
 }
@@ -434,7 +460,9 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
                 if inner.backpressure && inner.inbox.len() <= half {
                     inner.backpressure = false;
                     inner.engine.set_backpressure(now, false);
-                    wakes.all(inner.room.drain(..));
+                    if let Some(waiting) = &mut inner.waiting {
+                        wakes.all(waiting.room.drain(..));
+                    }
                 }
                 if inner.inbox.is_empty() && inner.inbox.capacity() > 64 {
                     // An idle session keeps no buffer it does not need.
@@ -474,12 +502,14 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
                 .unwrap_or(CloseReason::ConnectionLost);
             return Poll::Ready(Err(SendError::Closed(reason)));
         }
-        inner.waiters[index].insert(ticket.seq, cx.waker().clone());
+        inner.waiting().deliveries[index].insert(ticket.seq, cx.waker().clone());
         Poll::Pending
     }
 
     fn forget_delivery(&self, ticket: Ticket) {
-        self.lock().waiters[counter_index(ticket.counter)].remove(&ticket.seq);
+        if let Some(waiting) = &mut self.lock().waiting {
+            waiting.deliveries[counter_index(ticket.counter)].remove(&ticket.seq);
+        }
     }
 
     fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<CloseReason> {
@@ -487,7 +517,7 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
         if let Some(reason) = &inner.close_reason {
             return Poll::Ready(reason.clone());
         }
-        remember(&mut inner.closed_waiters, cx.waker());
+        remember(&mut inner.waiting().closed, cx.waker());
         Poll::Pending
     }
 
@@ -501,5 +531,47 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn sizes() {
+        use std::mem::size_of;
+        eprintln!("SessionInfo {}", size_of::<crate::session::SessionInfo>());
+        eprintln!(
+            "Inner<ws> {}",
+            size_of::<super::Inner<channel_protocol::websocket::Session>>()
+        );
+        eprintln!(
+            "Live<ws> {}",
+            size_of::<super::Live<channel_protocol::websocket::Session>>()
+        );
+        eprintln!(
+            "ws engine {}",
+            size_of::<channel_protocol::websocket::Session>()
+        );
+        eprintln!(
+            "bc engine {}",
+            size_of::<channel_protocol::browserchannel::Session>()
+        );
+        eprintln!(
+            "sockjs engine {}",
+            size_of::<channel_protocol::sockjs::Session>()
+        );
+        eprintln!(
+            "sockjs ws engine {}",
+            size_of::<channel_protocol::sockjs::WebSocketSession>()
+        );
+        eprintln!(
+            "es engine {}",
+            size_of::<channel_protocol::event_stream::Session>()
+        );
+        eprintln!("CloseReason {}", size_of::<channel_protocol::CloseReason>());
+        eprintln!("Event {}", size_of::<channel_protocol::Event>());
+        eprintln!("Message {}", size_of::<channel_protocol::Message>());
+        eprintln!("HeaderMap {}", size_of::<http::HeaderMap>());
+        eprintln!("Uri {}", size_of::<http::Uri>());
     }
 }

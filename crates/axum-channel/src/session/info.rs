@@ -8,6 +8,7 @@
 use super::Transport;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Uri;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
@@ -17,8 +18,8 @@ struct RequestHead {
     /// `name\0value\0` pairs, names in lowercase.
     headers: Box<[u8]>,
     uri: Box<str>,
-    parsed_headers: OnceLock<HeaderMap>,
-    parsed_uri: OnceLock<Uri>,
+    parsed_headers: OnceLock<Box<HeaderMap>>,
+    parsed_uri: OnceLock<Box<Uri>>,
 }
 
 impl RequestHead {
@@ -44,7 +45,7 @@ impl RequestHead {
 
     fn headers(&self) -> &HeaderMap {
         self.parsed_headers.get_or_init(|| {
-            let mut map = HeaderMap::new();
+            let mut map = Box::new(HeaderMap::new());
             let mut fields = self.headers.split(|b| *b == 0);
             while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
                 if let (Ok(name), Ok(value)) =
@@ -59,22 +60,40 @@ impl RequestHead {
 
     fn uri(&self) -> &Uri {
         self.parsed_uri
-            .get_or_init(|| self.uri.parse().unwrap_or_default())
+            .get_or_init(|| Box::new(self.uri.parse().unwrap_or_default()))
+    }
+}
+
+/// A session's id: 128 random bits, written as 32 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct SessionKey(u128);
+
+impl SessionKey {
+    /// The key a session id names, if it is one.
+    pub(crate) fn parse(id: &str) -> Option<Self> {
+        if id.len() != 32 {
+            return None;
+        }
+        u128::from_str_radix(id, 16).ok().map(SessionKey)
     }
 }
 
 /// The facts about one session's peer.
 #[derive(Debug)]
 pub(crate) struct SessionInfo {
-    pub(crate) id: String,
+    key: SessionKey,
+    /// The key in hex, which `id()` hands out.
+    hex: [u8; 32],
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) transport: Transport,
     /// The app version the client reported (BrowserChannel `CVER`).
-    pub(crate) app_version: Option<String>,
+    pub(crate) app_version: Option<Box<str>>,
     /// The negotiated WebSocket subprotocol, or the SockJS transport's name.
-    pub(crate) protocol: Option<String>,
+    pub(crate) protocol: Option<Cow<'static, str>>,
     /// The EventSource client's `Last-Event-ID`.
-    pub(crate) last_event_id: Option<String>,
+    pub(crate) last_event_id: Option<Box<str>>,
+    /// The id a SockJS client chose for its session, which its requests name.
+    pub(crate) sockjs_key: Option<Box<str>>,
     head: RequestHead,
 }
 
@@ -87,15 +106,32 @@ impl SessionInfo {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Self {
+        let key = uuid::Uuid::new_v4().as_u128();
+        let mut hex = [0u8; 32];
+        for (index, digit) in hex.iter_mut().enumerate() {
+            let nibble = (key >> (124 - 4 * index)) & 0xF;
+            *digit = b"0123456789abcdef"[nibble as usize];
+        }
         Self {
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            key: SessionKey(key),
+            hex,
             remote_addr,
             transport,
             app_version: None,
             protocol: None,
             last_event_id: None,
+            sockjs_key: None,
             head: RequestHead::new(uri, headers),
         }
+    }
+
+    /// The session's id: 32 hex digits.
+    pub(crate) fn id(&self) -> &str {
+        std::str::from_utf8(&self.hex).unwrap_or_default()
+    }
+
+    pub(crate) fn key(&self) -> SessionKey {
+        self.key
     }
 
     pub(crate) fn headers(&self) -> &HeaderMap {
@@ -122,6 +158,8 @@ mod tests {
         assert_eq!(info.headers().get_all("x-a").iter().count(), 2);
         assert!(info.headers().get("cookie").is_none());
         assert_eq!(info.uri().query(), Some("room=a"));
-        assert_eq!(info.id.len(), 32);
+        assert_eq!(info.id().len(), 32);
+        assert_eq!(SessionKey::parse(info.id()), Some(info.key()));
+        assert_eq!(SessionKey::parse("not an id"), None);
     }
 }

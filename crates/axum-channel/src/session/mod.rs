@@ -10,7 +10,7 @@ mod info;
 
 pub use channel_protocol::{CloseReason, Message, SendError};
 pub use delivery::{Closed, Delivery};
-pub(crate) use info::SessionInfo;
+pub(crate) use info::{SessionInfo, SessionKey};
 
 use bytes::Bytes;
 use channel_protocol::{Payload, Ticket};
@@ -105,7 +105,7 @@ impl SessionSender {
 
     /// The session's id: 128 random bits, as hex.
     pub fn id(&self) -> &str {
-        &self.info().id
+        self.info().id()
     }
 
     /// The protocol carrying this session.

@@ -202,18 +202,10 @@ impl SockJsServer {
             return Err(too_many_sessions());
         }
         let engine = Engine::new(crate::live::now(), self.sockjs.session());
-        let session = Live::new(
-            self.info(parts, kind.name()),
-            engine,
-            self.services.clone(),
-            Clock::Shared,
-        );
-        if self
-            .services
-            .registry
-            .insert(session.clone(), Some(key.to_owned()))
-            .is_err()
-        {
+        let mut info = self.info(parts, kind.name());
+        info.sockjs_key = Some(key.into());
+        let session = Live::new(info, engine, self.services.clone(), Clock::Shared);
+        if self.services.registry.insert(session.clone()).is_err() {
             // Another request created it meanwhile, or the bound was reached.
             return match self.find(key) {
                 Some(session) => Ok((session, false)),
@@ -224,14 +216,14 @@ impl SockJsServer {
     }
 
     /// What a session knows of its peer: the headers sockjs-node exposes.
-    fn info(&self, parts: &Parts, protocol: &str) -> SessionInfo {
+    fn info(&self, parts: &Parts, protocol: &'static str) -> SessionInfo {
         let mut info = SessionInfo::new(
             Transport::SockJs,
             remote_addr(parts),
             &parts.uri,
             &exposed_headers(&parts.headers),
         );
-        info.protocol = Some(protocol.to_owned());
+        info.protocol = Some(std::borrow::Cow::Borrowed(protocol));
         info
     }
 
@@ -437,9 +429,9 @@ impl SockJsServer {
         let info = self.info(&parts, TransportKind::WebSocket.name());
         let session = self.sockjs.session();
         let (on_upgrade, kind) = (accepted.on_upgrade, accepted.handshake);
-        tokio::spawn(self.upgrade().serve(on_upgrade, kind, info, move |now, _| {
+        self.upgrade().spawn(on_upgrade, kind, info, move |now, _| {
             WebSocketSession::new(now, session)
-        }));
+        });
         accepted.response
     }
 
@@ -476,12 +468,10 @@ impl SockJsServer {
         let info = self.info(&parts, "websocket-raw");
         let websocket = WebSocketConfig::new().max_queued_messages(self.sockjs.max_queued_messages);
         let (on_upgrade, kind) = (accepted.on_upgrade, accepted.handshake);
-        tokio::spawn(
-            self.upgrade()
-                .serve(on_upgrade, kind, info, move |now, rfc6455| {
-                    channel_protocol::websocket::Session::new(now, websocket.session(rfc6455))
-                }),
-        );
+        self.upgrade()
+            .spawn(on_upgrade, kind, info, move |now, rfc6455| {
+                channel_protocol::websocket::Session::new(now, websocket.session(rfc6455))
+            });
         accepted.response
     }
 }

@@ -6,9 +6,10 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
 
-/// Which handshake a request asks for.
+/// Which handshake a request asks for. It holds copies, never slices of
+/// the request: the connection outlives it.
 pub(crate) enum Handshake {
-    Rfc6455 { key: HeaderValue },
+    Rfc6455,
     Hixie76 { key1: String, key2: String },
     Hixie75,
 }
@@ -112,7 +113,7 @@ fn handshake_kind(headers: &HeaderMap, hixie: bool) -> Result<Handshake, Refusal
     match (version, key1, key2) {
         (Some(version), _, _) if version != "13" => Err(Refusal::UnsupportedVersion),
         (Some(_), _, _) => match headers.get(header::SEC_WEBSOCKET_KEY) {
-            Some(key) => Ok(Handshake::Rfc6455 { key: key.clone() }),
+            Some(_) => Ok(Handshake::Rfc6455),
             None => Err(Refusal::bad_request("Missing Sec-WebSocket-Key")),
         },
         (None, Some(key1), Some(key2)) if hixie => {
@@ -173,7 +174,11 @@ pub(crate) fn accept(
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
     match &handshake {
-        Handshake::Rfc6455 { key } => {
+        Handshake::Rfc6455 => {
+            let key = parts
+                .headers
+                .get(header::SEC_WEBSOCKET_KEY)
+                .expect("checked by handshake_kind");
             headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
             headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
             let accept =

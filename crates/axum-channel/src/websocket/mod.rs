@@ -12,6 +12,7 @@ use crate::live::{Clock, Live, Services};
 use crate::session::{Session, SessionInfo, Transport};
 use axum::body::Body;
 use channel_protocol::websocket::{Framed, Session as Engine};
+use futures::future::BoxFuture;
 use handshake::{plain, Handshake, HandshakeOptions};
 use hixie::HixieSocket;
 use http::{Method, Request, Response, StatusCode};
@@ -76,7 +77,7 @@ impl WebSocketServer {
             &parts.uri,
             &parts.headers,
         );
-        info.protocol = accepted.protocol;
+        info.protocol = accepted.protocol.map(std::borrow::Cow::Owned);
         let upgrade = Upgrade {
             config: self.config.clone(),
             services: self.services.clone(),
@@ -84,9 +85,9 @@ impl WebSocketServer {
         };
         let websocket = self.websocket.clone();
         let (on_upgrade, kind) = (accepted.on_upgrade, accepted.handshake);
-        tokio::spawn(upgrade.serve(on_upgrade, kind, info, move |now, rfc6455| {
+        upgrade.spawn(on_upgrade, kind, info, move |now, rfc6455| {
             Engine::new(now, websocket.session(rfc6455))
-        }));
+        });
         accepted.response
     }
 }
@@ -107,10 +108,16 @@ pub(crate) struct Upgrade {
     pub(crate) buffers: Buffers,
 }
 
+/// A session ready to run on its connection.
+type Opened<E> = (Arc<Live<E>>, Socket, Option<BoxFuture<'static, ()>>);
+
 impl Upgrade {
-    /// Takes over the upgraded connection, opens the session with the engine
-    /// `make` builds (told whether the framing is RFC 6455), and runs it.
-    pub(crate) async fn serve<E, F>(
+    /// Spawns the connection task: it takes over the upgraded connection,
+    /// opens the session with the engine `make` builds (told whether the
+    /// framing is RFC 6455), and runs it. The opening steps live on the heap
+    /// only until they are done, so an idle connection's task holds just
+    /// what running the session needs.
+    pub(crate) fn spawn<E, F>(
         self,
         on_upgrade: OnUpgrade,
         handshake: Handshake,
@@ -118,39 +125,57 @@ impl Upgrade {
         make: F,
     ) where
         E: Framed + Send + 'static,
+        F: FnOnce(Instant, bool) -> E + Send + 'static,
+    {
+        let opening = Box::pin(self.open(on_upgrade, handshake, info, make));
+        tokio::spawn(async move {
+            if let Some((live, socket, app)) = opening.await {
+                connection::run(live, socket, app).await;
+            }
+        });
+    }
+
+    async fn open<E, F>(
+        self,
+        on_upgrade: OnUpgrade,
+        handshake: Handshake,
+        info: SessionInfo,
+        make: F,
+    ) -> Option<Opened<E>>
+    where
+        E: Framed + Send + 'static,
         F: FnOnce(Instant, bool) -> E,
     {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => {
                 tracing::debug!(%error, "WebSocket upgrade failed");
-                return;
+                return None;
             }
         };
-        let Some(socket) = establish(TokioIo::new(upgraded), &handshake, &self.buffers).await
-        else {
+        let Some(socket) = establish(TokioIo::new(upgraded), handshake, &self.buffers).await else {
             tracing::debug!("WebSocket handshake did not complete");
-            return;
+            return None;
         };
         let engine = make(crate::live::now(), socket.is_rfc6455());
         let live = Live::new(info, engine, self.services.clone(), Clock::Connection);
-        if self.services.registry.insert(live.clone(), None).is_err() {
+        if self.services.registry.insert(live.clone()).is_err() {
             tracing::debug!("too many sessions; dropping an upgraded WebSocket");
-            return;
+            return None;
         }
-        tracing::debug!(session = %live.info().id, "WebSocket session opened");
+        tracing::debug!(session = %live.info().id(), "WebSocket session opened");
         let app = self.config.handler_for(Session::new(live.clone()));
-        connection::run(live, socket, app).await;
+        Some((live, socket, app))
     }
 }
 
 /// The socket for an upgraded connection, once the handshake is complete
 /// (hixie-76 answers a challenge first).
-async fn establish(mut io: socket::Io, handshake: &Handshake, buffers: &Buffers) -> Option<Socket> {
+async fn establish(mut io: socket::Io, handshake: Handshake, buffers: &Buffers) -> Option<Socket> {
     match handshake {
-        Handshake::Rfc6455 { .. } => Some(Socket::rfc6455(io, buffers).await),
+        Handshake::Rfc6455 => Some(Socket::rfc6455(io, buffers).await),
         Handshake::Hixie76 { key1, key2 } => {
-            hixie::answer_challenge(&mut io, key1, key2).await.ok()?;
+            hixie::answer_challenge(&mut io, &key1, &key2).await.ok()?;
             Some(Socket::Hixie(Box::new(HixieSocket::new(
                 io,
                 buffers.max_message_size,

@@ -10,7 +10,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -21,12 +21,23 @@ use tokio_tungstenite::WebSocketStream;
 /// The upgraded HTTP connection.
 pub(crate) type Io = TokioIo<Upgraded>;
 
-/// The peer's bytes pass through a [`TextGuard`] on their way to
-/// tungstenite, so invalid UTF-8 is caught while a frame still arrives.
+/// How many bytes one read from the socket takes at most.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// The peer's bytes on their way to tungstenite. They pass through a
+/// [`TextGuard`], so invalid UTF-8 is caught while a frame still arrives.
+/// Reads from the socket take up to [`READ_CHUNK`] bytes at once into a
+/// stack buffer; what tungstenite's small buffer cannot take yet waits in
+/// `spill`, which is freed once the connection has nothing more to read.
+/// An idle connection thus holds no read buffer beyond tungstenite's few
+/// bytes.
 pub(crate) struct Guarded {
     io: Io,
     guard: TextGuard,
     invalid: bool,
+    spill: Vec<u8>,
+    /// How much of `spill` was handed over already.
+    taken: usize,
 }
 
 impl AsyncRead for Guarded {
@@ -35,12 +46,34 @@ impl AsyncRead for Guarded {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.io).poll_read(cx, buf))?;
         let this = &mut *self;
-        if this.guard.inspect(&buf.filled()[before..]).is_err() {
+        if this.taken < this.spill.len() {
+            let take = (this.spill.len() - this.taken).min(buf.remaining());
+            buf.put_slice(&this.spill[this.taken..this.taken + take]);
+            this.taken += take;
+            if this.taken == this.spill.len() {
+                this.spill.clear();
+                this.taken = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut read = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut this.io).poll_read(cx, &mut read) {
+            Poll::Pending => {
+                // Nothing more to read for now: keep no buffer while idle.
+                this.spill = Vec::new();
+                return Poll::Pending;
+            }
+            Poll::Ready(result) => result?,
+        }
+        let bytes = read.filled();
+        if this.guard.inspect(bytes).is_err() {
             this.invalid = true;
         }
+        let take = bytes.len().min(buf.remaining());
+        buf.put_slice(&bytes[..take]);
+        this.spill.extend_from_slice(&bytes[take..]);
         Poll::Ready(Ok(()))
     }
 }
@@ -115,6 +148,8 @@ impl Socket {
             io,
             guard: TextGuard::new(),
             invalid: false,
+            spill: Vec::new(),
+            taken: 0,
         };
         let ws = WebSocketStream::from_raw_socket(guarded, Role::Server, Some(config)).await;
         Socket::Rfc6455(Box::new(ws))

@@ -285,8 +285,10 @@ impl Session {
         };
         if let Some(batch) = batch {
             let mut released = Vec::new();
-            for (seq, message) in (batch.offset..).zip(batch.messages) {
-                self.maps.offer(seq, message, &mut released)?;
+            // `check_run` accepted the run: every number fits below `u64::MAX`.
+            for (index, message) in batch.messages.into_iter().enumerate() {
+                self.maps
+                    .offer(batch.offset + index as u64, message, &mut released)?;
             }
             self.events.extend(released.into_iter().map(|message| {
                 Event::Message(match message {
@@ -498,6 +500,12 @@ impl Session {
     /// How many arrays wait for acknowledgement, sent or not.
     pub fn outstanding_arrays(&self) -> usize {
         self.outgoing.len()
+    }
+
+    /// How many of those carry an app message: at most
+    /// [`SessionConfig::max_outgoing_arrays`].
+    pub fn outstanding_app_arrays(&self) -> usize {
+        self.queued_app_arrays
     }
 
     /// How many out-of-order maps wait for a gap to fill.
@@ -836,6 +844,27 @@ mod tests {
             .handle_forward(now, Some(0), batch(0, &["a"]))
             .unwrap();
         assert_eq!(texts(&mut session), ["a", "b"]);
+    }
+
+    #[test]
+    fn numbers_at_the_end_of_the_range_are_refused_not_a_panic() {
+        let now = Instant::now();
+        let config = SessionConfig::default();
+        let mut session = Session::new(now, "s", None, Some(u64::MAX), config);
+        assert_eq!(
+            session.handle_forward(now, Some(u64::MAX), None),
+            Err(OrderError::OutOfRange)
+        );
+        let (now, mut session) = start();
+        session
+            .handle_forward(now, Some(10), batch(u64::MAX - 1, &["a"]))
+            .unwrap();
+        assert_eq!(session.held_maps(), 1);
+        assert_eq!(
+            session.handle_forward(now, Some(11), batch(u64::MAX - 1, &["a", "b"])),
+            Err(OrderError::OutOfRange)
+        );
+        assert_eq!(session.held_maps(), 1);
     }
 
     #[test]

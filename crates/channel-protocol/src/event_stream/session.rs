@@ -95,6 +95,12 @@ impl Session {
         STREAM
     }
 
+    /// How many events (and ping comments) are queued and not yet written:
+    /// at most [`SessionConfig::max_queued_events`].
+    pub fn queued_events(&self) -> usize {
+        self.queue.len()
+    }
+
     fn queue(&mut self, bytes: Bytes) -> Result<Ticket, SendError> {
         if self.close_reason.is_some() {
             return Err(closed_error(self.close_reason.as_ref()));

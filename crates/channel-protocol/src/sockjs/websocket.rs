@@ -60,6 +60,12 @@ impl WebSocketSession {
         }
     }
 
+    /// How many messages wait to be written: at most
+    /// [`SessionConfig::max_queued_messages`].
+    pub fn pending_messages(&self) -> usize {
+        self.session.pending_messages()
+    }
+
     /// The WebSocket is done; the session ends with it (keeping an earlier close reason).
     fn finish(&mut self, now: Instant, reason: CloseReason) {
         self.finished = true;

@@ -144,6 +144,19 @@ impl Session {
         self.phase == Phase::Finished
     }
 
+    /// How many messages are queued and not yet written: at most
+    /// [`SessionConfig::max_queued_messages`].
+    pub fn queued_messages(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// How many pings are not yet written or wait for their pong: at most
+    /// [`SessionConfig::max_queued_messages`] (at least one, for the
+    /// automatic ping).
+    pub fn queued_pings(&self) -> usize {
+        self.pings.len()
+    }
+
     /// A text or binary message from the peer.
     pub fn handle_message(&mut self, _now: Instant, message: Message) {
         if self.phase == Phase::Open {
@@ -369,7 +382,11 @@ impl Engine for Session {
                 }
                 auto.awaiting_pong = true;
                 auto.next_at = now + auto.every;
-                self.queue_ping(Bytes::new());
+                // A peer whose pongs answer no ping leaves its pings queued;
+                // while the queue is full, an earlier ping stands for this one.
+                if self.pings.len() < self.config.max_queued_messages.max(1) {
+                    self.queue_ping(Bytes::new());
+                }
             }
             Phase::Failing { since, .. } if now >= *since + self.config.failure_grace => {
                 self.app_idle(now);
@@ -476,6 +493,34 @@ mod tests {
         // No answer to the close frame: the session finishes after the close timeout.
         session.handle_timeout(second + Duration::from_secs(5));
         assert!(session.is_finished());
+    }
+
+    #[test]
+    fn pongs_that_answer_nothing_leave_the_ping_queue_bounded() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            ping_interval: Some(Duration::from_secs(10)),
+            max_queued_messages: 2,
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        for round in 1..10 {
+            let at = now + Duration::from_secs(10 * round);
+            session.handle_timeout(at);
+            session.poll_transmit(at);
+            // Any pong shows the peer is alive, but this one answers no ping.
+            session.handle_pong(at, b"bogus");
+            assert!(
+                session.queued_pings() <= 2,
+                "{} pings",
+                session.queued_pings()
+            );
+        }
+        assert_eq!(session.close_reason(), None);
+        // The queued pings are still answered by their pong.
+        let before = session.queued_pings();
+        session.handle_pong(now, b"");
+        assert!(session.queued_pings() < before);
     }
 
     #[test]

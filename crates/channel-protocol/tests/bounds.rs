@@ -1,0 +1,442 @@
+//! Property: no sequence of inputs makes a bounded buffer grow past its
+//! setting. Whatever the client sends (forward channel batches with any
+//! offsets and request numbers, acknowledgements with any AID, pongs that
+//! answer nothing), whatever the app sends and however time passes:
+//!
+//! - an [`OrderBuffer`] holds at most `max_held` early items;
+//! - a BrowserChannel session holds at most `max_held_maps` maps and as many
+//!   forward channel requests, and at most `max_outgoing_arrays` app arrays;
+//! - a SockJS session (over HTTP receivers or one WebSocket) holds at most
+//!   `max_queued_messages` messages;
+//! - a WebSocket session queues at most `max_queued_messages` messages and
+//!   as many pings (one at least, for the automatic ping);
+//! - an EventSource session queues at most `max_queued_events` events.
+
+use bytes::Bytes;
+use channel_protocol::browserchannel::{self, BackChannelEncoder, ForwardBatch, ForwardMessage};
+use channel_protocol::engine::{Engine, ReceiverId};
+use channel_protocol::sockjs::{self, Attach, ReceiverEncoding, ReceiverKind};
+use channel_protocol::websocket::{self, Framed, Incoming};
+use channel_protocol::{event_stream, CloseReason, OrderBuffer, Payload};
+use proptest::prelude::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// A sequence number: near the expected one (behind, at, ahead), near the
+/// end of the number space, or anything.
+#[derive(Debug, Clone, Copy)]
+enum Number {
+    Near(i64),
+    NearEnd(u64),
+    Any(u64),
+}
+
+impl Number {
+    fn resolve(self, base: u64) -> u64 {
+        match self {
+            Number::Near(delta) => base.saturating_add_signed(delta),
+            Number::NearEnd(back) => u64::MAX - back,
+            Number::Any(n) => n,
+        }
+    }
+}
+
+fn number() -> impl Strategy<Value = Number> {
+    prop_oneof![
+        6 => (-4i64..12).prop_map(Number::Near),
+        1 => (0u64..4).prop_map(Number::NearEnd),
+        1 => any::<u64>().prop_map(Number::Any),
+    ]
+}
+
+fn advance() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        (0u64..2_000).prop_map(Duration::from_millis),
+        (0u64..120).prop_map(Duration::from_secs),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn an_order_buffer_holds_at_most_its_bound(
+        max_held in 0usize..6,
+        first in prop_oneof![0u64..100, (0u64..4).prop_map(|back| u64::MAX - back)],
+        offers in prop::collection::vec(number(), 0..64),
+    ) {
+        let mut buffer = OrderBuffer::new(first, max_held);
+        let mut released = Vec::new();
+        for offer in offers {
+            let seq = offer.resolve(buffer.next_expected());
+            let _ = buffer.offer(seq, seq, &mut released);
+            prop_assert!(buffer.held() <= max_held);
+        }
+        // Released in order, each once.
+        prop_assert!(released.windows(2).all(|pair| pair[1] == pair[0] + 1));
+    }
+}
+
+#[derive(Debug, Clone)]
+enum BcOp {
+    Forward {
+        rid: Option<Number>,
+        offset: Number,
+        maps: Option<usize>,
+    },
+    Terminate(Option<Number>),
+    Send,
+    Acknowledge(i64),
+    AttachBackChannel {
+        chunked: bool,
+    },
+    PollTransmit,
+    DetachBackChannel,
+    Backpressure(bool),
+    Wait(Duration),
+}
+
+fn bc_op() -> impl Strategy<Value = BcOp> {
+    prop_oneof![
+        4 => (prop::option::of(number()), number(), prop::option::of(0usize..6))
+            .prop_map(|(rid, offset, maps)| BcOp::Forward { rid, offset, maps }),
+        1 => prop::option::of(number()).prop_map(BcOp::Terminate),
+        4 => Just(BcOp::Send),
+        2 => prop_oneof![-2i64..8, any::<i64>()].prop_map(BcOp::Acknowledge),
+        1 => any::<bool>().prop_map(|chunked| BcOp::AttachBackChannel { chunked }),
+        2 => Just(BcOp::PollTransmit),
+        1 => Just(BcOp::DetachBackChannel),
+        1 => any::<bool>().prop_map(BcOp::Backpressure),
+        1 => advance().prop_map(BcOp::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn a_browserchannel_session_holds_at_most_its_bounds(
+        max_held_maps in 0usize..4,
+        max_outgoing_arrays in 0usize..4,
+        first_request in prop::option::of(number()),
+        ops in prop::collection::vec(bc_op(), 0..64),
+    ) {
+        let config = browserchannel::SessionConfig {
+            max_held_maps,
+            max_outgoing_arrays,
+            ..browserchannel::SessionConfig::default()
+        };
+        let mut now = Instant::now();
+        let first_request = first_request.map(|rid| rid.resolve(1000));
+        let mut session = browserchannel::Session::new(now, "s", None, first_request, config);
+        let mut next_rid = first_request.unwrap_or(0);
+        let mut next_map = 0u64;
+        let mut back_channel = None;
+        for op in ops {
+            match op {
+                BcOp::Forward { rid, offset, maps } => {
+                    let rid = rid.map(|rid| rid.resolve(next_rid));
+                    let batch = maps.map(|maps| {
+                        let offset = offset.resolve(next_map);
+                        ForwardBatch {
+                            offset,
+                            messages: (0..maps).map(|i| ForwardMessage::Json(json!(i))).collect(),
+                        }
+                    });
+                    let held = session.held_maps();
+                    if session.handle_forward(now, rid, batch).is_err() {
+                        // A refused request changes nothing.
+                        prop_assert_eq!(session.held_maps(), held);
+                    } else if let Some(rid) = rid {
+                        next_rid = next_rid.max(rid.saturating_add(1));
+                    }
+                }
+                BcOp::Terminate(rid) => {
+                    let _ = session.terminate(now, rid.map(|rid| rid.resolve(next_rid)));
+                }
+                BcOp::Send => {
+                    let _ = session.send(now, &Payload::text("m"));
+                }
+                BcOp::Acknowledge(aid) => session.acknowledge(now, aid),
+                BcOp::AttachBackChannel { chunked } => {
+                    back_channel = session.attach_back_channel(now, BackChannelEncoder::xmlhttp(), chunked, None);
+                }
+                BcOp::PollTransmit => {
+                    if let Some(id) = back_channel {
+                        session.poll_transmit(now, id);
+                    }
+                }
+                BcOp::DetachBackChannel => {
+                    if let Some(id) = back_channel.take() {
+                        session.detach_back_channel(now, id);
+                    }
+                }
+                BcOp::Backpressure(blocked) => session.set_backpressure(now, blocked),
+                BcOp::Wait(duration) => {
+                    now += duration;
+                    session.handle_timeout(now);
+                }
+            }
+            while let Some(event) = session.poll_event() {
+                if let channel_protocol::Event::Message(_) = event {
+                    next_map += 1;
+                }
+            }
+            prop_assert!(session.held_maps() <= 2 * max_held_maps, "{} maps held", session.held_maps());
+            prop_assert!(session.outstanding_app_arrays() <= max_outgoing_arrays);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum SockJsOp {
+    Send,
+    Attach { polling: bool, websocket: bool },
+    PollTransmit,
+    Detach,
+    Messages(usize),
+    Close,
+    Wait(Duration),
+}
+
+fn sockjs_op() -> impl Strategy<Value = SockJsOp> {
+    prop_oneof![
+        6 => Just(SockJsOp::Send),
+        2 => (any::<bool>(), prop::bool::weighted(0.2))
+            .prop_map(|(polling, websocket)| SockJsOp::Attach { polling, websocket }),
+        3 => Just(SockJsOp::PollTransmit),
+        1 => Just(SockJsOp::Detach),
+        1 => (0usize..4).prop_map(SockJsOp::Messages),
+        1 => Just(SockJsOp::Close),
+        1 => advance().prop_map(SockJsOp::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn a_sockjs_session_holds_at_most_its_bound(
+        max_queued_messages in 0usize..5,
+        response_limit in 0usize..64,
+        ops in prop::collection::vec(sockjs_op(), 0..64),
+    ) {
+        let config = sockjs::SessionConfig {
+            max_queued_messages,
+            response_limit,
+            ..sockjs::SessionConfig::default()
+        };
+        let mut now = Instant::now();
+        let mut session = sockjs::Session::new(now, config);
+        let mut receiver = None;
+        for op in ops {
+            match op {
+                SockJsOp::Send => {
+                    let _ = session.send(now, &Payload::text("m"));
+                }
+                SockJsOp::Attach { polling, websocket } => {
+                    let kind = if websocket {
+                        ReceiverKind::WebSocket
+                    } else {
+                        ReceiverKind::Http {
+                            encoding: ReceiverEncoding::Xhr,
+                            prelude: String::new(),
+                            polling,
+                        }
+                    };
+                    if let Attach::Attached { id, .. } = session.attach_receiver(now, kind) {
+                        receiver = Some(id);
+                    }
+                }
+                SockJsOp::PollTransmit => {
+                    let id = receiver.unwrap_or(ReceiverId(0));
+                    session.poll_transmit(now, id);
+                }
+                SockJsOp::Detach => {
+                    if let Some(id) = receiver.take() {
+                        session.detach_receiver(now, id, CloseReason::ConnectionLost);
+                    }
+                }
+                SockJsOp::Messages(count) => {
+                    session.handle_messages(now, vec!["x".to_owned(); count]);
+                }
+                SockJsOp::Close => session.close(now, CloseReason::Closed(String::new())),
+                SockJsOp::Wait(duration) => {
+                    now += duration;
+                    session.handle_timeout(now);
+                }
+            }
+            while session.poll_event().is_some() {}
+            prop_assert!(session.pending_messages() <= max_queued_messages);
+        }
+    }
+
+    #[test]
+    fn a_sockjs_websocket_session_holds_at_most_its_bound(
+        max_queued_messages in 0usize..5,
+        ops in prop::collection::vec(ws_op(), 0..64),
+    ) {
+        let config = sockjs::SessionConfig {
+            max_queued_messages,
+            ..sockjs::SessionConfig::default()
+        };
+        let mut now = Instant::now();
+        let mut session = sockjs::WebSocketSession::new(now, config);
+        for op in ops {
+            match op {
+                WsOp::Send => {
+                    let _ = session.send(now, &Payload::text("m"));
+                }
+                WsOp::Ping => {
+                    let _ = session.ping(now, Bytes::new());
+                }
+                WsOp::PollFrame => {
+                    session.poll_frame(now);
+                }
+                WsOp::Incoming(incoming) => session.handle_incoming(now, incoming),
+                WsOp::Close => session.close(now, CloseReason::Closed(String::new())),
+                WsOp::AppIdle => session.app_idle(now),
+                WsOp::Wait(duration) => {
+                    now += duration;
+                    session.handle_timeout(now);
+                }
+            }
+            while session.poll_event().is_some() {}
+            prop_assert!(session.pending_messages() <= max_queued_messages);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum WsOp {
+    Send,
+    Ping,
+    PollFrame,
+    Incoming(Incoming),
+    Close,
+    AppIdle,
+    Wait(Duration),
+}
+
+fn incoming() -> impl Strategy<Value = Incoming> {
+    prop_oneof![
+        4 => prop_oneof![Just(&b""[..]), Just(&b"bogus"[..])]
+            .prop_map(|payload| Incoming::Pong(Bytes::from_static(payload))),
+        2 => Just(Incoming::Text("[\"x\"]".into())),
+        1 => Just(Incoming::Ping),
+        1 => Just(Incoming::Failed { code: 1007, reason: "bad".into() }),
+        1 => Just(Incoming::Close { code: Some(1000), reason: String::new() }),
+    ]
+}
+
+fn ws_op() -> impl Strategy<Value = WsOp> {
+    prop_oneof![
+        6 => Just(WsOp::Send),
+        3 => Just(WsOp::Ping),
+        4 => Just(WsOp::PollFrame),
+        3 => incoming().prop_map(WsOp::Incoming),
+        1 => Just(WsOp::Close),
+        1 => Just(WsOp::AppIdle),
+        3 => advance().prop_map(WsOp::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn a_websocket_session_queues_at_most_its_bound(
+        max_queued_messages in 0usize..5,
+        ping_every in prop::option::of(1u64..30),
+        ops in prop::collection::vec(ws_op(), 0..96),
+    ) {
+        let config = websocket::SessionConfig {
+            max_queued_messages,
+            ping_interval: ping_every.map(Duration::from_secs),
+            ..websocket::SessionConfig::default()
+        };
+        let mut now = Instant::now();
+        let mut session = websocket::Session::new(now, config);
+        for op in ops {
+            match op {
+                WsOp::Send => {
+                    let _ = session.send(now, &Payload::text("m"));
+                }
+                WsOp::Ping => {
+                    let _ = session.ping(now, Bytes::from_static(b"p"));
+                }
+                WsOp::PollFrame => {
+                    session.poll_transmit(now);
+                }
+                WsOp::Incoming(incoming) => session.handle_incoming(now, incoming),
+                WsOp::Close => session.close(now, CloseReason::Closed(String::new())),
+                WsOp::AppIdle => session.app_idle(now),
+                WsOp::Wait(duration) => {
+                    now += duration;
+                    session.handle_timeout(now);
+                }
+            }
+            while session.poll_event().is_some() {}
+            prop_assert!(session.queued_messages() <= max_queued_messages);
+            prop_assert!(
+                session.queued_pings() <= max_queued_messages.max(1),
+                "{} pings queued", session.queued_pings()
+            );
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum EsOp {
+    Send,
+    Ping,
+    PollTransmit,
+    Close,
+    Wait(Duration),
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn an_event_source_session_queues_at_most_its_bound(
+        max_queued_events in 0usize..5,
+        ping_every in prop::option::of(1u64..30),
+        ops in prop::collection::vec(prop_oneof![
+            6 => Just(EsOp::Send),
+            2 => Just(EsOp::Ping),
+            3 => Just(EsOp::PollTransmit),
+            1 => Just(EsOp::Close),
+            2 => advance().prop_map(EsOp::Wait),
+        ], 0..64),
+    ) {
+        let config = event_stream::SessionConfig {
+            max_queued_events,
+            ping_interval: ping_every.map(Duration::from_secs),
+            ..event_stream::SessionConfig::default()
+        };
+        let mut now = Instant::now();
+        let mut session = event_stream::Session::new(now, config);
+        let stream = session.stream();
+        for op in ops {
+            match op {
+                EsOp::Send => {
+                    let _ = session.send(now, &Payload::text("m"));
+                }
+                EsOp::Ping => {
+                    let _ = session.ping(now, Bytes::from_static(b"p"));
+                }
+                EsOp::PollTransmit => {
+                    session.poll_transmit(now, stream);
+                }
+                EsOp::Close => session.close(now, CloseReason::Closed(String::new())),
+                EsOp::Wait(duration) => {
+                    now += duration;
+                    session.handle_timeout(now);
+                }
+            }
+            while session.poll_event().is_some() {}
+            prop_assert!(session.queued_events() <= max_queued_events);
+        }
+    }
+}

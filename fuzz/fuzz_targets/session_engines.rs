@@ -1,0 +1,674 @@
+//! Every session engine driven by any sequence of operations: the app's
+//! (send, ping, stop, close, backpressure, idle), the client's (forward
+//! channel batches with any offsets and request numbers, acknowledgements
+//! with any AID, messages, WebSocket frames of every kind), the IO side's
+//! (attach and detach receivers, poll for bytes, poll for events) and
+//! time's (advances of any length, then `handle_timeout`).
+//!
+//! Asserted after every operation, besides "no panic":
+//! - every bound holds: BrowserChannel's outstanding app arrays and held
+//!   maps, SockJS's pending messages, WebSocket's queued messages and pings,
+//!   EventSource's queued events;
+//! - the app's messages are numbered 0, 1, 2...; confirmations never go
+//!   back and never confirm a message that was not sent;
+//! - BrowserChannel releases client maps each once, in map order;
+//! - `Closed` comes at most once and before `Finished`, which comes at most
+//!   once; no client message follows `Closed`; once `Finished`, sends fail;
+//! - `handle_timeout` at or after the deadline of `poll_timeout` moves the
+//!   deadline past `now` (or removes it): the IO side never spins.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use bytes::Bytes;
+use channel_protocol::browserchannel::{self, BackChannelEncoder, ForwardBatch, ForwardMessage};
+use channel_protocol::engine::{Counter, Engine, Event, ReceiverId, Transmit};
+use channel_protocol::sockjs::{self, Attach, ReceiverEncoding, ReceiverKind};
+use channel_protocol::websocket::{self, Framed, Incoming};
+use channel_protocol::{event_stream, CloseReason, Message, Payload};
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Which {
+    BrowserChannel,
+    SockJs,
+    SockJsWebSocket,
+    WebSocket,
+    EventSource,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Settings {
+    bound_a: u8,
+    bound_b: u8,
+    time_a: u16,
+    time_b: u16,
+    time_c: u16,
+    time_d: u16,
+    limit: u16,
+    flags: u8,
+}
+
+/// A duration of 1 ms to about a minute: zero would make a timer due
+/// again at once, which is a configuration error, not an input.
+fn millis(value: u16) -> Duration {
+    Duration::from_millis(u64::from(value) + 1)
+}
+
+#[derive(Arbitrary, Debug)]
+enum PayloadSpec {
+    Text(String),
+    Number(i32),
+    Binary(Vec<u8>),
+    Event(String, Option<String>, Option<String>),
+}
+
+impl PayloadSpec {
+    fn payload(&self) -> Payload {
+        match self {
+            PayloadSpec::Text(text) => Payload::text(text.clone()),
+            PayloadSpec::Number(n) => Payload::json(Value::from(*n)),
+            PayloadSpec::Binary(data) => Payload::binary(data.clone()),
+            PayloadSpec::Event(data, event, id) => {
+                Payload::event(data.clone(), event.clone(), id.clone())
+            }
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Reason {
+    Closed(String),
+    WithCode(u16),
+    Peer(Option<u16>),
+    Failed(u16),
+    PingTimeout,
+    Lost,
+    TimedOut,
+    Disconnected,
+    Reconnected,
+    Lagging,
+    Shutdown,
+}
+
+impl Reason {
+    fn reason(&self) -> CloseReason {
+        match self {
+            Reason::Closed(text) => CloseReason::Closed(text.clone()),
+            Reason::WithCode(code) => CloseReason::ClosedWithCode {
+                code: *code,
+                reason: "r".into(),
+            },
+            Reason::Peer(code) => CloseReason::Peer {
+                code: *code,
+                reason: String::new(),
+            },
+            Reason::Failed(code) => CloseReason::Failed {
+                code: *code,
+                reason: "f".into(),
+            },
+            Reason::PingTimeout => CloseReason::PingTimeout,
+            Reason::Lost => CloseReason::ConnectionLost,
+            Reason::TimedOut => CloseReason::TimedOut,
+            Reason::Disconnected => CloseReason::Disconnected,
+            Reason::Reconnected => CloseReason::Reconnected,
+            Reason::Lagging => CloseReason::Lagging,
+            Reason::Shutdown => CloseReason::Shutdown,
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Time {
+    Millis(u16),
+    Seconds(u16),
+    /// To the engine's deadline, if it has one in the future.
+    ToDeadline,
+    /// Past the engine's deadline by some milliseconds.
+    PastDeadline(u16),
+}
+
+/// A number relative to what the harness expects next, or any number.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Near {
+    Near(i8),
+    NearEnd(u8),
+    Any(u64),
+}
+
+impl Near {
+    fn resolve(self, base: u64) -> u64 {
+        match self {
+            Near::Near(delta) => base.saturating_add_signed(i64::from(delta)),
+            Near::NearEnd(back) => u64::MAX - u64::from(back),
+            Near::Any(n) => n,
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Aid {
+    Near(i8),
+    Any(i64),
+}
+
+#[derive(Arbitrary, Debug)]
+enum ReceiverSpec {
+    Xhr { polling: bool, prelude: bool },
+    EventSource,
+    HtmlFile,
+    Jsonp,
+    WebSocket,
+}
+
+impl ReceiverSpec {
+    fn kind(&self) -> ReceiverKind {
+        let http = |encoding, prelude: &str, polling| ReceiverKind::Http {
+            encoding,
+            prelude: prelude.to_owned(),
+            polling,
+        };
+        match self {
+            ReceiverSpec::Xhr { polling, prelude } => http(
+                ReceiverEncoding::Xhr,
+                if *prelude { "hhh\n" } else { "" },
+                *polling,
+            ),
+            ReceiverSpec::EventSource => http(ReceiverEncoding::EventSource, "\r\n", false),
+            ReceiverSpec::HtmlFile => http(ReceiverEncoding::HtmlFile, "<html>", false),
+            ReceiverSpec::Jsonp => http(
+                ReceiverEncoding::Jsonp {
+                    callback: "cb".into(),
+                },
+                "",
+                true,
+            ),
+            ReceiverSpec::WebSocket => ReceiverKind::WebSocket,
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum IncomingSpec {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping,
+    Pong(Vec<u8>),
+    Close(Option<u16>, String),
+    Failed(u16),
+    Lost,
+}
+
+impl IncomingSpec {
+    fn incoming(&self) -> Incoming {
+        match self {
+            IncomingSpec::Text(text) => Incoming::Text(text.clone()),
+            IncomingSpec::Binary(data) => Incoming::Binary(Bytes::from(data.clone())),
+            IncomingSpec::Ping => Incoming::Ping,
+            IncomingSpec::Pong(data) => Incoming::Pong(Bytes::from(data.clone())),
+            IncomingSpec::Close(code, reason) => Incoming::Close {
+                code: *code,
+                reason: reason.clone(),
+            },
+            IncomingSpec::Failed(code) => Incoming::Failed {
+                code: *code,
+                reason: "bad".into(),
+            },
+            IncomingSpec::Lost => Incoming::Lost,
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Send(PayloadSpec),
+    Ping(Vec<u8>),
+    Stop,
+    Close(Reason),
+    Backpressure(bool),
+    AppIdle,
+    Time(Time),
+    /// Polls a receiver for bytes: one the engine handed out, or one it never did.
+    Transmit(u8),
+    Attach {
+        receiver: ReceiverSpec,
+        html: bool,
+        chunked: bool,
+        domain: Option<String>,
+    },
+    Detach(u8, Reason),
+    Acknowledge(Aid),
+    Forward {
+        rid: Option<Near>,
+        offset: Near,
+        maps: Option<u8>,
+        raw_maps: bool,
+    },
+    Terminate(Option<Near>),
+    OpeningReply,
+    ForwardReply,
+    Messages(Vec<String>),
+    WebSocketText(String),
+    End(Reason),
+    Incoming(IncomingSpec),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    which: Which,
+    settings: Settings,
+    first_request: Option<Near>,
+    ops: Vec<Op>,
+}
+
+/// What the harness knows of the engine, checked as outputs arrive.
+struct Checks {
+    now: Instant,
+    /// Messages the app sent successfully (their numbers are 0..sent).
+    sent: u64,
+    confirmed: u64,
+    pings_confirmed: u64,
+    last_ping: Option<u64>,
+    closed: bool,
+    finished: bool,
+    /// BrowserChannel: the next client map number to be released.
+    next_map: u64,
+}
+
+impl Checks {
+    fn ticket(&mut self, result: Result<channel_protocol::Ticket, channel_protocol::SendError>) {
+        match result {
+            Ok(ticket) => {
+                assert!(!self.finished, "a send was accepted after Finished");
+                match ticket.counter {
+                    Counter::Messages => {
+                        assert_eq!(ticket.seq, self.sent, "messages are numbered in order");
+                        self.sent += 1;
+                    }
+                    Counter::Pings => {
+                        assert!(self.last_ping.is_none_or(|last| ticket.seq > last));
+                        self.last_ping = Some(ticket.seq);
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn confirms(&mut self, confirms: Option<u64>) {
+        if let Some(through) = confirms {
+            assert!(through >= self.confirmed, "confirmation went back");
+            assert!(
+                through <= self.sent,
+                "confirmed {through} of {} sent",
+                self.sent
+            );
+            self.confirmed = through;
+        }
+    }
+
+    fn transmit(&mut self, transmit: &Option<Transmit>) {
+        match transmit {
+            Some(Transmit::Data { confirms, .. }) | Some(Transmit::Binary { confirms, .. }) => {
+                self.confirms(*confirms)
+            }
+            _ => {}
+        }
+    }
+
+    fn events(&mut self, engine: &mut dyn Engine) {
+        while let Some(event) = engine.poll_event() {
+            match event {
+                Event::Message(message) => {
+                    assert!(!self.closed, "a message after Closed");
+                    let number = match message {
+                        Message::Json(Value::Number(n)) => n.as_u64(),
+                        Message::Map(map) => map.get("n").and_then(|n| n.parse().ok()),
+                        _ => None,
+                    };
+                    if let Some(number) = number {
+                        // Only BrowserChannel maps carry numbers.
+                        assert_eq!(number, self.next_map, "maps released out of order");
+                        self.next_map += 1;
+                    }
+                }
+                Event::Confirmed {
+                    counter: Counter::Messages,
+                    through,
+                } => self.confirms(Some(through)),
+                Event::Confirmed {
+                    counter: Counter::Pings,
+                    through,
+                } => {
+                    assert!(
+                        through >= self.pings_confirmed,
+                        "ping confirmation went back"
+                    );
+                    self.pings_confirmed = through;
+                }
+                Event::Transmit => {}
+                Event::Closed(_) => {
+                    assert!(!self.closed, "Closed twice");
+                    assert!(engine.close_reason().is_some());
+                    self.closed = true;
+                }
+                Event::Finished => {
+                    assert!(self.closed, "Finished before Closed");
+                    assert!(!self.finished, "Finished twice");
+                    self.finished = true;
+                }
+            }
+        }
+        if self.finished {
+            let late = engine.send(self.now, &Payload::text("late"));
+            assert!(late.is_err(), "a send was accepted after Finished");
+        }
+    }
+
+    /// Advances time and runs the timers; the deadline must move past `now`.
+    fn time(&mut self, engine: &mut dyn Engine, time: &Time) {
+        let deadline = engine.poll_timeout();
+        match *time {
+            Time::Millis(ms) => self.now += Duration::from_millis(u64::from(ms)),
+            Time::Seconds(s) => self.now += Duration::from_secs(u64::from(s)),
+            Time::ToDeadline => {
+                if let Some(deadline) = deadline {
+                    self.now = self.now.max(deadline);
+                }
+            }
+            Time::PastDeadline(ms) => {
+                if let Some(deadline) = deadline {
+                    self.now = self.now.max(deadline) + Duration::from_millis(u64::from(ms));
+                }
+            }
+        }
+        engine.handle_timeout(self.now);
+        if deadline.is_some_and(|deadline| self.now >= deadline) {
+            let next = engine.poll_timeout();
+            assert!(
+                next.is_none_or(|next| next > self.now),
+                "handle_timeout left the deadline at {:?} ≤ now",
+                next.map(|next| next.saturating_duration_since(self.now))
+            );
+        }
+    }
+
+    /// The operations every engine has; true if `op` was one.
+    fn common(&mut self, engine: &mut dyn Engine, op: &Op) -> bool {
+        let now = self.now;
+        match op {
+            Op::Send(spec) => {
+                let result = engine.send(now, &spec.payload());
+                self.ticket(result);
+            }
+            Op::Ping(data) => {
+                let result = engine.ping(now, Bytes::from(data.clone()));
+                self.ticket(result);
+            }
+            Op::Stop => engine.stop(now),
+            Op::Close(reason) => engine.close(now, reason.reason()),
+            Op::Backpressure(blocked) => engine.set_backpressure(now, *blocked),
+            Op::AppIdle => engine.app_idle(now),
+            Op::Time(time) => self.time(engine, time),
+            _ => return false,
+        }
+        true
+    }
+}
+
+fn pick(ids: &[ReceiverId], index: u8) -> ReceiverId {
+    ids.get(usize::from(index) % (ids.len() + 1))
+        .copied()
+        .unwrap_or(ReceiverId(u64::MAX))
+}
+
+fn browserchannel(
+    settings: &Settings,
+    first_request: Option<Near>,
+    ops: &[Op],
+    checks: &mut Checks,
+) {
+    let config = browserchannel::SessionConfig {
+        max_outgoing_arrays: usize::from(settings.bound_a % 8),
+        max_held_maps: usize::from(settings.bound_b % 8),
+        keep_alive_interval: millis(settings.time_a),
+        session_timeout: millis(settings.time_b),
+        back_channel_chunk_limit: usize::from(settings.limit % 2048),
+        acknowledgement_timeout: millis(settings.time_c),
+    };
+    let first_request = first_request.map(|rid| rid.resolve(1000));
+    let mut session =
+        browserchannel::Session::new(checks.now, "sid", Some("h"), first_request, config);
+    let mut next_rid = first_request.unwrap_or(0);
+    let mut ids = Vec::new();
+    for op in ops {
+        let now = checks.now;
+        if !checks.common(&mut session, op) {
+            match op {
+                Op::Transmit(index) => {
+                    let transmit = session.poll_transmit(now, pick(&ids, *index));
+                    checks.transmit(&transmit);
+                }
+                Op::Attach {
+                    html,
+                    chunked,
+                    domain,
+                    ..
+                } => {
+                    let encoder = if *html {
+                        BackChannelEncoder::html()
+                    } else {
+                        BackChannelEncoder::xmlhttp()
+                    };
+                    let id = session.attach_back_channel(now, encoder, *chunked, domain.as_deref());
+                    assert_eq!(id.is_none(), session.close_reason().is_some());
+                    ids.extend(id);
+                }
+                Op::Detach(index, _) => session.detach_back_channel(now, pick(&ids, *index)),
+                Op::Acknowledge(aid) => {
+                    let aid = match *aid {
+                        Aid::Near(delta) => session
+                            .last_sent_array_id()
+                            .saturating_add(i64::from(delta)),
+                        Aid::Any(aid) => aid,
+                    };
+                    session.acknowledge(now, aid);
+                }
+                Op::Forward {
+                    rid,
+                    offset,
+                    maps,
+                    raw_maps,
+                } => {
+                    let rid = rid.map(|rid| rid.resolve(next_rid));
+                    let batch = maps.map(|count| {
+                        let offset = offset.resolve(checks.next_map);
+                        let messages = (0..u64::from(count % 12))
+                            .map(|index| {
+                                // Numbered as the session numbers them, to check the order.
+                                let number = offset.wrapping_add(index);
+                                if *raw_maps {
+                                    ForwardMessage::Map(BTreeMap::from([(
+                                        "n".to_owned(),
+                                        number.to_string(),
+                                    )]))
+                                } else {
+                                    ForwardMessage::Json(Value::from(number))
+                                }
+                            })
+                            .collect();
+                        ForwardBatch { offset, messages }
+                    });
+                    let held = session.held_maps();
+                    let result = session.handle_forward(now, rid, batch);
+                    if result.is_err() {
+                        // A refused request changes nothing.
+                        assert_eq!(session.held_maps(), held);
+                    } else if let Some(rid) = rid {
+                        next_rid = next_rid.max(rid.saturating_add(1));
+                    }
+                }
+                Op::Terminate(rid) => {
+                    let _ = session.terminate(now, rid.map(|rid| rid.resolve(next_rid)));
+                }
+                Op::OpeningReply => {
+                    session.opening_reply(now);
+                }
+                Op::ForwardReply => {
+                    session.forward_reply();
+                }
+                _ => {}
+            }
+        }
+        checks.events(&mut session);
+        assert!(session.outstanding_app_arrays() <= config.max_outgoing_arrays);
+        assert!(session.outstanding_app_arrays() <= session.outstanding_arrays());
+        assert!(session.held_maps() <= 2 * config.max_held_maps);
+    }
+}
+
+fn sockjs_config(settings: &Settings) -> sockjs::SessionConfig {
+    sockjs::SessionConfig {
+        heartbeat_delay: millis(settings.time_a),
+        disconnect_delay: millis(settings.time_b),
+        response_limit: usize::from(settings.limit % 4096),
+        max_queued_messages: usize::from(settings.bound_a % 8),
+    }
+}
+
+fn sockjs(settings: &Settings, ops: &[Op], checks: &mut Checks) {
+    let config = sockjs_config(settings);
+    let mut session = sockjs::Session::new(checks.now, config);
+    let mut ids = Vec::new();
+    let mut opened = false;
+    for op in ops {
+        let now = checks.now;
+        if !checks.common(&mut session, op) {
+            match op {
+                Op::Transmit(index) => {
+                    let transmit = session.poll_transmit(now, pick(&ids, *index));
+                    checks.transmit(&transmit);
+                }
+                Op::Attach { receiver, .. } => {
+                    match session.attach_receiver(now, receiver.kind()) {
+                        Attach::Attached { id, opened: first } => {
+                            assert!(!(first && opened), "opened twice");
+                            opened |= first;
+                            ids.push(id);
+                        }
+                        Attach::Answered { confirms, .. } => checks.confirms(confirms),
+                    }
+                }
+                Op::Detach(index, reason) => {
+                    session.detach_receiver(now, pick(&ids, *index), reason.reason())
+                }
+                Op::End(reason) => session.end(now, reason.reason()),
+                Op::Messages(messages) => session.handle_messages(now, messages.clone()),
+                Op::WebSocketText(text) => session.handle_websocket_text(now, text),
+                _ => {}
+            }
+        }
+        checks.events(&mut session);
+        assert!(session.pending_messages() <= config.max_queued_messages);
+    }
+}
+
+/// The operations of an engine carried by one WebSocket.
+fn framed(engine: &mut dyn Framed, op: &Op, checks: &mut Checks) {
+    let now = checks.now;
+    match op {
+        Op::Transmit(_) => {
+            let transmit = engine.poll_frame(now);
+            checks.transmit(&transmit);
+        }
+        Op::Incoming(incoming) => {
+            let _ = engine.wants_read();
+            engine.handle_incoming(now, incoming.incoming());
+        }
+        Op::WebSocketText(text) => engine.handle_incoming(now, Incoming::Text(text.clone())),
+        _ => {}
+    }
+}
+
+fn sockjs_websocket(settings: &Settings, ops: &[Op], checks: &mut Checks) {
+    let config = sockjs_config(settings);
+    let mut session = sockjs::WebSocketSession::new(checks.now, config);
+    for op in ops {
+        if !checks.common(&mut session, op) {
+            framed(&mut session, op, checks);
+        }
+        checks.events(&mut session);
+        assert!(session.pending_messages() <= config.max_queued_messages);
+    }
+}
+
+fn websocket(settings: &Settings, ops: &[Op], checks: &mut Checks) {
+    let rfc6455 = settings.flags & 1 == 0;
+    let config = websocket::SessionConfig {
+        ping_interval: (settings.flags & 2 != 0).then(|| millis(settings.time_a)),
+        max_queued_messages: usize::from(settings.bound_a % 8),
+        close_timeout: millis(settings.time_b),
+        failure_grace: millis(settings.time_c),
+        binary: rfc6455,
+        pings: rfc6455,
+    };
+    let mut session = websocket::Session::new(checks.now, config);
+    for op in ops {
+        if !checks.common(&mut session, op) {
+            framed(&mut session, op, checks);
+        }
+        checks.events(&mut session);
+        assert!(session.queued_messages() <= config.max_queued_messages);
+        assert!(session.queued_pings() <= config.max_queued_messages.max(1));
+    }
+}
+
+fn event_source(settings: &Settings, ops: &[Op], checks: &mut Checks) {
+    let config = event_stream::SessionConfig {
+        retry: (settings.flags & 1 != 0).then(|| millis(settings.time_d)),
+        ping_interval: (settings.flags & 2 != 0).then(|| millis(settings.time_a)),
+        max_queued_events: usize::from(settings.bound_a % 8),
+    };
+    let mut session = event_stream::Session::new(checks.now, config);
+    let ids = [session.stream()];
+    for op in ops {
+        let now = checks.now;
+        if !checks.common(&mut session, op) {
+            match op {
+                Op::Transmit(index) => {
+                    let transmit = session.poll_transmit(now, pick(&ids, *index));
+                    checks.transmit(&transmit);
+                }
+                Op::Detach(index, _) => session.detach(now, pick(&ids, *index)),
+                _ => {}
+            }
+        }
+        checks.events(&mut session);
+        assert!(session.queued_events() <= config.max_queued_events);
+    }
+}
+
+fuzz_target!(|input: Input| {
+    let mut checks = Checks {
+        now: Instant::now(),
+        sent: 0,
+        confirmed: 0,
+        pings_confirmed: 0,
+        last_ping: None,
+        closed: false,
+        finished: false,
+        next_map: 0,
+    };
+    let ops = &input.ops[..input.ops.len().min(256)];
+    match input.which {
+        Which::BrowserChannel => {
+            browserchannel(&input.settings, input.first_request, ops, &mut checks)
+        }
+        Which::SockJs => sockjs(&input.settings, ops, &mut checks),
+        Which::SockJsWebSocket => sockjs_websocket(&input.settings, ops, &mut checks),
+        Which::WebSocket => websocket(&input.settings, ops, &mut checks),
+        Which::EventSource => event_source(&input.settings, ops, &mut checks),
+    }
+});
