@@ -66,7 +66,9 @@ for target in $targets; do
     else
         failed=1
         echo "fuzz: $target: FAILED (exit $status)"
-        tail -n 60 "$logs/$target.log"
+        # The panic first (a backtrace follows it), then how the run ended.
+        grep -A 2 "panicked at" "$logs/$target.log" | head -n 6 || true
+        tail -n 40 "$logs/$target.log"
         ls "artifacts/$target" 2>/dev/null | sed "s|^|fuzz: artifact: fuzz/artifacts/$target/|" || true
     fi
 done

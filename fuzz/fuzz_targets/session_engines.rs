@@ -132,18 +132,18 @@ enum Time {
 
 /// A number relative to what the harness expects next, or any number.
 #[derive(Arbitrary, Debug, Clone, Copy)]
-enum Near {
+enum Number {
     Near(i8),
     NearEnd(u8),
     Any(u64),
 }
 
-impl Near {
+impl Number {
     fn resolve(self, base: u64) -> u64 {
         match self {
-            Near::Near(delta) => base.saturating_add_signed(i64::from(delta)),
-            Near::NearEnd(back) => u64::MAX - u64::from(back),
-            Near::Any(n) => n,
+            Number::Near(delta) => base.saturating_add_signed(i64::from(delta)),
+            Number::NearEnd(back) => u64::MAX - u64::from(back),
+            Number::Any(n) => n,
         }
     }
 }
@@ -241,12 +241,12 @@ enum Op {
     Detach(u8, Reason),
     Acknowledge(Aid),
     Forward {
-        rid: Option<Near>,
-        offset: Near,
+        rid: Option<Number>,
+        offset: Number,
         maps: Option<u8>,
         raw_maps: bool,
     },
-    Terminate(Option<Near>),
+    Terminate(Option<Number>),
     OpeningReply,
     ForwardReply,
     Messages(Vec<String>),
@@ -259,7 +259,7 @@ enum Op {
 struct Input {
     which: Which,
     settings: Settings,
-    first_request: Option<Near>,
+    first_request: Option<Number>,
     ops: Vec<Op>,
 }
 
@@ -279,21 +279,18 @@ struct Checks {
 
 impl Checks {
     fn ticket(&mut self, result: Result<channel_protocol::Ticket, channel_protocol::SendError>) {
-        match result {
-            Ok(ticket) => {
-                assert!(!self.finished, "a send was accepted after Finished");
-                match ticket.counter {
-                    Counter::Messages => {
-                        assert_eq!(ticket.seq, self.sent, "messages are numbered in order");
-                        self.sent += 1;
-                    }
-                    Counter::Pings => {
-                        assert!(self.last_ping.is_none_or(|last| ticket.seq > last));
-                        self.last_ping = Some(ticket.seq);
-                    }
+        if let Ok(ticket) = result {
+            assert!(!self.finished, "a send was accepted after Finished");
+            match ticket.counter {
+                Counter::Messages => {
+                    assert_eq!(ticket.seq, self.sent, "messages are numbered in order");
+                    self.sent += 1;
+                }
+                Counter::Pings => {
+                    assert!(self.last_ping.is_none_or(|last| ticket.seq > last));
+                    self.last_ping = Some(ticket.seq);
                 }
             }
-            Err(_) => {}
         }
     }
 
@@ -426,7 +423,7 @@ fn pick(ids: &[ReceiverId], index: u8) -> ReceiverId {
 
 fn browserchannel(
     settings: &Settings,
-    first_request: Option<Near>,
+    first_request: Option<Number>,
     ops: &[Op],
     checks: &mut Checks,
 ) {

@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let path = String::from_utf8_lossy(data);
     match endpoint(&path) {
-        Endpoint::Welcome => assert!(path == "" || path == "/"),
+        Endpoint::Welcome => assert!(path.is_empty() || path == "/"),
         Endpoint::Info => assert_eq!(path, "/info"),
         Endpoint::RawWebSocket => assert_eq!(path, "/websocket"),
         Endpoint::Iframe => assert!(path.starts_with("/iframe") && path.ends_with(".html")),

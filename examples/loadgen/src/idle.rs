@@ -60,7 +60,10 @@ impl Transport {
 /// Something that keeps one idle session open while it is alive.
 pub enum Held {
     WebSocket(Box<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>>),
-    Response(Incoming),
+    /// The response body of a receiver, kept unread.
+    Response {
+        _body: Incoming,
+    },
 }
 
 /// Connections from one source address; past it, the next loopback address
@@ -127,7 +130,9 @@ async fn sockjs_xhr_streaming(
         .uri(format!("{base}/sockjs/000/xidle{index}/xhr_streaming"))
         .body(Full::new(Bytes::new()))?;
     let response = client.request(request).await?;
-    Ok(Held::Response(read_until(response, b"\no\n").await?))
+    Ok(Held::Response {
+        _body: read_until(response, b"\no\n").await?,
+    })
 }
 
 async fn browserchannel(client: &HttpClient, base: &str, index: usize) -> Result<Held, Error> {
@@ -161,7 +166,9 @@ async fn browserchannel(client: &HttpClient, base: &str, index: usize) -> Result
     if response.status() != StatusCode::OK {
         return Err(format!("back channel answered {}", response.status()).into());
     }
-    Ok(Held::Response(response.into_body()))
+    Ok(Held::Response {
+        _body: response.into_body(),
+    })
 }
 
 async fn bare_stream(client: &HttpClient, base: &str) -> Result<Held, Error> {
@@ -170,7 +177,9 @@ async fn bare_stream(client: &HttpClient, base: &str) -> Result<Held, Error> {
         .uri(format!("{base}/stream"))
         .body(Full::new(Bytes::new()))?;
     let response = client.request(request).await?;
-    Ok(Held::Response(read_until(response, b"o\n").await?))
+    Ok(Held::Response {
+        _body: read_until(response, b"o\n").await?,
+    })
 }
 
 /// Opens `sessions` idle sessions of `transport` on the server at `base`,

@@ -139,29 +139,58 @@ async fn browserchannel_load(options: &Options) -> Result<(), Error> {
     Ok(())
 }
 
+/// One round of the WebSocket echo load, and the server CPU time it took.
+async fn websocket_round(
+    url: &str,
+    pid: Option<u32>,
+    options: &Options,
+) -> Result<(Samples, f64), Error> {
+    let before = proc_stats::cpu_seconds(pid).ok_or("no CPU time for the server")?;
+    let samples = websocket::run(url, options.sessions, options.messages).await?;
+    let after = proc_stats::cpu_seconds(pid).ok_or("no CPU time for the server")?;
+    Ok((samples, after - before))
+}
+
 async fn websocket_load(options: &Options) -> Result<(), Error> {
-    let (layer_base, _layer) = start_server(&options.echo_bin).await?;
-    let (bare_base, _bare) = start_server(&options.bare_bin).await?;
+    proc_stats::raise_open_files(options.sessions as u64 * 2 + 1_000);
+    if let Some(base) = &options.server {
+        // Load a running server only (for profiling it); no comparison.
+        let url = format!("{}/ws", base.replacen("http", "ws", 1));
+        let samples = websocket::run(&url, options.sessions, options.messages).await?;
+        samples.print("  ");
+        return Ok(());
+    }
+    let (layer_base, layer_child) = start_server(&options.echo_bin).await?;
+    let (bare_base, bare_child) = start_server(&options.bare_bin).await?;
+    let (layer_pid, bare_pid) = (layer_child.id(), bare_child.id());
     let ws = |base: &str, path: &str| format!("{}{path}", base.replacen("http", "ws", 1));
-    // Alternate the two servers, twice each, so neither gets a warmer machine.
-    let mut layer = Vec::new();
-    let mut bare = Vec::new();
-    for _ in 0..2 {
-        layer.push(
-            websocket::run(&ws(&layer_base, "/ws"), options.sessions, options.messages).await?,
-        );
-        bare.push(websocket::run(&ws(&bare_base, "/"), options.sessions, options.messages).await?);
+    // Alternate the two servers, three rounds each, so neither gets a warmer machine.
+    let (mut layer, mut bare) = (Vec::new(), Vec::new());
+    let (mut layer_cpu, mut bare_cpu) = (0.0, 0.0);
+    for _ in 0..3 {
+        let (samples, cpu) = websocket_round(&ws(&layer_base, "/ws"), layer_pid, options).await?;
+        layer.push(samples);
+        layer_cpu += cpu;
+        let (samples, cpu) = websocket_round(&ws(&bare_base, "/"), bare_pid, options).await?;
+        bare.push(samples);
+        bare_cpu += cpu;
     }
     let layer = Samples::merge(layer);
     let bare = Samples::merge(bare);
     println!(
-        "WebSocket echo, {} sessions x {} messages (one in flight per session), two rounds each",
+        "WebSocket echo, {} sessions x {} messages (one in flight per session), three rounds each",
         options.sessions, options.messages
     );
     println!("  through ChannelLayer (echo /ws):");
     layer.print("    ");
     println!("  bare tokio-tungstenite echo:");
     bare.print("    ");
+    let per_echo = |cpu: f64, samples: &Samples| cpu * 1e6 / samples.count() as f64;
+    let (layer_us, bare_us) = (per_echo(layer_cpu, &layer), per_echo(bare_cpu, &bare));
+    println!(
+        "  server CPU per echo (utime+stime): layer {layer_us:.2} us, bare {bare_us:.2} us, ratio {:.2}",
+        layer_us / bare_us
+    );
     println!(
         "  ratio layer/bare: throughput {:.2}, p50 latency {:.2}, p99 latency {:.2}",
         layer.throughput() / bare.throughput(),

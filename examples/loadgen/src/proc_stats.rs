@@ -17,7 +17,8 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     Some((utime + stime) / clock_ticks())
 }
 
-/// Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux).
+/// Clock ticks per second of /proc's CPU times (USER_HZ, which Linux
+/// fixes at 100 for user space).
 fn clock_ticks() -> f64 {
     100.0
 }

@@ -22,6 +22,10 @@ impl Samples {
         Self::new(latencies, elapsed)
     }
 
+    pub fn count(&self) -> usize {
+        self.latencies.len()
+    }
+
     pub fn throughput(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }

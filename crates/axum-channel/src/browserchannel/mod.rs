@@ -253,7 +253,7 @@ impl BrowserChannelServer {
         if let Err(error) = session.with(|engine, now| engine.handle_forward(now, rid, batch)) {
             return self.headers.error(BAD_REQUEST, &error.to_string());
         }
-        let reply = session.with(|engine, _| engine.forward_reply());
+        let reply = session.peek(|engine| engine.forward_reply());
         self.headers.text(StatusCode::OK, reply)
     }
 

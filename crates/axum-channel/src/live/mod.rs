@@ -37,6 +37,20 @@ pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// The time, read from the clock only when some input needs it.
+#[derive(Default)]
+struct LazyNow(Option<Instant>);
+
+impl LazyNow {
+    fn at(now: Instant) -> Self {
+        Self(Some(now))
+    }
+
+    fn get(&mut self) -> Instant {
+        *self.0.get_or_insert_with(now)
+    }
+}
+
 /// What every session of a layer shares.
 #[derive(Debug)]
 pub(crate) struct Services {
@@ -201,11 +215,16 @@ impl<E: Engine + Send + 'static> Live<E> {
         let (result, after) = {
             let mut inner = self.lock();
             let result = input(&mut inner.engine, now);
-            let after = self.settle(&mut inner, now, &mut wakes);
+            let after = self.settle(&mut inner, &mut LazyNow::at(now), &mut wakes);
             (result, after)
         };
         self.finish(wakes, after);
         result
+    }
+
+    /// Reads the engine's state without an input (nothing to settle).
+    pub(crate) fn peek<R>(&self, read: impl FnOnce(&E) -> R) -> R {
+        read(&self.lock().engine)
     }
 
     /// Runs `take` for receiver `id`; when it has nothing to write, `cx`
@@ -247,7 +266,7 @@ impl<E: Engine + Send + 'static> Live<E> {
                 }
                 Some(_) => {}
             }
-            let after = self.settle(&mut inner, now, &mut wakes);
+            let after = self.settle(&mut inner, &mut LazyNow::at(now), &mut wakes);
             (transmit, after)
         };
         self.finish(wakes, after);
@@ -310,7 +329,7 @@ impl<E: Engine + Send + 'static> Live<E> {
     }
 
     /// Moves the engine's events to whoever waits for them.
-    fn settle(&self, inner: &mut Inner<E>, now: Instant, wakes: &mut Wakes) -> After {
+    fn settle(&self, inner: &mut Inner<E>, now: &mut LazyNow, wakes: &mut Wakes) -> After {
         let mut after = After::default();
         let max_incoming = self.services.max_incoming;
         let mut idle_told = false;
@@ -320,7 +339,7 @@ impl<E: Engine + Send + 'static> Live<E> {
                 // everything it was given.
                 if inner.app_waiting && inner.inbox.is_empty() && !idle_told {
                     idle_told = true;
-                    inner.engine.app_idle(now);
+                    inner.engine.app_idle(now.get());
                     continue;
                 }
                 break;
@@ -331,7 +350,7 @@ impl<E: Engine + Send + 'static> Live<E> {
                     wakes.add(inner.reader.take());
                     if !inner.backpressure && inner.inbox.len() >= max_incoming {
                         inner.backpressure = true;
-                        inner.engine.set_backpressure(now, true);
+                        inner.engine.set_backpressure(now.get(), true);
                     }
                 }
                 Event::Confirmed { counter, through } => {
@@ -391,6 +410,13 @@ impl<E: Engine + Send + 'static> Live<E> {
     }
 
     fn finish(&self, wakes: Wakes, after: After) {
+        if after.finished {
+            // Gone from the registry before anyone waiting learns of it.
+            tracing::debug!(session = %self.info.id(), "session finished");
+            self.services
+                .registry
+                .remove(self.info.key(), self.info.sockjs_key.as_deref());
+        }
         for waker in wakes.0 {
             waker.wake();
         }
@@ -399,12 +425,6 @@ impl<E: Engine + Send + 'static> Live<E> {
             self.services
                 .timers
                 .schedule(self.timer_key, previous, deadline, me);
-        }
-        if after.finished {
-            tracing::debug!(session = %self.info.id(), "session finished");
-            self.services
-                .registry
-                .remove(self.info.key(), self.info.sockjs_key.as_deref());
         }
     }
 }
@@ -422,7 +442,7 @@ impl<E: Engine + Send + 'static> Timed for Live<E> {
             }
             inner.deadline = None;
             inner.engine.handle_timeout(now);
-            self.settle(&mut inner, now, &mut wakes)
+            self.settle(&mut inner, &mut LazyNow::at(now), &mut wakes)
         };
         self.finish(wakes, after);
     }
@@ -450,7 +470,7 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
     }
 
     fn poll_message(&self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        let now = now();
+        let mut now = LazyNow::default();
         let mut wakes = Wakes::default();
         let (poll, after) = {
             let mut inner = self.lock();
@@ -459,7 +479,7 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
                 let half = self.services.max_incoming / 2;
                 if inner.backpressure && inner.inbox.len() <= half {
                     inner.backpressure = false;
-                    inner.engine.set_backpressure(now, false);
+                    inner.engine.set_backpressure(now.get(), false);
                     if let Some(waiting) = &mut inner.waiting {
                         wakes.all(waiting.room.drain(..));
                     }
@@ -482,7 +502,7 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
                 inner.app_waiting = true;
                 Poll::Pending
             };
-            let after = self.settle(&mut inner, now, &mut wakes);
+            let after = self.settle(&mut inner, &mut now, &mut wakes);
             (poll, after)
         };
         self.finish(wakes, after);

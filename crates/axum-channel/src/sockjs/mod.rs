@@ -300,11 +300,14 @@ impl SockJsServer {
                 }
                 Body::new(ReceiverBody::new(session, id))
             }
-            Attach::Answered { body, confirms } => {
+            Attach::Answered { pieces, confirms } => {
                 if let Some(through) = confirms {
                     session.confirm(through);
                 }
-                Body::from(body)
+                // Each piece an HTTP chunk of its own, as sockjs-node writes them.
+                Body::from_stream(futures::stream::iter(
+                    pieces.into_iter().map(Ok::<_, std::convert::Infallible>),
+                ))
             }
         };
         let mut response = http::reply(StatusCode::OK, content_type, body);

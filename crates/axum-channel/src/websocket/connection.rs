@@ -12,10 +12,12 @@ use crate::live::Live;
 use channel_protocol::websocket::{Framed, Incoming};
 use channel_protocol::{ReceiverId, Transmit};
 use futures::future::BoxFuture;
+use futures::task::AtomicWaker;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::time::Sleep;
 
@@ -35,6 +37,7 @@ pub(crate) async fn run<E: Framed + Send + 'static>(
     socket: Socket,
     app: Option<BoxFuture<'static, ()>>,
 ) {
+    let flag = Arc::new(LoopWaker::default());
     let mut connection = Connection {
         live,
         socket: Some(socket),
@@ -43,6 +46,8 @@ pub(crate) async fn run<E: Framed + Send + 'static>(
         unflushed: false,
         confirms: None,
         draining: None,
+        waker: Waker::from(flag.clone()),
+        flag,
     };
     std::future::poll_fn(|cx| connection.poll(cx)).await;
 }
@@ -59,11 +64,45 @@ struct Connection<E> {
     confirms: Option<u64>,
     /// The session finished: write what is left, at most this long.
     draining: Option<Pin<Box<Sleep>>>,
+    /// What everything polled inside the task is given as its waker.
+    waker: Waker,
+    flag: Arc<LoopWaker>,
+}
+
+/// The waker of everything the connection task polls (the socket, the
+/// session, the app's callback). While the task is polling, a wake only
+/// marks that another round is due; the task itself is woken only once it
+/// has stopped. Without it, the app sending on its own connection, or the
+/// connection handing the app a message, would schedule the task again for
+/// nothing.
+#[derive(Default)]
+struct LoopWaker {
+    task: AtomicWaker,
+    woken: AtomicBool,
+    polling: AtomicBool,
+}
+
+impl Wake for LoopWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        if !self.polling.load(Ordering::SeqCst) {
+            self.task.wake();
+        }
+    }
 }
 
 impl<E: Framed + Send + 'static> Connection<E> {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(&mut self, task: &mut Context<'_>) -> Poll<()> {
+        self.flag.task.register(task.waker());
+        let waker = self.waker.clone();
+        let cx = &mut Context::from_waker(&waker);
+        self.flag.polling.store(true, Ordering::SeqCst);
         for _ in 0..BUDGET {
+            self.flag.woken.store(false, Ordering::SeqCst);
             let mut progress = false;
             if self.socket.is_some() {
                 progress |= self.poll_writes(cx);
@@ -78,13 +117,20 @@ impl<E: Framed + Send + 'static> Connection<E> {
                 }
             }
             if self.socket.is_none() && self.app.is_none() {
+                self.flag.polling.store(false, Ordering::SeqCst);
                 return Poll::Ready(());
             }
             if !progress {
-                return Poll::Pending;
+                self.flag.polling.store(false, Ordering::SeqCst);
+                if !self.flag.woken.swap(false, Ordering::SeqCst) {
+                    return Poll::Pending;
+                }
+                self.flag.polling.store(true, Ordering::SeqCst);
             }
         }
-        cx.waker().wake_by_ref();
+        // Let other tasks run; come back at once.
+        self.flag.polling.store(false, Ordering::SeqCst);
+        task.waker().wake_by_ref();
         Poll::Pending
     }
 
@@ -163,7 +209,7 @@ impl<E: Framed + Send + 'static> Connection<E> {
                 return progress;
             };
             if self.draining.is_some()
-                || !self.live.with(|engine, _| engine.wants_read())
+                || !self.live.peek(|engine| engine.wants_read())
                 || self.live.poll_room(cx).is_pending()
             {
                 return progress;

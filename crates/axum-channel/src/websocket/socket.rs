@@ -9,6 +9,7 @@ use futures::{Sink, Stream};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -57,8 +58,8 @@ impl AsyncRead for Guarded {
             }
             return Poll::Ready(Ok(()));
         }
-        let mut chunk = [0u8; READ_CHUNK];
-        let mut read = ReadBuf::new(&mut chunk);
+        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut read = ReadBuf::uninit(&mut chunk);
         match Pin::new(&mut this.io).poll_read(cx, &mut read) {
             Poll::Pending => {
                 // Nothing more to read for now: keep no buffer while idle.

@@ -64,6 +64,10 @@ impl Default for SessionConfig {
     }
 }
 
+/// Heartbeats and other control arrays left unacknowledged before the back
+/// channel ends to ask for an acknowledgement.
+const MAX_UNACKNOWLEDGED_CONTROL: usize = 8;
+
 #[derive(Debug)]
 struct OutgoingArray {
     id: u64,
@@ -587,6 +591,11 @@ impl Engine for Session {
             if now >= self.heartbeat_due {
                 self.push_control("noop");
                 self.heartbeat_due = now + self.config.keep_alive_interval;
+                // A client with nothing to send never acknowledges the
+                // heartbeats either; past a few, ask, so they cannot pile up.
+                if self.outgoing.len() - self.queued_app_arrays > MAX_UNACKNOWLEDGED_CONTROL {
+                    self.request_acknowledgement();
+                }
             }
             if self.acknowledgement_due().is_some_and(|due| now >= due) {
                 self.request_acknowledgement();
@@ -909,6 +918,26 @@ mod tests {
             "15\n[[1,[\"noop\"]]]\n"
         );
         assert_eq!(session.poll_timeout(), Some(due + Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn heartbeats_nobody_acknowledges_do_not_pile_up() {
+        let (now, mut session) = start();
+        session.opening_reply(now);
+        session.acknowledge(now, 0);
+        let back = open(&mut session, now, true);
+        let mut at = now;
+        let mut ended = false;
+        for _ in 0..20 {
+            at += Duration::from_secs(20);
+            session.handle_timeout(at);
+            if let Some(Transmit::End(_)) = session.poll_transmit(at, back) {
+                ended = true;
+                break;
+            }
+        }
+        assert!(ended, "the back channel ends to ask for an acknowledgement");
+        assert!(session.outstanding_arrays() <= MAX_UNACKNOWLEDGED_CONTROL + 1);
     }
 
     #[test]

@@ -170,10 +170,12 @@ impl Session {
         if let Some(auto) = &mut self.auto_ping {
             auto.awaiting_pong = false;
         }
+        // The latest ping with that payload: pings of one payload (the
+        // automatic ones are all empty) are answered by the newest pong.
         let answered = self
             .pings
             .iter()
-            .position(|(ping, _, sent)| *sent && &ping[..] == payload);
+            .rposition(|(ping, _, sent)| *sent && &ping[..] == payload);
         if let Some(index) = answered {
             let through = self.pings[index].1 + 1;
             self.pings.drain(..=index);
