@@ -122,6 +122,12 @@ pub trait Engine {
     /// to what came before it.
     fn app_idle(&mut self, _now: Instant) {}
 
+    /// True while [`app_idle`](Self::app_idle) would change something, so
+    /// the IO side tells it only then.
+    fn watches_app(&self) -> bool {
+        false
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     fn poll_timeout(&self) -> Option<Instant>;
 

@@ -43,7 +43,8 @@ impl WireFormat {
 #[derive(Debug, Clone, PartialEq)]
 enum Body {
     Json(Value),
-    Text(String),
+    /// UTF-8 text, held as bytes so WebSocket frames share it without a copy.
+    Text(Bytes),
     Binary(Bytes),
     Event {
         data: String,
@@ -95,7 +96,7 @@ impl Payload {
 
     /// A text message: a JSON string on BrowserChannel, text elsewhere.
     pub fn text(text: impl Into<String>) -> Self {
-        Self::new(Body::Text(text.into()))
+        Self::new(Body::Text(Bytes::from(text.into())))
     }
 
     /// Binary data: WebSocket only.
@@ -151,10 +152,11 @@ impl Payload {
         self.encoded_bytes.load(Ordering::Relaxed)
     }
 
-    fn text_form(&self) -> Option<String> {
+    fn text_form(&self) -> Option<std::borrow::Cow<'_, str>> {
         match &self.body {
-            Body::Json(value) => Some(value.to_string()),
-            Body::Text(text) => Some(text.clone()),
+            Body::Json(value) => Some(value.to_string().into()),
+            // Built from a `String` only, so always UTF-8.
+            Body::Text(text) => std::str::from_utf8(text).ok().map(Into::into),
             Body::Binary(_) | Body::Event { .. } => None,
         }
     }
@@ -163,13 +165,13 @@ impl Payload {
         let text = match format {
             WireFormat::BrowserChannel => match &self.body {
                 Body::Json(value) => json::to_ascii_string(value),
-                Body::Text(text) => json::encode(text.as_str(), EscapePolicy::Ascii),
+                Body::Text(_) => json::encode(&*self.text_form()?, EscapePolicy::Ascii),
                 _ => return None,
             },
-            WireFormat::SockJs => json::encode(self.text_form()?.as_str(), EscapePolicy::SockJs),
+            WireFormat::SockJs => json::encode(&*self.text_form()?, EscapePolicy::SockJs),
             WireFormat::WebSocket => match &self.body {
-                Body::Binary(data) => return Some(data.clone()),
-                _ => self.text_form()?,
+                Body::Binary(data) | Body::Text(data) => return Some(data.clone()),
+                _ => self.text_form()?.into_owned(),
             },
             WireFormat::EventSource => match &self.body {
                 Body::Event { data, event, id } => {

@@ -48,7 +48,9 @@ impl<E: Receivers> ReceiverBody<E> {
     fn take(&self, cx: &mut Context<'_>) -> Option<Transmit> {
         let id = self.id;
         self.live
-            .poll_transmit(id, cx, true, |engine, now| engine.transmit(now, id))
+            .poll_transmit(super::now(), id, cx, true, |engine, now| {
+                engine.transmit(now, id)
+            })
     }
 }
 

@@ -210,7 +210,12 @@ impl<E: Engine + Send + 'static> Live<E> {
 
     /// Runs `input` on the engine, then settles its events.
     pub(crate) fn with<R>(&self, input: impl FnOnce(&mut E, Instant) -> R) -> R {
-        let now = now();
+        self.with_at(now(), input)
+    }
+
+    /// Runs `input` at `now`, a time the caller read already (a connection
+    /// task reads the clock once per round).
+    pub(crate) fn with_at<R>(&self, now: Instant, input: impl FnOnce(&mut E, Instant) -> R) -> R {
         let mut wakes = Wakes::default();
         let (result, after) = {
             let mut inner = self.lock();
@@ -232,12 +237,12 @@ impl<E: Engine + Send + 'static> Live<E> {
     /// as written (an HTTP body hands its bytes to the connection).
     pub(crate) fn poll_transmit(
         &self,
+        now: Instant,
         id: ReceiverId,
         cx: &mut Context<'_>,
         confirm: bool,
         take: impl FnOnce(&mut E, Instant) -> Option<Transmit>,
     ) -> Option<Transmit> {
-        let now = now();
         let mut wakes = Wakes::default();
         let (transmit, after) = {
             let mut inner = self.lock();
@@ -304,28 +309,41 @@ impl<E: Engine + Send + 'static> Live<E> {
         Poll::Pending
     }
 
+    /// True when the engine wants input (`wants`) and the app's inbox has
+    /// room; otherwise `cx` is woken once it has room (one lock for both).
+    pub(crate) fn poll_readable(
+        &self,
+        cx: &mut Context<'_>,
+        wants: impl FnOnce(&E) -> bool,
+    ) -> bool {
+        let mut inner = self.lock();
+        if !wants(&inner.engine) {
+            return false;
+        }
+        if !inner.backpressure || inner.close_reason.is_some() || inner.finished {
+            return true;
+        }
+        remember(&mut inner.waiting().room, cx.waker());
+        false
+    }
+
     /// Waits until the app's inbox has room for more input.
     pub(crate) async fn room(&self) {
         std::future::poll_fn(|cx| self.poll_room(cx)).await
     }
 
-    /// The deadline the connection task must wake for; it records that the
-    /// task will.
-    pub(crate) fn take_deadline(&self) -> Option<Instant> {
+    /// The deadline the connection task must wake for (it records that the
+    /// task will), and whether the session is finished.
+    pub(crate) fn take_deadline(&self) -> (Option<Instant>, bool) {
         let mut inner = self.lock();
         let deadline = inner.engine.poll_timeout();
         inner.deadline = deadline;
-        deadline
+        (deadline, inner.finished)
     }
 
     /// How many received messages wait for the app.
     pub(crate) fn backlog(&self) -> usize {
         self.lock().inbox.len()
-    }
-
-    /// True once the session is gone for good.
-    pub(crate) fn is_finished(&self) -> bool {
-        self.lock().finished
     }
 
     /// Moves the engine's events to whoever waits for them.
@@ -337,7 +355,11 @@ impl<E: Engine + Send + 'static> Live<E> {
             let Some(event) = inner.engine.poll_event() else {
                 // An app that waits with nothing left to read has answered
                 // everything it was given.
-                if inner.app_waiting && inner.inbox.is_empty() && !idle_told {
+                if inner.app_waiting
+                    && inner.inbox.is_empty()
+                    && !idle_told
+                    && inner.engine.watches_app()
+                {
                     idle_told = true;
                     inner.engine.app_idle(now.get());
                     continue;

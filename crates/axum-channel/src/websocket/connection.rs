@@ -48,6 +48,7 @@ pub(crate) async fn run<E: Framed + Send + 'static>(
         draining: None,
         waker: Waker::from(flag.clone()),
         flag,
+        now: crate::live::now(),
     };
     std::future::poll_fn(|cx| connection.poll(cx)).await;
 }
@@ -66,6 +67,8 @@ struct Connection<E> {
     draining: Option<Pin<Box<Sleep>>>,
     /// What everything polled inside the task is given as its waker.
     waker: Waker,
+    /// The time this round began: one clock read serves every input of a round.
+    now: std::time::Instant,
     flag: Arc<LoopWaker>,
 }
 
@@ -101,26 +104,30 @@ impl<E: Framed + Send + 'static> Connection<E> {
         let waker = self.waker.clone();
         let cx = &mut Context::from_waker(&waker);
         self.flag.polling.store(true, Ordering::SeqCst);
+        self.now = crate::live::now();
         for _ in 0..BUDGET {
             self.flag.woken.store(false, Ordering::SeqCst);
-            let mut progress = false;
+            // Every step runs until it waits, and whatever it waits on wakes
+            // the flag; another round is due only when the flag was woken,
+            // or a timer fired or the connection ended (they re-arm nothing).
+            let mut again = false;
             if self.socket.is_some() {
-                progress |= self.poll_writes(cx);
-                progress |= self.poll_reads(cx);
-                progress |= self.poll_timer(cx);
-                progress |= self.poll_end(cx);
+                self.poll_writes(cx);
+                self.poll_reads(cx);
+                let (deadline, finished) = self.live.take_deadline();
+                again |= self.poll_timer(cx, deadline);
+                again |= finished && self.poll_end(cx);
             }
             if let Some(app) = &mut self.app {
                 if app.as_mut().poll(cx).is_ready() {
                     self.app = None;
-                    progress = true;
                 }
             }
             if self.socket.is_none() && self.app.is_none() {
                 self.flag.polling.store(false, Ordering::SeqCst);
                 return Poll::Ready(());
             }
-            if !progress {
+            if !again {
                 self.flag.polling.store(false, Ordering::SeqCst);
                 if !self.flag.woken.swap(false, Ordering::SeqCst) {
                     return Poll::Pending;
@@ -135,8 +142,9 @@ impl<E: Framed + Send + 'static> Connection<E> {
     }
 
     fn lost(&mut self) {
-        self.live
-            .with(|engine, now| engine.handle_incoming(now, Incoming::Lost));
+        self.live.with_at(self.now, |engine, now| {
+            engine.handle_incoming(now, Incoming::Lost)
+        });
     }
 
     /// Queues the engine's frames while the socket takes them, then flushes.
@@ -155,9 +163,11 @@ impl<E: Framed + Send + 'static> Connection<E> {
                     }
                     Poll::Ready(Ok(())) => {}
                 }
-                let transmit = self
-                    .live
-                    .poll_transmit(CONNECTION, cx, false, |engine, now| engine.poll_frame(now));
+                let transmit =
+                    self.live
+                        .poll_transmit(self.now, CONNECTION, cx, false, |engine, now| {
+                            engine.poll_frame(now)
+                        });
                 let Some(transmit) = transmit else {
                     break;
                 };
@@ -208,9 +218,7 @@ impl<E: Framed + Send + 'static> Connection<E> {
             let Some(socket) = self.socket.as_mut() else {
                 return progress;
             };
-            if self.draining.is_some()
-                || !self.live.peek(|engine| engine.wants_read())
-                || self.live.poll_room(cx).is_pending()
+            if self.draining.is_some() || !self.live.poll_readable(cx, |engine| engine.wants_read())
             {
                 return progress;
             }
@@ -222,14 +230,15 @@ impl<E: Framed + Send + 'static> Connection<E> {
                 // The framing queued its answer; it goes out with the next flush.
                 self.unflushed = true;
             }
-            self.live
-                .with(|engine, now| engine.handle_incoming(now, incoming));
+            self.live.with_at(self.now, |engine, now| {
+                engine.handle_incoming(now, incoming)
+            });
         }
     }
 
     /// Sleeps until the engine's next deadline, then runs its timers.
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(deadline) = self.live.take_deadline() else {
+    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<std::time::Instant>) -> bool {
+        let Some(deadline) = deadline else {
             self.timer = None;
             return false;
         };
@@ -249,16 +258,14 @@ impl<E: Framed + Send + 'static> Connection<E> {
             return false;
         }
         self.timer = None;
-        self.live.with(|engine, now| engine.handle_timeout(now));
+        self.live
+            .with_at(crate::live::now(), |engine, now| engine.handle_timeout(now));
         true
     }
 
-    /// Once the session finished, writes what is left (a close answer) and
+    /// Once the session finished (the caller checked), writes what is left (a close answer) and
     /// drops the connection.
     fn poll_end(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.live.is_finished() {
-            return false;
-        }
         let draining = self
             .draining
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(DRAIN_TIMEOUT)));

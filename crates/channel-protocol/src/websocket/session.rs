@@ -350,6 +350,10 @@ impl Engine for Session {
         }
     }
 
+    fn watches_app(&self) -> bool {
+        matches!(self.phase, Phase::Failing { .. })
+    }
+
     fn app_idle(&mut self, _now: Instant) {
         if let Phase::Failing { reason, .. } = &self.phase {
             let reason = reason.clone();

@@ -59,6 +59,10 @@ pub struct TextGuard {
     fin: bool,
     partial: [u8; 4],
     partial_len: usize,
+    /// The current text message is left to the frame decoder.
+    unchecked: bool,
+    /// The current frame is a whole (unfragmented) text message.
+    single: bool,
 }
 
 impl Default for TextGuard {
@@ -80,6 +84,8 @@ impl TextGuard {
             fin: false,
             partial: [0; 4],
             partial_len: 0,
+            unchecked: false,
+            single: false,
         }
     }
 
@@ -97,10 +103,21 @@ impl TextGuard {
                     self.try_header();
                 }
                 State::Payload { remaining, text } => {
+                    // A whole message that arrives in one read is checked by
+                    // the frame decoder as soon as it takes it: nothing to
+                    // gain here by checking it first.
+                    if text
+                        && self.single
+                        && self.offset == 0
+                        && remaining > 1
+                        && remaining <= bytes.len() as u64
+                    {
+                        self.unchecked = true;
+                    }
                     let take = remaining.min(bytes.len() as u64) as usize;
                     let (chunk, rest) = bytes.split_at(take);
                     bytes = rest;
-                    if text {
+                    if text && !self.unchecked {
                         self.check_text(chunk)?;
                     } else {
                         self.offset += take as u64;
@@ -149,6 +166,7 @@ impl TextGuard {
         };
         self.fin = h[0] & 0x80 != 0;
         let opcode = h[0] & 0x0F;
+        self.single = self.fin && opcode == 0x1;
         self.header_len = 0;
         self.offset = 0;
         let text = match opcode {
@@ -160,6 +178,7 @@ impl TextGuard {
                 }
                 self.in_text = true;
                 self.partial_len = 0;
+                self.unchecked = false;
                 true
             }
             0x0 => self.in_text,
@@ -191,7 +210,7 @@ impl TextGuard {
         self.state = State::Header;
         if ends_text {
             self.in_text = false;
-            if self.partial_len > 0 {
+            if self.partial_len > 0 && !self.unchecked {
                 // A message that stops inside a character is not UTF-8.
                 self.state = State::Invalid;
                 return Err(InvalidUtf8);
@@ -300,6 +319,19 @@ mod tests {
     #[test]
     fn a_message_ending_inside_a_character_is_invalid() {
         let stream = frame(true, 1, &[b'a', 0xE2, 0x82], KEY);
+        let mut guard = TextGuard::new();
+        assert_eq!(guard.inspect(&stream[..7]), Ok(()));
+        assert_eq!(guard.inspect(&stream[7..]), Err(InvalidUtf8));
+    }
+
+    #[test]
+    fn frames_that_arrive_whole_are_left_to_the_decoder() {
+        // The decoder checks a whole frame at once; only frames still
+        // arriving need the guard.
+        let stream = frame(true, 1, &[b'a', 0xFF], KEY);
+        assert_eq!(TextGuard::new().inspect(&stream), Ok(()));
+        // Fragments are always checked.
+        let stream = frame(false, 1, &[b'a', 0xFF], KEY);
         assert_eq!(TextGuard::new().inspect(&stream), Err(InvalidUtf8));
     }
 
