@@ -1,20 +1,46 @@
 #!/usr/bin/env bash
-# Runs every check and test of the project: formatting, lints, Rust unit,
-# property, integration and doc tests, then the interop tests with the real
-# npm clients and headless Chromium against the echo example.
+# Runs every check and test of the project on a fresh machine of this kind
+# (Debian with rustup, Node.js and pyenv's Python 2.7): it installs what the
+# tests need first (Debian's chromium, redis-server and nginx, the npm
+# packages, the Autobahn testsuite's Python 2.7 virtualenv, cargo-fuzz).
+#
+# Then: formatting, lints, the minimum Rust version, every Rust test (unit,
+# property, integration, doc), rustdoc, the interop tests with the real npm
+# clients and headless Chromium, the Autobahn testsuite against the
+# WebSocket endpoints, and a short run of every fuzz target.
+#
+# SKIP_INSTALL=1 skips the package installs (for a machine that has them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$(date +%s)
+step() { echo "== $* ($(($(date +%s) - started)) s)"; }
 
-echo "== cargo fmt --check"
+if [ "${SKIP_INSTALL:-0}" != 1 ]; then
+    step "installing Debian packages (chromium, redis-server, nginx)"
+    missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    rustup component add clippy rustfmt >/dev/null 2>&1 || true
+fi
+
+step "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test (unit, property, integration, doc)"
+step "cargo clippy (warnings are errors, incompatible_msrv included)"
+cargo clippy --workspace --all-targets --locked -- -D warnings -D clippy::incompatible_msrv
+step "rust-version covers every dependency"
+python3 tests/msrv.py
+step "cargo test (unit, property, integration, doc)"
 cargo test --workspace --locked
-echo "== cargo doc (rustdoc warnings are errors)"
+step "cargo doc (rustdoc warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
-echo "== interop: npm clients and headless Chromium against the echo example"
+step "interop: npm clients and headless Chromium against the echo example"
 npm ci --prefix examples/echo --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 cargo build -p echo --locked
@@ -22,3 +48,13 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
 export ECHO_BIN="$target_dir/debug/echo"
 node --test --test-concurrency=1 tests/interop/
+
+step "Autobahn testsuite against /ws and SockJS's raw /websocket"
+cargo build --release -p echo -p loadgen --locked
+ECHO_BIN="$target_dir/release/echo" BARE_BIN="$target_dir/release/bare-ws-echo" \
+    bash tests/autobahn/run.sh
+
+step "fuzzing: every target, briefly"
+bash tests/fuzz.sh
+
+step "all checks passed"
