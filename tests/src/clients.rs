@@ -115,13 +115,24 @@ impl BcClient {
 
     /// Sends strings as one forward channel POST and waits for its answer.
     pub async fn send(&self, texts: &[String]) {
+        let maps = texts.iter().map(|text| ("_S", text.clone())).collect();
+        self.post_maps(maps).await;
+    }
+
+    /// Sends JSON values as `JSON` maps in one forward channel POST.
+    pub async fn send_json(&self, values: &[Value]) {
+        let maps = values.iter().map(|v| ("JSON", v.to_string())).collect();
+        self.post_maps(maps).await;
+    }
+
+    async fn post_maps(&self, maps: Vec<(&str, String)>) {
         let offset = self
             .next_map
-            .fetch_add(texts.len() as u64, Ordering::Relaxed);
-        let mut body = format!("count={}&ofs={offset}", texts.len());
-        for (index, text) in texts.iter().enumerate() {
-            let encoded: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
-            body.push_str(&format!("&req{index}__S={encoded}"));
+            .fetch_add(maps.len() as u64, Ordering::Relaxed);
+        let mut body = format!("count={}&ofs={offset}", maps.len());
+        for (index, (key, value)) in maps.iter().enumerate() {
+            let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            body.push_str(&format!("&req{index}_{key}={encoded}"));
         }
         let rid = self.next_rid.fetch_add(1, Ordering::Relaxed);
         let url = format!(

@@ -50,19 +50,24 @@
 mod browserchannel;
 mod config;
 mod event_source;
+mod handle;
 mod http_util;
 mod layer;
 mod live;
 mod registry;
+mod rooms;
 mod session;
 mod sockjs;
+mod telemetry;
 mod websocket;
 
 pub use channel_protocol::Payload;
 pub use config::{
     ChannelConfig, EventSourceConfig, JSessionIdFn, SessionRequest, SockJsConfig, WebSocketConfig,
 };
-pub use layer::{ChannelHandle, ChannelLayer, ChannelService, ResponseFuture};
+pub use handle::ChannelHandle;
+pub use layer::{ChannelLayer, ChannelService, ResponseFuture};
+pub use rooms::broadcast::{AckStream, Broadcast, BroadcastError, BroadcastReport, Overflow};
 pub use session::{
-    CloseReason, Closed, Delivery, Message, SendError, Session, SessionSender, Transport,
+    CloseReason, Closed, Delivery, JoinError, Message, SendError, Session, SessionSender, Transport,
 };

@@ -70,6 +70,8 @@ enum Body {
 #[derive(Debug)]
 pub struct Payload {
     body: Body,
+    /// The event type EventSource clients get it as (`message` when none).
+    event_type: Option<String>,
     encoded: [OnceLock<Option<Bytes>>; FORMATS],
     encodings: AtomicUsize,
     encoded_bytes: AtomicUsize,
@@ -79,6 +81,7 @@ impl Payload {
     fn new(body: Body) -> Self {
         Self {
             body,
+            event_type: None,
             encoded: Default::default(),
             encodings: AtomicUsize::new(0),
             encoded_bytes: AtomicUsize::new(0),
@@ -111,6 +114,20 @@ impl Payload {
             event,
             id,
         })
+    }
+
+    /// Names the event type EventSource clients receive this message as
+    /// (its data is the message's text); other transports ignore it.
+    ///
+    /// ```
+    /// use channel_protocol::payload::{Payload, WireFormat};
+    /// let payload = Payload::text("hi").with_event_type("said");
+    /// assert_eq!(&payload.encode(WireFormat::EventSource).unwrap()[..], b"event: said\ndata: hi\n\n");
+    /// assert_eq!(&payload.encode(WireFormat::WebSocket).unwrap()[..], b"hi");
+    /// ```
+    pub fn with_event_type(mut self, event: impl Into<String>) -> Self {
+        self.event_type = Some(event.into());
+        self
     }
 
     /// True for binary data.
@@ -177,7 +194,9 @@ impl Payload {
                 Body::Event { data, event, id } => {
                     event_stream::encode_event(data, event.as_deref(), id.as_deref())
                 }
-                _ => event_stream::encode_event(&self.text_form()?, None, None),
+                _ => {
+                    event_stream::encode_event(&self.text_form()?, self.event_type.as_deref(), None)
+                }
             },
         };
         Some(Bytes::from(text))

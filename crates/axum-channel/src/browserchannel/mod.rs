@@ -265,9 +265,9 @@ impl BrowserChannelServer {
         query: Query,
         batch: Option<ForwardBatch>,
     ) -> Response<Body> {
-        if !self.config.authorized(&parts).await {
+        let Some(extensions) = self.config.authorized(&parts).await else {
             return self.headers.error(StatusCode::FORBIDDEN, "Forbidden");
-        }
+        };
         let registry = &self.services.registry;
         if registry.is_full() {
             return self
@@ -288,6 +288,7 @@ impl BrowserChannelServer {
             &parts.headers,
         );
         info.app_version = query.app_version.clone().map(String::into_boxed_str);
+        info.extensions = extensions;
         let rid = query.request_number();
         let engine = Engine::new(
             crate::live::now(),

@@ -10,23 +10,30 @@ pub(crate) use sockjs::JSessionId;
 pub use sockjs::{JSessionIdFn, SockJsConfig};
 pub use websocket::WebSocketConfig;
 
+use crate::rooms::broadcast::Overflow;
 use crate::session::Session;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use http::{HeaderMap, Uri};
+use http::{Extensions, HeaderMap, Uri};
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 pub(crate) type SessionHandler = Arc<dyn Fn(Session) -> BoxFuture<'static, ()> + Send + Sync>;
-pub(crate) type Authorizer = Arc<dyn Fn(SessionRequest) -> BoxFuture<'static, bool> + Send + Sync>;
+pub(crate) type Authorizer =
+    Arc<dyn Fn(SessionRequest) -> BoxFuture<'static, Option<Extensions>> + Send + Sync>;
 
-/// The request that asks to open a session, as the authorisation hook sees it.
+/// The request that asks to open a session, as the authorisation hook sees
+/// it: the whole request, cookies included.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SessionRequest {
+    /// The request's method.
+    pub method: http::Method,
     /// The request's headers, `Cookie` included (the hook may need it).
     pub headers: HeaderMap,
     /// The request's URI.
@@ -54,6 +61,7 @@ pub struct ChannelConfig {
     pub(crate) max_sessions: usize,
     pub(crate) delivery_timeout: Option<Duration>,
     pub(crate) acknowledgement_timeout: Duration,
+    pub(crate) overflow: Overflow,
     pub(crate) cors_origin: Option<String>,
     pub(crate) cors_allow_credentials: bool,
     pub(crate) client_library: Option<PathBuf>,
@@ -82,6 +90,7 @@ impl Default for ChannelConfig {
             max_sessions: 10_000,
             delivery_timeout: Some(Duration::from_secs(30)),
             acknowledgement_timeout: Duration::from_secs(1),
+            overflow: Overflow::Drop,
             cors_origin: None,
             cors_allow_credentials: false,
             client_library: None,
@@ -165,8 +174,41 @@ impl ChannelConfig {
         F: Fn(Session) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.handler = Some(Arc::new(move |session| handler(session).boxed()));
+        // The callback runs in the session's span.
+        self.handler = Some(Arc::new(move |session: Session| {
+            let span = session.span().clone();
+            handler(session).instrument(span).boxed()
+        }));
         self
+    }
+
+    /// The callback each new session is handed to, with a clone of `state`
+    /// (as axum's `State` does for handlers).
+    ///
+    /// ```
+    /// use axum_channel::ChannelConfig;
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct AppState { opened: Arc<AtomicUsize> }
+    ///
+    /// let config = ChannelConfig::new().on_session_with_state(
+    ///     AppState::default(),
+    ///     |session, state: AppState| async move {
+    ///         state.opened.fetch_add(1, Ordering::Relaxed);
+    ///         let _ = session.send("welcome");
+    ///     },
+    /// );
+    /// # let _ = config;
+    /// ```
+    pub fn on_session_with_state<S, F, Fut>(self, state: S, handler: F) -> Self
+    where
+        S: Clone + Send + Sync + 'static,
+        F: Fn(Session, S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_session(move |session| handler(session, state.clone()))
     }
 
     /// A hook that decides whether a request may open a session; `false`
@@ -175,6 +217,40 @@ impl ChannelConfig {
     where
         F: Fn(SessionRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = bool> + Send + 'static,
+    {
+        self.authorizer = Some(Arc::new(move |request| {
+            hook(request)
+                .map(|allowed| allowed.then(Extensions::new))
+                .boxed()
+        }));
+        self
+    }
+
+    /// A hook that decides whether a request may open a session and what
+    /// the session carries: `None` answers 403; `Some(extensions)` opens
+    /// the session with them, for the app to read with
+    /// [`SessionSender::extensions`](crate::SessionSender::extensions).
+    ///
+    /// ```
+    /// use axum_channel::{ChannelConfig, SessionRequest};
+    /// use http::Extensions;
+    ///
+    /// #[derive(Clone)]
+    /// struct User(String);
+    ///
+    /// let config = ChannelConfig::new().authorize_with(|request: SessionRequest| async move {
+    ///     let cookie = request.headers.get("cookie")?.to_str().ok()?;
+    ///     let name = cookie.strip_prefix("user=")?.to_owned();
+    ///     let mut extensions = Extensions::new();
+    ///     extensions.insert(User(name));
+    ///     Some(extensions)
+    /// });
+    /// # let _ = config;
+    /// ```
+    pub fn authorize_with<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(SessionRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<Extensions>> + Send + 'static,
     {
         self.authorizer = Some(Arc::new(move |request| hook(request).boxed()));
         self
@@ -264,6 +340,14 @@ impl ChannelConfig {
         self
     }
 
+    /// What a broadcast does with a member whose queue is full: drop the
+    /// message for it (the default), or close it with
+    /// [`CloseReason::Lagging`](crate::CloseReason::Lagging).
+    pub fn broadcast_overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
     /// How long BrowserChannel arrays wait for the client's acknowledgement
     /// before the back channel ends so the client's next request carries it
     /// (default 1 s). A client with nothing to send acknowledges only then.
@@ -327,12 +411,14 @@ impl ChannelConfig {
         }
     }
 
-    /// Asks the authorisation hook, if any, whether this request may open a session.
-    pub(crate) async fn authorized(&self, parts: &http::request::Parts) -> bool {
+    /// Asks the authorisation hook, if any, whether this request may open a
+    /// session; `Some` holds what the session carries.
+    pub(crate) async fn authorized(&self, parts: &http::request::Parts) -> Option<Extensions> {
         let Some(authorize) = &self.authorizer else {
-            return true;
+            return Some(Extensions::new());
         };
         let request = SessionRequest {
+            method: parts.method.clone(),
             headers: parts.headers.clone(),
             uri: parts.uri.clone(),
             remote_addr: remote_addr(parts),

@@ -76,9 +76,9 @@ impl EventSourceServer {
             return plain(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
         }
         let (parts, _body) = request.into_parts();
-        if !self.config.authorized(&parts).await {
+        let Some(extensions) = self.config.authorized(&parts).await else {
             return plain(StatusCode::FORBIDDEN, "Forbidden");
-        }
+        };
         let mut info = SessionInfo::new(
             Transport::EventSource,
             remote_addr(&parts),
@@ -86,6 +86,7 @@ impl EventSourceServer {
             &parts.headers,
         );
         info.last_event_id = last_event_id(&parts).map(String::into_boxed_str);
+        info.extensions = extensions;
         let engine = Engine::new(crate::live::now(), self.event_source.session());
         let stream = engine.stream();
         let session = Live::new(info, engine, self.services.clone(), Clock::Shared);

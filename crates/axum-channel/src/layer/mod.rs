@@ -8,10 +8,12 @@ pub use future::ResponseFuture;
 use crate::browserchannel::BrowserChannelServer;
 use crate::config::ChannelConfig;
 use crate::event_source::EventSourceServer;
+use crate::handle::ChannelHandle;
 use crate::live::{timers::Timers, Services};
 use crate::registry::Registry;
-use crate::session::{CloseReason, SessionSender};
+use crate::rooms::Rooms;
 use crate::sockjs::SockJsServer;
+use crate::telemetry::Telemetry;
 use crate::websocket::WebSocketServer;
 use axum::body::Body;
 use bytes::Bytes;
@@ -20,7 +22,6 @@ use http::{Request, Response};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -41,9 +42,7 @@ struct Shared {
     websocket: Option<(String, Arc<WebSocketServer>)>,
     event_source: Option<(String, Arc<EventSourceServer>)>,
     sockjs: Option<(String, Arc<SockJsServer>)>,
-    /// Set once `ChannelHandle::shutdown` or `close_all` began: no new sessions.
-    shutting_down: AtomicBool,
-    /// Every open session, the timer task, the limits.
+    /// Every open session, the rooms, the timer task, the limits.
     services: Arc<Services>,
 }
 
@@ -81,7 +80,7 @@ impl Shared {
         request: Request<Body>,
     ) -> BoxFuture<'static, Response<Body>> {
         Box::pin(async move {
-            if self.shutting_down.load(Ordering::Acquire) {
+            if self.services.shutting_down.load(Ordering::Acquire) {
                 // Clients that reconnect while the server drains must not
                 // open streams that would hold the shutdown up.
                 let mut response = Response::new(Body::from("Server shutting down"));
@@ -131,9 +130,13 @@ impl ChannelLayer {
         let config = Arc::new(config);
         let services = Arc::new(Services {
             registry: Registry::new(config.max_sessions),
+            rooms: Rooms::default(),
             timers: Arc::new(Timers::default()),
+            telemetry: Telemetry::new(),
             max_incoming: config.max_incoming_messages,
             delivery_timeout: config.delivery_timeout,
+            overflow: config.overflow,
+            shutting_down: AtomicBool::new(false),
         });
         let browserchannel = config
             .browserchannel
@@ -157,18 +160,15 @@ impl ChannelLayer {
                 websocket,
                 event_source,
                 sockjs,
-                shutting_down: AtomicBool::new(false),
                 services,
             }),
         }
     }
 
-    /// A handle on this layer's sessions, for counting them or closing them
-    /// all at shutdown.
+    /// A handle on this layer's sessions and rooms: to find sessions,
+    /// broadcast, count, and close them all at shutdown.
     pub fn handle(&self) -> ChannelHandle {
-        ChannelHandle {
-            shared: self.shared.clone(),
-        }
+        ChannelHandle::new(self.shared.services.clone())
     }
 }
 
@@ -180,48 +180,6 @@ impl<S> Layer<S> for ChannelLayer {
             inner,
             shared: self.shared.clone(),
         }
-    }
-}
-
-/// A handle on the sessions of a [`ChannelLayer`].
-#[derive(Debug, Clone)]
-pub struct ChannelHandle {
-    shared: Arc<Shared>,
-}
-
-impl ChannelHandle {
-    /// How many sessions are open, every transport together.
-    pub fn session_count(&self) -> usize {
-        self.shared.services.registry.len()
-    }
-
-    /// The open session with this id, to send to it or close it.
-    pub fn session(&self, id: &str) -> Option<SessionSender> {
-        self.shared
-            .services
-            .registry
-            .get(id)
-            .map(SessionSender::new)
-    }
-
-    /// Closes every open session, ending their back channels, so a graceful
-    /// shutdown does not wait on hanging requests. From then on the layer
-    /// answers its paths with 503, so reconnecting clients cannot open new
-    /// sessions.
-    pub fn close_all(&self) {
-        self.shared.shutting_down.store(true, Ordering::Release);
-        for session in self.shared.services.registry.all() {
-            session.close(CloseReason::Shutdown);
-        }
-    }
-
-    /// Closes every session and waits, at most `grace`, until all of them
-    /// have finished their closing handshakes. Upgraded WebSocket
-    /// connections are outside axum's graceful shutdown, so call this before
-    /// the server stops, or their peers see the connection drop (1006).
-    pub async fn shutdown(&self, grace: Duration) {
-        self.close_all();
-        let _ = tokio::time::timeout(grace, self.shared.services.registry.emptied()).await;
     }
 }
 

@@ -20,12 +20,15 @@ pub(crate) mod timers;
 pub(crate) use body::{ReceiverBody, Receivers};
 
 use crate::registry::{lock, Registry};
+use crate::rooms::broadcast::Overflow;
+use crate::rooms::Rooms;
 use crate::session::{CloseReason, Link, Message, SendError, SessionInfo};
+use crate::telemetry::{Telemetry, TransportMetrics};
 use bytes::Bytes;
 use channel_protocol::{Counter, Engine, Event, Payload, ReceiverId, Ticket, Transmit};
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -55,11 +58,17 @@ impl LazyNow {
 #[derive(Debug)]
 pub(crate) struct Services {
     pub(crate) registry: Registry,
+    pub(crate) rooms: Rooms,
     pub(crate) timers: Arc<Timers>,
+    pub(crate) telemetry: Telemetry,
     /// Most received messages waiting for the app.
     pub(crate) max_incoming: usize,
     /// How long a delivery waits for its confirmation by default.
     pub(crate) delivery_timeout: Option<Duration>,
+    /// What a broadcast does with a member whose queue is full.
+    pub(crate) overflow: Overflow,
+    /// Set once shutdown began: no new sessions.
+    pub(crate) shutting_down: AtomicBool,
 }
 
 /// Who runs a session's timers.
@@ -144,6 +153,10 @@ fn counter_index(counter: Counter) -> usize {
 struct After {
     schedule: Option<(Option<Instant>, Instant)>,
     finished: bool,
+    /// Why the session ended, once it finished.
+    reason: Option<CloseReason>,
+    /// The session closed: it leaves its rooms (a broadcast cannot reach it).
+    closed: bool,
 }
 
 /// One live session of any transport.
@@ -195,9 +208,16 @@ impl<E: Engine + Send + 'static> Live<E> {
             timer_key: TIMER_KEYS.fetch_add(1, Ordering::Relaxed),
             me: me.clone(),
         });
+        let metrics = live.metrics();
+        metrics.open.increment(1.0);
+        metrics.opened.increment(1);
         // The engine may want a timer (or have events) from the start.
         live.with(|_, _| ());
         live
+    }
+
+    fn metrics(&self) -> &TransportMetrics {
+        self.services.telemetry.transport(self.info.transport)
     }
 
     pub(crate) fn info(&self) -> &SessionInfo {
@@ -247,6 +267,9 @@ impl<E: Engine + Send + 'static> Live<E> {
         let (transmit, after) = {
             let mut inner = self.lock();
             let transmit = take(&mut inner.engine, now);
+            if let Some(Transmit::Data { bytes, .. } | Transmit::Binary { bytes, .. }) = &transmit {
+                self.metrics().bytes_sent.increment(bytes.len() as u64);
+            }
             match &transmit {
                 None => {
                     if let Some((other, waker)) = inner.receiver.take() {
@@ -368,6 +391,7 @@ impl<E: Engine + Send + 'static> Live<E> {
             };
             match event {
                 Event::Message(message) => {
+                    self.metrics().received.increment(1);
                     inner.inbox.push_back(message);
                     wakes.add(inner.reader.take());
                     if !inner.backpressure && inner.inbox.len() >= max_incoming {
@@ -383,9 +407,12 @@ impl<E: Engine + Send + 'static> Live<E> {
                 }
                 Event::Closed(reason) => {
                     if inner.close_reason.is_none() {
-                        tracing::debug!(session = %self.info.id(), %reason, "session closed");
+                        self.info
+                            .span
+                            .in_scope(|| tracing::debug!(%reason, "session closed"));
                         inner.close_reason = Some(reason);
                     }
+                    after.closed = true;
                     wakes.add(inner.reader.take());
                     if let Some(waiting) = &mut inner.waiting {
                         wakes.all(waiting.closed.drain(..));
@@ -398,6 +425,7 @@ impl<E: Engine + Send + 'static> Live<E> {
                     if inner.close_reason.is_none() {
                         inner.close_reason = Some(CloseReason::ConnectionLost);
                     }
+                    after.reason = inner.close_reason.clone();
                     if let Some(waiting) = inner.waiting.take() {
                         let Waiters {
                             deliveries,
@@ -432,12 +460,24 @@ impl<E: Engine + Send + 'static> Live<E> {
     }
 
     fn finish(&self, wakes: Wakes, after: After) {
+        if after.closed || after.finished {
+            self.services.rooms.leave_all(self.info.key());
+        }
         if after.finished {
-            // Gone from the registry before anyone waiting learns of it.
-            tracing::debug!(session = %self.info.id(), "session finished");
+            // Gone from the registry and its rooms before anyone waiting
+            // learns of it.
+            self.info
+                .span
+                .in_scope(|| tracing::debug!("session finished"));
+            let key = self.info.key();
             self.services
                 .registry
-                .remove(self.info.key(), self.info.sockjs_key.as_deref());
+                .remove(key, self.info.sockjs_key.as_deref());
+            let metrics = self.metrics();
+            metrics.open.decrement(1.0);
+            if let Some(reason) = &after.reason {
+                metrics.closed(reason);
+            }
         }
         for waker in wakes.0 {
             waker.wake();
@@ -476,7 +516,12 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
     }
 
     fn send(&self, payload: &Payload) -> Result<Ticket, SendError> {
-        self.with(|engine, now| engine.send(now, payload))
+        let sent = self.with(|engine, now| engine.send(now, payload));
+        match &sent {
+            Ok(_) => self.metrics().sent.increment(1),
+            Err(_) => self.metrics().deliveries_failed.increment(1),
+        }
+        sent
     }
 
     fn ping(&self, payload: Bytes) -> Result<Ticket, SendError> {
@@ -569,6 +614,14 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
 
     fn delivery_timeout(&self) -> Option<Duration> {
         self.services.delivery_timeout
+    }
+
+    fn services(&self) -> &Arc<Services> {
+        &self.services
+    }
+
+    fn delivery_failed(&self) {
+        self.metrics().deliveries_failed.increment(1);
     }
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {

@@ -127,6 +127,9 @@ impl Future for Delivery {
             return result.take().map_or(Poll::Pending, Poll::Ready);
         };
         if let Poll::Ready(result) = link.poll_confirmed(*ticket, cx) {
+            if result.is_err() {
+                link.delivery_failed();
+            }
             this.state = State::Done(None);
             return Poll::Ready(result);
         }
@@ -135,6 +138,7 @@ impl Future for Delivery {
             let sleep = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
             if sleep.as_mut().poll(cx).is_ready() {
                 link.forget_delivery(*ticket);
+                link.delivery_failed();
                 this.state = State::Done(None);
                 return Poll::Ready(Err(SendError::TimedOut));
             }

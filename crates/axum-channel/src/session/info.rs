@@ -94,6 +94,10 @@ pub(crate) struct SessionInfo {
     pub(crate) last_event_id: Option<Box<str>>,
     /// The id a SockJS client chose for its session, which its requests name.
     pub(crate) sockjs_key: Option<Box<str>>,
+    /// What the authorisation hook attached.
+    pub(crate) extensions: http::Extensions,
+    /// Every log line and task of the session runs in it.
+    pub(crate) span: tracing::Span,
     head: RequestHead,
 }
 
@@ -121,6 +125,13 @@ impl SessionInfo {
             protocol: None,
             last_event_id: None,
             sockjs_key: None,
+            extensions: http::Extensions::new(),
+            span: tracing::info_span!(
+                "session",
+                id = std::str::from_utf8(&hex).unwrap_or_default(),
+                transport = %transport,
+                remote = ?remote_addr,
+            ),
             head: RequestHead::new(uri, headers),
         }
     }

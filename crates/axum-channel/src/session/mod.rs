@@ -12,6 +12,8 @@ pub use channel_protocol::{CloseReason, Message, SendError};
 pub use delivery::{Closed, Delivery};
 pub(crate) use info::{SessionInfo, SessionKey};
 
+use crate::handle::ChannelHandle;
+use crate::live::Services;
 use bytes::Bytes;
 use channel_protocol::{Payload, Ticket};
 use futures::Stream;
@@ -68,9 +70,34 @@ pub(crate) trait Link: Send + Sync + 'static {
     fn close_reason(&self) -> Option<CloseReason>;
     /// How long deliveries wait for their confirmation by default.
     fn delivery_timeout(&self) -> Option<Duration>;
+    /// What every session of the layer shares.
+    fn services(&self) -> &Arc<Services>;
+    /// A delivery failed (closed, timed out): for the metrics.
+    fn delivery_failed(&self);
     /// The live session itself, for the transport that made it.
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
+
+/// Why a session could not join a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The session has closed.
+    Closed,
+    /// The cluster did not confirm the membership.
+    Cluster(String),
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Closed => f.write_str("the session has closed"),
+            JoinError::Cluster(error) => write!(f, "the cluster did not confirm the join: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
 
 /// A cloneable handle that sends to a session from any task.
 #[derive(Clone)]
@@ -111,6 +138,72 @@ impl SessionSender {
     /// The protocol carrying this session.
     pub fn transport(&self) -> Transport {
         self.info().transport
+    }
+
+    /// What the authorisation hook attached to the session
+    /// ([`ChannelConfig::authorize_with`](crate::ChannelConfig::authorize_with)):
+    /// the authenticated user, a tenant...
+    ///
+    /// ```no_run
+    /// # #[derive(Clone)] struct User(String);
+    /// # fn run(session: axum_channel::Session) {
+    /// if let Some(User(name)) = session.extensions().get::<User>() {
+    ///     println!("{name} connected");
+    /// }
+    /// # }
+    /// ```
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.info().extensions
+    }
+
+    /// The session's tracing span (id, transport, remote address); the
+    /// layer's logs about the session and its callback run in it.
+    pub fn span(&self) -> &tracing::Span {
+        &self.info().span
+    }
+
+    /// A handle on all the sessions and rooms of this session's layer.
+    pub fn channels(&self) -> ChannelHandle {
+        ChannelHandle::new(self.link.services().clone())
+    }
+
+    /// Puts the session in `room` (a session may be in many; closing takes
+    /// it out of all). Resolves once the membership is in effect, on every
+    /// node of a cluster.
+    ///
+    /// ```no_run
+    /// # async fn run(session: axum_channel::Session) {
+    /// session.join("lobby").await.expect("joined");
+    /// session.channels().broadcast("someone joined").to("lobby").except(session.id()).send().await.ok();
+    /// # }
+    /// ```
+    pub async fn join(&self, room: &str) -> Result<(), JoinError> {
+        if self.is_closed() {
+            return Err(JoinError::Closed);
+        }
+        let joined = self.link.services().rooms.join(&self.link, room);
+        // A session that closed meanwhile must not stay behind in the room.
+        if self.is_closed() {
+            self.link.services().rooms.leave(self.info().key(), room);
+            return Err(JoinError::Closed);
+        }
+        let _ = joined;
+        Ok(())
+    }
+
+    /// Takes the session out of `room`; true when it was in it.
+    pub async fn leave(&self, room: &str) -> bool {
+        self.link.services().rooms.leave(self.info().key(), room).0
+    }
+
+    /// The rooms the session is in.
+    pub fn rooms(&self) -> Vec<String> {
+        self.link.services().rooms.rooms_of(self.info().key())
+    }
+
+    /// True when the session is in `room`.
+    pub fn in_room(&self, room: &str) -> bool {
+        self.link.services().rooms.contains(self.info().key(), room)
     }
 
     /// Sends a JSON message: a JSON value on BrowserChannel, its JSON text

@@ -195,15 +195,16 @@ impl SockJsServer {
         if let Some(session) = self.find(key) {
             return Ok((session, false));
         }
-        if !self.config.authorized(parts).await {
+        let Some(extensions) = self.config.authorized(parts).await else {
             return Err(http::reply(StatusCode::FORBIDDEN, http::PLAIN, "Forbidden"));
-        }
+        };
         if self.services.registry.is_full() {
             return Err(too_many_sessions());
         }
         let engine = Engine::new(crate::live::now(), self.sockjs.session());
         let mut info = self.info(parts, kind.name());
         info.sockjs_key = Some(key.into());
+        info.extensions = extensions;
         let session = Live::new(info, engine, self.services.clone(), Clock::Shared);
         if self.services.registry.insert(session.clone()).is_err() {
             // Another request created it meanwhile, or the bound was reached.
@@ -423,13 +424,14 @@ impl SockJsServer {
             Ok(accepted) => accepted,
             Err(refusal) => return refusal.response(),
         };
-        if !self.config.authorized(&parts).await {
+        let Some(extensions) = self.config.authorized(&parts).await else {
             return http::reply(StatusCode::FORBIDDEN, http::PLAIN, "Forbidden");
-        }
+        };
         if self.services.registry.is_full() {
             return too_many_sessions();
         }
-        let info = self.info(&parts, TransportKind::WebSocket.name());
+        let mut info = self.info(&parts, TransportKind::WebSocket.name());
+        info.extensions = extensions;
         let session = self.sockjs.session();
         let (on_upgrade, kind) = (accepted.on_upgrade, accepted.handshake);
         self.upgrade().spawn(on_upgrade, kind, info, move |now, _| {
@@ -462,13 +464,14 @@ impl SockJsServer {
             Ok(accepted) => accepted,
             Err(refusal) => return refusal.response(),
         };
-        if !self.config.authorized(&parts).await {
+        let Some(extensions) = self.config.authorized(&parts).await else {
             return http::reply(StatusCode::FORBIDDEN, http::PLAIN, "Forbidden");
-        }
+        };
         if self.services.registry.is_full() {
             return too_many_sessions();
         }
-        let info = self.info(&parts, "websocket-raw");
+        let mut info = self.info(&parts, "websocket-raw");
+        info.extensions = extensions;
         let websocket = WebSocketConfig::new().max_queued_messages(self.sockjs.max_queued_messages);
         let (on_upgrade, kind) = (accepted.on_upgrade, accepted.handshake);
         self.upgrade()

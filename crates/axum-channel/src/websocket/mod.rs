@@ -22,6 +22,7 @@ use socket::{Buffers, Socket};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Serves the WebSocket endpoint of one layer.
 pub(crate) struct WebSocketServer {
@@ -65,9 +66,9 @@ impl WebSocketServer {
             Ok(accepted) => accepted,
             Err(refusal) => return refusal.response(),
         };
-        if !self.config.authorized(&parts).await {
+        let Some(extensions) = self.config.authorized(&parts).await else {
             return plain(StatusCode::FORBIDDEN, "Forbidden");
-        }
+        };
         if self.services.registry.is_full() {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions");
         }
@@ -78,6 +79,7 @@ impl WebSocketServer {
             &parts.headers,
         );
         info.protocol = accepted.protocol.map(std::borrow::Cow::Owned);
+        info.extensions = extensions;
         let upgrade = Upgrade {
             config: self.config.clone(),
             services: self.services.clone(),
@@ -127,12 +129,16 @@ impl Upgrade {
         E: Framed + Send + 'static,
         F: FnOnce(Instant, bool) -> E + Send + 'static,
     {
+        let span = info.span.clone();
         let opening = Box::pin(self.open(on_upgrade, handshake, info, make));
-        tokio::spawn(async move {
-            if let Some((live, socket, app)) = opening.await {
-                connection::run(live, socket, app).await;
+        tokio::spawn(
+            async move {
+                if let Some((live, socket, app)) = opening.await {
+                    connection::run(live, socket, app).await;
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 
     async fn open<E, F>(

@@ -1,0 +1,96 @@
+//! The app's handle on a layer's sessions and rooms.
+
+use crate::live::Services;
+use crate::rooms::broadcast::Broadcast;
+use crate::session::{CloseReason, SessionSender};
+use channel_protocol::Payload;
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A handle on the sessions and rooms of a [`ChannelLayer`](crate::ChannelLayer),
+/// cheap to clone and keep. Get one from
+/// [`ChannelLayer::handle`](crate::ChannelLayer::handle), or from any
+/// session with [`SessionSender::channels`].
+///
+/// ```no_run
+/// # async fn run(channels: axum_channel::ChannelHandle) {
+/// use serde_json::json;
+/// println!("{} sessions, {} in the lobby", channels.session_count(), channels.room_count("lobby"));
+/// channels.broadcast(json!({"notice": "maintenance at noon"})).send().await.ok();
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ChannelHandle {
+    services: Arc<Services>,
+}
+
+impl ChannelHandle {
+    pub(crate) fn new(services: Arc<Services>) -> Self {
+        Self { services }
+    }
+
+    /// How many sessions are open, every transport together.
+    pub fn session_count(&self) -> usize {
+        self.services.registry.len()
+    }
+
+    /// The open session with this id, to send to it or close it.
+    pub fn session(&self, id: &str) -> Option<SessionSender> {
+        self.services.registry.get(id).map(SessionSender::new)
+    }
+
+    /// Every open session.
+    pub fn sessions(&self) -> Vec<SessionSender> {
+        self.services
+            .registry
+            .all()
+            .into_iter()
+            .map(SessionSender::new)
+            .collect()
+    }
+
+    /// How many sessions are in `room`.
+    pub fn room_count(&self, room: &str) -> usize {
+        self.services.rooms.count(room)
+    }
+
+    /// The rooms that have members.
+    pub fn rooms(&self) -> Vec<String> {
+        self.services.rooms.names()
+    }
+
+    /// Starts a broadcast of a JSON message (sent as
+    /// [`SessionSender::send`] would send it to each member); address it
+    /// with [`Broadcast::to`] and [`Broadcast::except`], then `send` it.
+    pub fn broadcast(&self, message: impl Into<Value>) -> Broadcast {
+        self.broadcast_payload(Payload::json(message.into()))
+    }
+
+    /// Starts a broadcast of any payload (text, binary, an event, JSON with
+    /// an EventSource event type).
+    pub fn broadcast_payload(&self, payload: Payload) -> Broadcast {
+        Broadcast::new(self.services.clone(), payload)
+    }
+
+    /// Closes every open session, ending their back channels, so a graceful
+    /// shutdown does not wait on hanging requests. From then on the layer
+    /// answers its paths with 503, so reconnecting clients cannot open new
+    /// sessions.
+    pub fn close_all(&self) {
+        self.services.shutting_down.store(true, Ordering::Release);
+        for session in self.services.registry.all() {
+            session.close(CloseReason::Shutdown);
+        }
+    }
+
+    /// Closes every session and waits, at most `grace`, until all of them
+    /// have finished their closing handshakes. Upgraded WebSocket
+    /// connections are outside axum's graceful shutdown, so call this before
+    /// the server stops, or their peers see the connection drop (1006).
+    pub async fn shutdown(&self, grace: Duration) {
+        self.close_all();
+        let _ = tokio::time::timeout(grace, self.services.registry.emptied()).await;
+    }
+}
