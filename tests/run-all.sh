@@ -40,13 +40,14 @@ cargo test --workspace --locked
 step "cargo doc (rustdoc warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
-step "interop: npm clients and headless Chromium against the echo example"
-npm ci --prefix examples/echo --no-audit --no-fund --loglevel=error
-npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
-cargo build -p echo --locked
+step "interop: npm clients and headless Chromium against the echo and chat examples"
+for dir in examples/echo examples/chat tests/interop; do
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+done
+cargo build -p echo -p chat --locked
 target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
-export ECHO_BIN="$target_dir/debug/echo"
+export ECHO_BIN="$target_dir/debug/echo" CHAT_BIN="$target_dir/debug/chat"
 node --test --test-concurrency=1 tests/interop/
 
 step "Autobahn testsuite against /ws and SockJS's raw /websocket"

