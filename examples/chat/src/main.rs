@@ -109,7 +109,7 @@ async fn handle(session: &Session, request: Request) -> Option<serde_json::Value
             let sent = channels.broadcast_payload(payload).to(room).send().await;
             if !session.in_room(room) {
                 // The sender hears its own words even when not a member.
-                let _ = session.send(said);
+                drop(session.send(said));
             }
             return match sent {
                 Ok(_) => None,
@@ -153,7 +153,7 @@ async fn listen(session: Session) {
             members,
         })
         .expect("JSON");
-        let _ = session.send_event(&joined, Some("joined"), None);
+        drop(session.send_event(&joined, Some("joined"), None));
     }
     session.closed().await;
 }
