@@ -26,6 +26,8 @@ pub enum Transport {
     SockJsXhrStreaming,
     /// BrowserChannel with a live (streaming) back channel.
     BrowserChannel,
+    /// An EventSource stream (`/events`).
+    EventSource,
     /// A bare tokio-tungstenite server (the baseline), WebSocket at `/`.
     BareWebSocket,
     /// A bare axum server's streaming response (the baseline of HTTP transports).
@@ -39,6 +41,7 @@ impl Transport {
             "sockjs-websocket" => Transport::SockJsWebSocket,
             "sockjs-xhr-streaming" => Transport::SockJsXhrStreaming,
             "browserchannel" => Transport::BrowserChannel,
+            "eventsource" => Transport::EventSource,
             "bare-websocket" => Transport::BareWebSocket,
             "bare-http-stream" => Transport::BareHttpStream,
             _ => return None,
@@ -51,6 +54,7 @@ impl Transport {
             Transport::SockJsWebSocket => "sockjs-websocket",
             Transport::SockJsXhrStreaming => "sockjs-xhr-streaming",
             Transport::BrowserChannel => "browserchannel",
+            Transport::EventSource => "eventsource",
             Transport::BareWebSocket => "bare-websocket",
             Transport::BareHttpStream => "bare-http-stream",
         }
@@ -171,6 +175,17 @@ async fn browserchannel(client: &HttpClient, base: &str, index: usize) -> Result
     })
 }
 
+async fn event_source(client: &HttpClient, base: &str) -> Result<Held, Error> {
+    let request = Request::builder()
+        .uri(format!("{base}/events"))
+        .body(Full::new(Bytes::new()))?;
+    let response = client.request(request).await?;
+    // The stream opens with 2 KiB of padding, a comment line.
+    Ok(Held::Response {
+        _body: read_until(response, b"\n").await?,
+    })
+}
+
 async fn bare_stream(client: &HttpClient, base: &str) -> Result<Held, Error> {
     let request = Request::builder()
         .method(Method::POST)
@@ -210,6 +225,7 @@ pub async fn open(
                     }
                     Transport::BrowserChannel => browserchannel(&client, base, index).await,
                     Transport::BareHttpStream => bare_stream(&client, base).await,
+                    Transport::EventSource => event_source(&client, base).await,
                 }
             }
         })

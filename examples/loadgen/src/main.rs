@@ -19,6 +19,7 @@
 //! target/release/loadgen --mode websocket --sessions 100 --messages 500
 //! ```
 
+mod broadcast;
 mod browserchannel;
 mod idle;
 mod proc_stats;
@@ -39,6 +40,9 @@ struct Options {
     echo_bin: String,
     bare_bin: String,
     bare_http_bin: String,
+    broadcast_bin: String,
+    /// Bytes of each broadcast message.
+    size: usize,
     transports: Vec<String>,
     hold_secs: u64,
     /// A running server to use instead of starting one (memory is not measured).
@@ -53,6 +57,8 @@ fn parse_options() -> Options {
         echo_bin: "target/release/echo".into(),
         bare_bin: "target/release/bare-ws-echo".into(),
         bare_http_bin: "target/release/bare-http-stream".into(),
+        broadcast_bin: "target/release/broadcast-server".into(),
+        size: 100,
         transports: vec![
             "websocket".into(),
             "bare-websocket".into(),
@@ -77,6 +83,8 @@ fn parse_options() -> Options {
             "--echo-bin" => options.echo_bin = value(),
             "--bare-bin" => options.bare_bin = value(),
             "--bare-http-bin" => options.bare_http_bin = value(),
+            "--broadcast-bin" => options.broadcast_bin = value(),
+            "--size" => options.size = value().parse().expect("--size BYTES"),
             "--transports" => {
                 options.transports = value().split(',').map(str::to_owned).collect();
             }
@@ -84,7 +92,7 @@ fn parse_options() -> Options {
             "--server" => options.server = Some(value()),
             other => panic!(
                 "unknown flag {other}; use --mode, --sessions, --messages, --echo-bin, \
-                 --bare-bin, --bare-http-bin, --transports, --hold-secs"
+                 --bare-bin, --bare-http-bin, --broadcast-bin, --size, --transports, --hold-secs"
             ),
         }
     }
@@ -93,7 +101,16 @@ fn parse_options() -> Options {
 
 /// Starts a server binary on a free port; returns its base URL and the child.
 async fn start_server(binary: &str) -> Result<(String, tokio::process::Child), Error> {
+    start_server_with(binary, &[]).await
+}
+
+/// Starts `binary` with extra environment variables.
+async fn start_server_with(
+    binary: &str,
+    env: &[(&str, &str)],
+) -> Result<(String, tokio::process::Child), Error> {
     let mut child = tokio::process::Command::new(binary)
+        .envs(env.iter().copied())
         .env("PORT", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -271,6 +288,175 @@ async fn idle_load(options: &Options) -> Result<(), Error> {
     Ok(())
 }
 
+/// Per-round results of one fan-out mode.
+#[derive(Default)]
+struct FanoutStats {
+    /// From the request to the last member's arrival, per round.
+    last_arrival: Vec<std::time::Duration>,
+    /// Every member's latency.
+    latencies: Vec<std::time::Duration>,
+    cpu: f64,
+    encodings: u64,
+    encoded_bytes: u64,
+    queued_us: u64,
+    /// Members a fan-out skipped because their queue was full.
+    dropped: u64,
+    rounds: u64,
+}
+
+impl FanoutStats {
+    fn print(&mut self, label: &str) {
+        self.last_arrival.sort();
+        self.latencies.sort();
+        let at = |v: &[std::time::Duration], p: f64| {
+            v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
+        };
+        let rounds = self.rounds.max(1);
+        println!(
+            "  {label:<10} last member after p50 {:.2} ms / p99 {:.2} ms; member latency p50 {:.2} ms / p99 {:.2} ms; \
+             server CPU {:.2} ms per fan-out; queued in {:.2} ms; {} encodings, {} bytes encoded per fan-out; \
+             {} drops in all",
+            at(&self.last_arrival, 0.5),
+            at(&self.last_arrival, 0.99),
+            at(&self.latencies, 0.5),
+            at(&self.latencies, 0.99),
+            self.cpu * 1e3 / rounds as f64,
+            self.queued_us as f64 / 1e3 / rounds as f64,
+            self.encodings / rounds,
+            self.encoded_bytes / rounds,
+            self.dropped,
+        );
+    }
+}
+
+/// Runs `rounds` fan-outs of `mode` to `members` members; `first_round`
+/// numbers the rounds so arrivals of earlier runs never count.
+async fn fanout_rounds(
+    base: &str,
+    pid: Option<u32>,
+    arrivals: &mut tokio::sync::mpsc::UnboundedReceiver<broadcast::Arrival>,
+    mode: &str,
+    members: usize,
+    first_round: u64,
+    rounds: u64,
+    size: usize,
+    stats: &mut FanoutStats,
+) -> Result<(), Error> {
+    for round in first_round..first_round + rounds {
+        let cpu_before = proc_stats::cpu_seconds(pid).unwrap_or(0.0);
+        let started = std::time::Instant::now();
+        let answer = broadcast::fanout(base, mode, broadcast::message(round, size)).await?;
+        let mut seen = std::collections::HashSet::new();
+        let mut last = started;
+        while seen.len() < members {
+            let arrival = tokio::time::timeout(std::time::Duration::from_secs(30), arrivals.recv())
+                .await
+                .map_err(|_| format!("round {round}: only {} of {members} members", seen.len()))?
+                .ok_or("the members are gone")?;
+            if arrival.round == round && seen.insert(arrival.member) {
+                stats.latencies.push(arrival.at - started);
+                last = last.max(arrival.at);
+            }
+        }
+        stats.cpu += proc_stats::cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
+        stats.last_arrival.push(last - started);
+        stats.encodings += answer["encodings"].as_u64().unwrap_or(0);
+        stats.encoded_bytes += answer["encoded_bytes"].as_u64().unwrap_or(0);
+        stats.queued_us += answer["queued_us"].as_u64().unwrap_or(0);
+        stats.dropped += answer["dropped"].as_u64().unwrap_or(0);
+        stats.rounds += 1;
+    }
+    Ok(())
+}
+
+/// A broadcast to N idle members of mixed transports, against a loop of
+/// sends, alternating, in one server.
+async fn broadcast_load(options: &Options) -> Result<(), Error> {
+    proc_stats::raise_open_files(options.sessions as u64 * 2 + 1_000);
+    let (base, child) = start_server(&options.broadcast_bin).await?;
+    let pid = child.id();
+    let mut arrivals = broadcast::open(&base, &broadcast::MIXED, options.sessions, 0).await?;
+    println!(
+        "Fan-out to {} members (websocket, sockjs-websocket, sockjs-xhr-streaming, browserchannel, \
+         eventsource in turn), {}-byte messages, {} rounds each",
+        options.sessions, options.size, options.messages
+    );
+    let (mut broadcast, mut looped) = (FanoutStats::default(), FanoutStats::default());
+    let rounds = options.messages as u64;
+    for (index, chunk) in (0..rounds).step_by(5).enumerate() {
+        let count = 5.min(rounds - chunk);
+        let first = index as u64 * 10;
+        fanout_rounds(
+            &base,
+            pid,
+            &mut arrivals,
+            "broadcast",
+            options.sessions,
+            first,
+            count,
+            options.size,
+            &mut broadcast,
+        )
+        .await?;
+        fanout_rounds(
+            &base,
+            pid,
+            &mut arrivals,
+            "loop",
+            options.sessions,
+            first + 5,
+            count,
+            options.size,
+            &mut looped,
+        )
+        .await?;
+    }
+    broadcast.print("broadcast");
+    looped.print("send loop");
+    Ok(())
+}
+
+/// Broadcasts to members with and without one that never reads: the
+/// others' latency must not suffer from it.
+async fn slow_member_load(options: &Options) -> Result<(), Error> {
+    proc_stats::raise_open_files(options.sessions as u64 * 2 + 1_000);
+    println!(
+        "Slow member: {} WebSocket members, {}-byte broadcasts, {} rounds, without and with a member that never reads",
+        options.sessions, options.size, options.messages
+    );
+    for silent in [0, 1] {
+        // A short queue, so the member that never reads fills it.
+        let (base, child) =
+            start_server_with(&options.broadcast_bin, &[("MAX_QUEUED_MESSAGES", "64")]).await?;
+        let mut arrivals = broadcast::open(
+            &base,
+            &[idle::Transport::WebSocket],
+            options.sessions,
+            silent,
+        )
+        .await?;
+        let mut stats = FanoutStats::default();
+        fanout_rounds(
+            &base,
+            child.id(),
+            &mut arrivals,
+            "broadcast",
+            options.sessions,
+            0,
+            options.messages as u64,
+            options.size,
+            &mut stats,
+        )
+        .await?;
+        stats.print(if silent == 0 {
+            "all read"
+        } else {
+            "one silent"
+        });
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let options = parse_options();
@@ -279,8 +465,10 @@ async fn main() -> Result<(), Error> {
         "websocket" => websocket_load(&options).await,
         "sockjs" => sockjs_load(&options).await,
         "idle" => idle_load(&options).await,
+        "broadcast" => broadcast_load(&options).await,
+        "slow-member" => slow_member_load(&options).await,
         other => Err(format!(
-            "unknown mode {other}; use browserchannel, websocket, sockjs or idle"
+            "unknown mode {other}; use browserchannel, websocket, sockjs, idle, broadcast or slow-member"
         )
         .into()),
     }

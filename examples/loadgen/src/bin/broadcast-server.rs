@@ -1,0 +1,93 @@
+//! The server of the broadcast benchmark: every session of every transport
+//! joins the room `bench`, and `POST /fanout?mode=broadcast|loop` sends the
+//! request's body to the room, either as one broadcast (one encoding per
+//! wire format) or as a loop of `send` calls (an encoding per member). It
+//! answers with what the fan-out did, as JSON. Listens on 127.0.0.1:$PORT
+//! (0 picks a free port) and prints `listening on http://ADDRESS`;
+//! `MAX_QUEUED_MESSAGES` bounds each WebSocket session's queue.
+
+use axum::extract::{Query, State};
+use axum::routing::post;
+use axum::serve::ListenerExt;
+use axum::{Json, Router};
+use axum_channel::{
+    ChannelConfig, ChannelHandle, ChannelLayer, EventSourceConfig, Payload, SockJsConfig,
+    WebSocketConfig,
+};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Instant;
+
+async fn fanout(
+    State(channels): State<ChannelHandle>,
+    Query(query): Query<HashMap<String, String>>,
+    body: String,
+) -> Json<Value> {
+    let started = Instant::now();
+    let answer = if query.get("mode").map(String::as_str) == Some("loop") {
+        // What an app without broadcasts writes: a send per member, each
+        // encoding the message for itself.
+        let mut reached = 0;
+        let mut encoded_bytes = 0;
+        for member in channels.sessions() {
+            let payload = Payload::text(body.clone());
+            if member.send_payload(&payload).refused().is_none() {
+                reached += 1;
+            }
+            encoded_bytes += payload.encoded_bytes();
+        }
+        json!({"reached": reached, "encodings": reached, "encoded_bytes": encoded_bytes})
+    } else {
+        let report = channels
+            .broadcast_payload(Payload::text(body))
+            .to("bench")
+            .send()
+            .await
+            .expect("a single node");
+        json!({
+            "reached": report.reached,
+            "dropped": report.dropped,
+            "encodings": report.encodings,
+            "encoded_bytes": report.encoded_bytes,
+        })
+    };
+    let mut answer = answer;
+    answer["queued_us"] = json!(started.elapsed().as_micros() as u64);
+    Json(answer)
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let max_queued_messages = std::env::var("MAX_QUEUED_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(4096);
+    let layer = ChannelLayer::new(
+        ChannelConfig::new()
+            .sockjs("/sockjs", SockJsConfig::new())
+            .websocket(
+                "/ws",
+                WebSocketConfig::new().max_queued_messages(max_queued_messages),
+            )
+            .event_source("/events", EventSourceConfig::new())
+            .max_sessions(200_000)
+            .on_session(|session| async move {
+                let _ = session.join("bench").await;
+                session.closed().await;
+            }),
+    );
+    let app = Router::new()
+        .route("/fanout", post(fanout))
+        .with_state(layer.handle())
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).await
+}
