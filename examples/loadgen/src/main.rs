@@ -329,19 +329,31 @@ impl FanoutStats {
     }
 }
 
-/// Runs `rounds` fan-outs of `mode` to `members` members; `first_round`
-/// numbers the rounds so arrivals of earlier runs never count.
-async fn fanout_rounds(
-    base: &str,
+/// The members of a fan-out benchmark, as the client sees them.
+struct Audience<'a> {
+    base: &'a str,
     pid: Option<u32>,
-    arrivals: &mut tokio::sync::mpsc::UnboundedReceiver<broadcast::Arrival>,
-    mode: &str,
+    arrivals: &'a mut tokio::sync::mpsc::UnboundedReceiver<broadcast::Arrival>,
     members: usize,
+    size: usize,
+}
+
+/// Runs `rounds` fan-outs of `mode` to the audience; `first_round` numbers
+/// the rounds so arrivals of earlier runs never count.
+async fn fanout_rounds(
+    audience: &mut Audience<'_>,
+    mode: &str,
     first_round: u64,
     rounds: u64,
-    size: usize,
     stats: &mut FanoutStats,
 ) -> Result<(), Error> {
+    let Audience {
+        base,
+        pid,
+        ref mut arrivals,
+        members,
+        size,
+    } = *audience;
     for round in first_round..first_round + rounds {
         let cpu_before = proc_stats::cpu_seconds(pid).unwrap_or(0.0);
         let started = std::time::Instant::now();
@@ -383,33 +395,18 @@ async fn broadcast_load(options: &Options) -> Result<(), Error> {
     );
     let (mut broadcast, mut looped) = (FanoutStats::default(), FanoutStats::default());
     let rounds = options.messages as u64;
+    let mut audience = Audience {
+        base: &base,
+        pid,
+        arrivals: &mut arrivals,
+        members: options.sessions,
+        size: options.size,
+    };
     for (index, chunk) in (0..rounds).step_by(5).enumerate() {
         let count = 5.min(rounds - chunk);
         let first = index as u64 * 10;
-        fanout_rounds(
-            &base,
-            pid,
-            &mut arrivals,
-            "broadcast",
-            options.sessions,
-            first,
-            count,
-            options.size,
-            &mut broadcast,
-        )
-        .await?;
-        fanout_rounds(
-            &base,
-            pid,
-            &mut arrivals,
-            "loop",
-            options.sessions,
-            first + 5,
-            count,
-            options.size,
-            &mut looped,
-        )
-        .await?;
+        fanout_rounds(&mut audience, "broadcast", first, count, &mut broadcast).await?;
+        fanout_rounds(&mut audience, "loop", first + 5, count, &mut looped).await?;
     }
     broadcast.print("broadcast");
     looped.print("send loop");
@@ -436,15 +433,18 @@ async fn slow_member_load(options: &Options) -> Result<(), Error> {
         )
         .await?;
         let mut stats = FanoutStats::default();
+        let mut audience = Audience {
+            base: &base,
+            pid: child.id(),
+            arrivals: &mut arrivals,
+            members: options.sessions,
+            size: options.size,
+        };
         fanout_rounds(
-            &base,
-            child.id(),
-            &mut arrivals,
+            &mut audience,
             "broadcast",
-            options.sessions,
             0,
             options.messages as u64,
-            options.size,
             &mut stats,
         )
         .await?;
