@@ -37,9 +37,15 @@ function startServer(binary, env) {
           url: match[1],
           port: Number(match[2]),
           stop: () => new Promise((done) => {
-            if (child.exitCode !== null) return done(child.exitCode);
+            if (child.exitCode !== null || child.signalCode !== null) return done(child.exitCode);
             child.once('exit', (code) => done(code));
             child.kill('SIGTERM');
+          }),
+          /** Kills the server at once, as a crash would. */
+          kill: () => new Promise((done) => {
+            if (child.exitCode !== null || child.signalCode !== null) return done();
+            child.once('exit', () => done());
+            child.kill('SIGKILL');
           }),
         });
       }

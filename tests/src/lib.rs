@@ -1,6 +1,7 @@
 //! Helpers for driving a real server over real HTTP in tests.
 
 pub mod clients;
+pub mod redis;
 
 use axum::routing::get;
 use axum::Router;

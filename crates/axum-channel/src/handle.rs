@@ -1,8 +1,11 @@
 //! The app's handle on a layer's sessions and rooms.
 
+use crate::cluster::node::local_answer;
+use crate::cluster::{RemoteSession, SessionLookup};
 use crate::live::Services;
 use crate::rooms::broadcast::Broadcast;
 use crate::session::{CloseReason, SessionSender};
+use channel_protocol::cluster::{Answer, Question};
 use channel_protocol::Payload;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
@@ -37,12 +40,19 @@ pub struct ChannelHandle {
     services: Arc<Services>,
 }
 
+fn count_of(answer: Answer) -> usize {
+    match answer {
+        Answer::Count(count) => count,
+        Answer::Found(found) => usize::from(found),
+    }
+}
+
 impl ChannelHandle {
     pub(crate) fn new(services: Arc<Services>) -> Self {
         Self { services }
     }
 
-    /// How many sessions are open, every transport together.
+    /// How many sessions are open on this node, every transport together.
     pub fn session_count(&self) -> usize {
         self.services.registry.len()
     }
@@ -62,7 +72,7 @@ impl ChannelHandle {
             .collect()
     }
 
-    /// How many sessions are in `room`.
+    /// How many sessions of this node are in `room`.
     pub fn room_count(&self, room: &str) -> usize {
         self.services.rooms.count(room)
     }
@@ -70,11 +80,87 @@ impl ChannelHandle {
     /// How many sessions are in `room` across the cluster (on a single
     /// node, the same as [`room_count`](Self::room_count)); the answer says
     /// whether every node replied in time.
+    ///
+    /// ```no_run
+    /// # async fn run(channels: axum_channel::ChannelHandle) {
+    /// let count = channels.room_members("lobby").await;
+    /// if !count.complete {
+    ///     println!("at least {} members (a node did not answer)", count.members);
+    /// }
+    /// # }
+    /// ```
     pub async fn room_members(&self, room: &str) -> MemberCount {
+        self.count(Question::RoomMembers(room.to_owned())).await
+    }
+
+    /// How many sessions are open across the cluster, every node together.
+    pub async fn count_sessions(&self) -> MemberCount {
+        self.count(Question::Sessions).await
+    }
+
+    async fn count(&self, question: Question) -> MemberCount {
+        let here = local_answer(&self.services, &question);
+        let Some(cluster) = &self.services.cluster else {
+            return MemberCount {
+                members: count_of(here),
+                complete: true,
+            };
+        };
+        let asked = cluster
+            .ask(&self.services.telemetry.cluster, question, here)
+            .await;
         MemberCount {
-            members: self.room_count(room),
-            complete: true,
+            members: asked.answers.into_iter().map(|(_, a)| count_of(a)).sum(),
+            complete: asked.complete,
         }
+    }
+
+    /// Finds the session with this id on any node of the cluster.
+    ///
+    /// ```no_run
+    /// # async fn run(channels: axum_channel::ChannelHandle, id: &str) {
+    /// use axum_channel::cluster::SessionLookup;
+    /// match channels.find_session(id).await {
+    ///     SessionLookup::Here(session) => { session.send("hello"); }
+    ///     SessionLookup::Elsewhere(remote) => { remote.send("hello").await.ok(); }
+    ///     SessionLookup::Nowhere { complete } => println!("gone (sure: {complete})"),
+    ///     _ => {}
+    /// }
+    /// # }
+    /// ```
+    pub async fn find_session(&self, id: &str) -> SessionLookup {
+        if let Some(session) = self.session(id) {
+            return SessionLookup::Here(session);
+        }
+        let Some(cluster) = &self.services.cluster else {
+            return SessionLookup::Nowhere { complete: true };
+        };
+        let asked = cluster
+            .ask(
+                &self.services.telemetry.cluster,
+                Question::FindSession(id.to_owned()),
+                Answer::Found(false),
+            )
+            .await;
+        match asked
+            .answers
+            .into_iter()
+            .find(|(_, answer)| *answer == Answer::Found(true))
+        {
+            Some((node, _)) => SessionLookup::Elsewhere(RemoteSession {
+                services: self.services.clone(),
+                node,
+                id: id.to_owned(),
+            }),
+            None => SessionLookup::Nowhere {
+                complete: asked.complete,
+            },
+        }
+    }
+
+    /// This node's id in the cluster; `None` on a single node.
+    pub fn node_id(&self) -> Option<&str> {
+        self.services.cluster.as_ref().map(|c| c.node_id())
     }
 
     /// The rooms that have members.

@@ -48,6 +48,7 @@
 #![warn(missing_docs)]
 
 mod browserchannel;
+pub mod cluster;
 mod config;
 mod event_source;
 mod handle;

@@ -15,6 +15,15 @@
 //! | `channel_broadcast_recipients_total` | counter | |
 //! | `channel_broadcast_dropped_total` | counter | |
 //! | `channel_broadcast_encoded_bytes_total` | counter | |
+//! | `channel_cluster_published_total` | counter | |
+//! | `channel_cluster_publish_failures_total` | counter | |
+//! | `channel_cluster_received_total` | counter | |
+//! | `channel_cluster_refused_frames_total` | counter | |
+//! | `channel_cluster_queries_total` | counter | |
+//! | `channel_cluster_queries_partial_total` | counter | |
+//!
+//! A cluster adapter may add its own (the Redis adapter counts its
+//! disconnections and reconnections).
 
 use crate::session::{CloseReason, Transport};
 use metrics::{Counter, Gauge};
@@ -90,6 +99,23 @@ pub(crate) struct Telemetry {
     pub(crate) broadcast_recipients: Counter,
     pub(crate) broadcast_dropped: Counter,
     pub(crate) broadcast_encoded_bytes: Counter,
+    pub(crate) cluster: ClusterMetrics,
+}
+
+/// What crosses between nodes.
+pub(crate) struct ClusterMetrics {
+    /// Frames handed to the bus.
+    pub(crate) published: Counter,
+    /// Frames the bus refused: broadcasts that failed visibly.
+    pub(crate) publish_failures: Counter,
+    /// Frames heard from other nodes.
+    pub(crate) received: Counter,
+    /// Bus messages that were not frames.
+    pub(crate) refused_frames: Counter,
+    /// Questions asked of the other nodes.
+    pub(crate) queries: Counter,
+    /// Questions answered without every node.
+    pub(crate) queries_partial: Counter,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -113,6 +139,14 @@ impl Telemetry {
             broadcast_recipients: metrics::counter!("channel_broadcast_recipients_total"),
             broadcast_dropped: metrics::counter!("channel_broadcast_dropped_total"),
             broadcast_encoded_bytes: metrics::counter!("channel_broadcast_encoded_bytes_total"),
+            cluster: ClusterMetrics {
+                published: metrics::counter!("channel_cluster_published_total"),
+                publish_failures: metrics::counter!("channel_cluster_publish_failures_total"),
+                received: metrics::counter!("channel_cluster_received_total"),
+                refused_frames: metrics::counter!("channel_cluster_refused_frames_total"),
+                queries: metrics::counter!("channel_cluster_queries_total"),
+                queries_partial: metrics::counter!("channel_cluster_queries_partial_total"),
+            },
         }
     }
 

@@ -19,6 +19,8 @@
 //! - [`json`]: JSON text that survives any transport.
 //! - [`order_buffer`]: reorders numbered items that arrive out of sequence.
 //! - [`payload`]: what the app sends, encoded once per wire format.
+//! - [`cluster`]: what the nodes of a cluster tell each other: broadcasts,
+//!   questions and replies, and the topics they travel on.
 //! - [`message`], [`close`]: what the app receives, and why a session ended.
 //!
 //! The `axum-channel` crate drives these engines from real HTTP requests,
@@ -28,6 +30,7 @@
 
 pub mod browserchannel;
 pub mod close;
+pub mod cluster;
 pub mod engine;
 pub mod event_stream;
 pub mod hixie76;

@@ -102,6 +102,12 @@ impl Payload {
         Self::new(Body::Text(Bytes::from(text.into())))
     }
 
+    /// Text already checked to be UTF-8.
+    pub(crate) fn utf8(text: Bytes) -> Self {
+        debug_assert!(std::str::from_utf8(&text).is_ok());
+        Self::new(Body::Text(text))
+    }
+
     /// Binary data: WebSocket only.
     pub fn binary(data: impl Into<Bytes>) -> Self {
         Self::new(Body::Binary(data.into()))
@@ -169,6 +175,24 @@ impl Payload {
         self.encoded_bytes.load(Ordering::Relaxed)
     }
 
+    /// What the payload holds, for carrying it to another node.
+    pub(crate) fn parts(&self) -> Parts<'_> {
+        let kind = match &self.body {
+            Body::Json(value) => PartsKind::Json(value),
+            Body::Text(text) => PartsKind::Text(text),
+            Body::Binary(data) => PartsKind::Binary(data),
+            Body::Event { data, event, id } => PartsKind::Event {
+                data,
+                event: event.as_deref(),
+                id: id.as_deref(),
+            },
+        };
+        Parts {
+            kind,
+            event_type: self.event_type.as_deref(),
+        }
+    }
+
     fn text_form(&self) -> Option<std::borrow::Cow<'_, str>> {
         match &self.body {
             Body::Json(value) => Some(value.to_string().into()),
@@ -201,6 +225,24 @@ impl Payload {
         };
         Some(Bytes::from(text))
     }
+}
+
+/// A payload's content, borrowed.
+pub(crate) struct Parts<'a> {
+    pub(crate) kind: PartsKind<'a>,
+    pub(crate) event_type: Option<&'a str>,
+}
+
+/// The four kinds of payload.
+pub(crate) enum PartsKind<'a> {
+    Json(&'a Value),
+    Text(&'a Bytes),
+    Binary(&'a Bytes),
+    Event {
+        data: &'a str,
+        event: Option<&'a str>,
+        id: Option<&'a str>,
+    },
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! Prometheus text.
 //!
 //! Run with `cargo run --release -p chat` after `npm ci --prefix
-//! examples/chat`, then open http://127.0.0.1:3001/. `PORT` picks the port.
+//! examples/chat`, then open http://127.0.0.1:3001/. `PORT` picks the port;
+//! with `REDIS_URL` set the node joins the cluster of every node given the
+//! same URL (`NODE_NAME` labels it in logs and metrics).
 
 mod protocol;
 
@@ -18,6 +20,7 @@ use axum_channel::{
     ChannelConfig, ChannelHandle, ChannelLayer, EventSourceConfig, Payload, Session, SockJsConfig,
     Transport, WebSocketConfig,
 };
+use axum_channel_redis::{RedisAdapter, RedisConfig};
 use futures::StreamExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use protocol::{check_room, Reply, Request};
@@ -183,7 +186,7 @@ async fn metrics(State(prometheus): State<PrometheusHandle>) -> String {
     prometheus.render()
 }
 
-async fn shutdown_signal(channels: ChannelHandle) {
+async fn shutdown_signal(channels: ChannelHandle, cluster: Option<RedisAdapter>) {
     let interrupt = tokio::signal::ctrl_c();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing the SIGTERM handler");
@@ -193,6 +196,10 @@ async fn shutdown_signal(channels: ChannelHandle) {
     }
     tracing::info!(sessions = channels.session_count(), "shutting down");
     channels.shutdown(Duration::from_secs(5)).await;
+    if let Some(cluster) = cluster {
+        // The other nodes stop counting this one at once.
+        cluster.leave().await;
+    }
 }
 
 #[tokio::main]
@@ -202,10 +209,28 @@ async fn main() -> std::io::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    let node_name = std::env::var("NODE_NAME").ok();
     // The recorder comes first: the layer registers its metrics with it.
-    let prometheus = PrometheusBuilder::new()
+    let mut prometheus = PrometheusBuilder::new();
+    if let Some(name) = &node_name {
+        prometheus = prometheus.add_global_label("node", name);
+    }
+    let prometheus = prometheus
         .install_recorder()
         .expect("installing the Prometheus recorder");
+    let cluster = match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            let mut config = RedisConfig::new(url).prefix("chat");
+            if let Some(name) = &node_name {
+                config = config.node_name(name);
+            }
+            let adapter = RedisAdapter::connect(config)
+                .await
+                .map_err(|error| std::io::Error::other(format!("cannot reach Redis: {error}")))?;
+            Some(adapter)
+        }
+        Err(_) => None,
+    };
 
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port.parse().expect("PORT must be a port number"),
@@ -213,8 +238,12 @@ async fn main() -> std::io::Result<()> {
     };
     let bcsocket = installed_file("BCSOCKET_JS", "browserchannel/dist/bcsocket.js");
     let sockjs_client = installed_file("SOCKJS_CLIENT_JS", "sockjs-client/dist/sockjs.min.js");
+    let mut config = ChannelConfig::new();
+    if let Some(adapter) = &cluster {
+        config = config.cluster(adapter.clone());
+    }
     let channels = ChannelLayer::new(
-        ChannelConfig::new()
+        config
             .prefix("/channel")
             .client_library(bcsocket)
             .sockjs(
@@ -249,7 +278,7 @@ async fn main() -> std::io::Result<()> {
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
-        shutdown_signal(handle).await;
+        shutdown_signal(handle, cluster).await;
         let _ = signalled.send(());
     });
     let grace = async {

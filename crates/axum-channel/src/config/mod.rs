@@ -62,6 +62,8 @@ pub struct ChannelConfig {
     pub(crate) delivery_timeout: Option<Duration>,
     pub(crate) acknowledgement_timeout: Duration,
     pub(crate) overflow: Overflow,
+    pub(crate) cluster: Option<Arc<dyn crate::cluster::Adapter>>,
+    pub(crate) cluster_timeout: Duration,
     pub(crate) cors_origin: Option<String>,
     pub(crate) cors_allow_credentials: bool,
     pub(crate) client_library: Option<PathBuf>,
@@ -91,6 +93,8 @@ impl Default for ChannelConfig {
             delivery_timeout: Some(Duration::from_secs(30)),
             acknowledgement_timeout: Duration::from_secs(1),
             overflow: Overflow::Drop,
+            cluster: None,
+            cluster_timeout: Duration::from_millis(500),
             cors_origin: None,
             cors_allow_credentials: false,
             client_library: None,
@@ -117,6 +121,10 @@ impl fmt::Debug for ChannelConfig {
             .field("websocket", &self.websocket)
             .field("event_source", &self.event_source)
             .field("sockjs", &self.sockjs)
+            .field(
+                "cluster",
+                &self.cluster.as_ref().map(|a| a.node_id().to_owned()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -345,6 +353,28 @@ impl ChannelConfig {
     /// [`CloseReason::Lagging`](crate::CloseReason::Lagging).
     pub fn broadcast_overflow(mut self, overflow: Overflow) -> Self {
         self.overflow = overflow;
+        self
+    }
+
+    /// Joins a cluster through `adapter`: rooms, broadcasts, counts and
+    /// session lookups then span every node that uses the same bus (see
+    /// [`cluster`](crate::cluster)). Without it the layer is a single node.
+    ///
+    /// ```no_run
+    /// # async fn run(adapter: impl axum_channel::cluster::Adapter) {
+    /// use axum_channel::{ChannelConfig, ChannelLayer};
+    /// let layer = ChannelLayer::new(ChannelConfig::new().cluster(adapter));
+    /// # }
+    /// ```
+    pub fn cluster(mut self, adapter: impl crate::cluster::Adapter) -> Self {
+        self.cluster = Some(Arc::new(adapter));
+        self
+    }
+
+    /// How long a cluster-wide count or lookup waits for the other nodes
+    /// (default 500 ms); past it, the answer says it is partial.
+    pub fn cluster_timeout(mut self, timeout: Duration) -> Self {
+        self.cluster_timeout = timeout;
         self
     }
 

@@ -6,6 +6,7 @@ mod future;
 pub use future::ResponseFuture;
 
 use crate::browserchannel::BrowserChannelServer;
+use crate::cluster::{Cluster, ClusterNode};
 use crate::config::ChannelConfig;
 use crate::event_source::EventSourceServer;
 use crate::handle::ChannelHandle;
@@ -130,7 +131,11 @@ impl ChannelLayer {
         let config = Arc::new(config);
         let services = Arc::new(Services {
             registry: Registry::new(config.max_sessions),
-            rooms: Rooms::default(),
+            rooms: Rooms::new(config.cluster.clone()),
+            cluster: config
+                .cluster
+                .clone()
+                .map(|adapter| Cluster::new(adapter, config.cluster_timeout)),
             timers: Arc::new(Timers::default()),
             telemetry: Telemetry::new(),
             max_incoming: config.max_incoming_messages,
@@ -138,6 +143,9 @@ impl ChannelLayer {
             overflow: config.overflow,
             shutting_down: AtomicBool::new(false),
         });
+        if let Some(adapter) = &config.cluster {
+            adapter.start(ClusterNode::new(&services));
+        }
         let browserchannel = config
             .browserchannel
             .then(|| Arc::new(BrowserChannelServer::new(config.clone(), services.clone())));

@@ -59,6 +59,8 @@ impl LazyNow {
 pub(crate) struct Services {
     pub(crate) registry: Registry,
     pub(crate) rooms: Rooms,
+    /// The other nodes, when there are any.
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
     pub(crate) timers: Arc<Timers>,
     pub(crate) telemetry: Telemetry,
     /// Most received messages waiting for the app.

@@ -6,8 +6,10 @@
 //! slow member cannot hold the others up; a member whose queue is full gets
 //! the layer's [`Overflow`] policy.
 
+use crate::cluster::ClusterError;
 use crate::live::Services;
 use crate::session::{Delivery, Link, SendError, SessionKey};
+use channel_protocol::cluster::{Envelope, Target};
 use channel_protocol::Payload;
 use futures::stream::{FuturesUnordered, Stream};
 use futures::FutureExt;
@@ -51,13 +53,13 @@ pub struct BroadcastReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BroadcastError {
-    /// The cluster could not carry it to the other nodes; this node's
-    /// members got it as `local` says.
+    /// The cluster could not carry it to the other nodes (it may have
+    /// reached some); this node's members got it as `local` says.
     Cluster {
         /// What happened on this node.
         local: BroadcastReport,
         /// What went wrong.
-        error: String,
+        error: ClusterError,
     },
 }
 
@@ -97,6 +99,8 @@ pub struct Broadcast {
     payload: Payload,
     rooms: Option<Vec<String>>,
     except: Vec<SessionKey>,
+    /// The same sessions by id, for the other nodes.
+    except_ids: Vec<String>,
 }
 
 impl fmt::Debug for Broadcast {
@@ -115,6 +119,7 @@ impl Broadcast {
             payload,
             rooms: None,
             except: Vec::new(),
+            except_ids: Vec::new(),
         }
     }
 
@@ -142,25 +147,29 @@ impl Broadcast {
     pub fn except(mut self, id: &str) -> Self {
         if let Some(key) = crate::session::SessionKey::parse(id) {
             self.except.push(key);
+            self.except_ids.push(id.to_owned());
         }
         self
     }
 
     /// Queues the message for every member; resolves once it is queued on
-    /// this node (and handed to the cluster, if there is one).
+    /// this node and, in a cluster, the bus took it for the other nodes
+    /// (the report counts this node's members only).
     pub async fn send(self) -> Result<BroadcastReport, BroadcastError> {
         let (report, _) = self.fan_out(false);
-        Ok(report)
+        self.publish(report).await
     }
 
     /// Sends as [`send`](Self::send) does, and also yields each member's
     /// delivery (with the layer's delivery meaning per transport), each
-    /// waiting at most `timeout`.
+    /// waiting at most `timeout`. In a cluster, only this node's members'
+    /// deliveries are collected.
     pub async fn send_with_acks(
         self,
         timeout: Duration,
     ) -> Result<(BroadcastReport, AckStream), BroadcastError> {
         let (report, deliveries) = self.fan_out(true);
+        let report = self.publish(report).await?;
         let pending = deliveries
             .into_iter()
             .map(|(id, delivery)| {
@@ -183,44 +192,79 @@ impl Broadcast {
                 .filter(|link| !self.except.contains(&link.info().key()))
                 .collect(),
         };
-        let mut report = BroadcastReport::default();
-        let mut deliveries = Vec::new();
-        for link in targets {
-            match link.send(&self.payload) {
-                Ok(ticket) => {
-                    report.reached += 1;
-                    if acks {
-                        let id = link.info().id().to_owned();
-                        deliveries.push((id, Delivery::waiting(link, ticket)));
-                    }
-                }
-                Err(SendError::QueueFull { .. }) => match self.services.overflow {
-                    Overflow::Drop => report.dropped += 1,
-                    Overflow::Close => {
-                        link.close(crate::CloseReason::Lagging);
-                        report.closed += 1;
-                    }
-                },
-                Err(SendError::Unsupported(_)) => report.unsupported += 1,
-                // Closed meanwhile: no longer a member.
-                Err(_) => {}
-            }
-        }
-        report.encodings = self.payload.encodings();
-        report.encoded_bytes = self.payload.encoded_bytes();
-        let telemetry = &self.services.telemetry;
-        telemetry.broadcasts.increment(1);
-        telemetry
-            .broadcast_recipients
-            .increment(report.reached as u64);
-        telemetry
-            .broadcast_dropped
-            .increment((report.dropped + report.closed) as u64);
-        telemetry
-            .broadcast_encoded_bytes
-            .increment(report.encoded_bytes as u64);
-        (report, deliveries)
+        deliver(&self.services, targets, &self.payload, acks)
     }
+
+    /// Hands the broadcast to the cluster, if there is one.
+    async fn publish(self, local: BroadcastReport) -> Result<BroadcastReport, BroadcastError> {
+        let Some(cluster) = &self.services.cluster else {
+            return Ok(local);
+        };
+        let envelope = Envelope {
+            origin: cluster.node_id().to_owned(),
+            target: match self.rooms {
+                Some(rooms) => Target::rooms(rooms),
+                None => Target::All,
+            },
+            except: self.except_ids,
+            payload: self.payload,
+        };
+        let topics = envelope.topics();
+        match cluster
+            .publish(&self.services.telemetry.cluster, &envelope, topics)
+            .await
+        {
+            Ok(()) => Ok(local),
+            Err(error) => Err(BroadcastError::Cluster { local, error }),
+        }
+    }
+}
+
+/// Queues `payload` for each of `targets`, each member's full queue getting
+/// the layer's overflow policy; with `acks`, returns their deliveries.
+pub(crate) fn deliver(
+    services: &Services,
+    targets: Vec<Arc<dyn Link>>,
+    payload: &Payload,
+    acks: bool,
+) -> (BroadcastReport, Vec<(String, Delivery)>) {
+    let mut report = BroadcastReport::default();
+    let mut deliveries = Vec::new();
+    for link in targets {
+        match link.send(payload) {
+            Ok(ticket) => {
+                report.reached += 1;
+                if acks {
+                    let id = link.info().id().to_owned();
+                    deliveries.push((id, Delivery::waiting(link, ticket)));
+                }
+            }
+            Err(SendError::QueueFull { .. }) => match services.overflow {
+                Overflow::Drop => report.dropped += 1,
+                Overflow::Close => {
+                    link.close(crate::CloseReason::Lagging);
+                    report.closed += 1;
+                }
+            },
+            Err(SendError::Unsupported(_)) => report.unsupported += 1,
+            // Closed meanwhile: no longer a member.
+            Err(_) => {}
+        }
+    }
+    report.encodings = payload.encodings();
+    report.encoded_bytes = payload.encoded_bytes();
+    let telemetry = &services.telemetry;
+    telemetry.broadcasts.increment(1);
+    telemetry
+        .broadcast_recipients
+        .increment(report.reached as u64);
+    telemetry
+        .broadcast_dropped
+        .increment((report.dropped + report.closed) as u64);
+    telemetry
+        .broadcast_encoded_bytes
+        .increment(report.encoded_bytes as u64);
+    (report, deliveries)
 }
 
 /// Each member's delivery of a broadcast, as it resolves: the member's

@@ -4,20 +4,37 @@
 //! The index maps each room to its members and each session to its rooms,
 //! so a session that closes leaves all its rooms at once. A session in no
 //! room costs nothing here.
+//!
+//! In a cluster, a room's first member on this node subscribes the node to
+//! the room's topic and its last member unsubscribes it, under the index's
+//! lock, so the adapter sees the changes in the order they happened. Every
+//! member that joins while the subscription is on its way waits for it.
 
 pub(crate) mod broadcast;
 
+use crate::cluster::{Adapter, ClusterError, Topic};
 use crate::registry::lock;
 use crate::session::{Link, SessionKey};
+use futures::future::{BoxFuture, FutureExt, Shared};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// The members of one room.
 type Members = HashMap<SessionKey, Arc<dyn Link>>;
 
+/// The node's subscription to a room's topic, shared by the members that
+/// wait for it.
+pub(crate) type Subscription = Shared<BoxFuture<'static, Result<(), ClusterError>>>;
+
+/// One room on this node.
+struct Room {
+    members: Members,
+    subscription: Option<Subscription>,
+}
+
 #[derive(Default)]
 struct Index {
-    rooms: HashMap<Arc<str>, Members>,
+    rooms: HashMap<Arc<str>, Room>,
     rooms_of: HashMap<SessionKey, Vec<Arc<str>>>,
 }
 
@@ -25,6 +42,8 @@ struct Index {
 #[derive(Default)]
 pub(crate) struct Rooms {
     index: Mutex<Index>,
+    /// The cluster's bus, told when a room appears on or leaves this node.
+    adapter: Option<Arc<dyn Adapter>>,
 }
 
 impl std::fmt::Debug for Rooms {
@@ -35,44 +54,60 @@ impl std::fmt::Debug for Rooms {
     }
 }
 
-/// What a join changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Joined {
-    /// The session was not in the room before.
-    pub(crate) added: bool,
-    /// The room had no member on this node before.
-    pub(crate) first_here: bool,
-}
-
 impl Rooms {
-    /// Adds `session` to `room`.
-    pub(crate) fn join(&self, session: &Arc<dyn Link>, room: &str) -> Joined {
+    pub(crate) fn new(adapter: Option<Arc<dyn Adapter>>) -> Self {
+        Self {
+            index: Mutex::default(),
+            adapter,
+        }
+    }
+
+    /// Adds `session` to `room`; in a cluster, returns the subscription the
+    /// membership waits for.
+    pub(crate) fn join(&self, session: &Arc<dyn Link>, room: &str) -> Option<Subscription> {
         let key = session.info().key();
         let mut index = lock(&self.index);
-        let first_here = !index.rooms.contains_key(room);
         let name: Arc<str> = match index.rooms.get_key_value(room) {
             Some((name, _)) => name.clone(),
             None => Arc::from(room),
         };
-        let members = index.rooms.entry(name.clone()).or_default();
-        let added = members.insert(key, session.clone()).is_none();
-        if added {
+        let adapter = &self.adapter;
+        let entry = index.rooms.entry(name.clone()).or_insert_with(|| Room {
+            members: Members::new(),
+            subscription: adapter
+                .as_ref()
+                .map(|adapter| adapter.subscribe(Topic::Room(room.to_owned())).shared()),
+        });
+        // A subscription that failed (the bus was down) is asked for again.
+        if let (Some(adapter), Some(Err(_))) =
+            (adapter, entry.subscription.as_ref().and_then(|s| s.peek()))
+        {
+            entry.subscription = Some(adapter.subscribe(Topic::Room(room.to_owned())).shared());
+        }
+        let subscription = entry.subscription.clone();
+        if entry.members.insert(key, session.clone()).is_none() {
             index.rooms_of.entry(key).or_default().push(name);
         }
-        Joined { added, first_here }
+        subscription
     }
 
-    /// Takes `session` out of `room`; returns whether it was in it and
-    /// whether the room has no member on this node any more.
-    pub(crate) fn leave(&self, key: SessionKey, room: &str) -> (bool, bool) {
+    /// The room left this node: its topic is no longer needed here.
+    fn emptied(&self, room: &str) {
+        if let Some(adapter) = &self.adapter {
+            adapter.unsubscribe(Topic::Room(room.to_owned()));
+        }
+    }
+
+    /// Takes `session` out of `room`; returns whether it was in it.
+    pub(crate) fn leave(&self, key: SessionKey, room: &str) -> bool {
         let mut index = lock(&self.index);
-        let Some(members) = index.rooms.get_mut(room) else {
-            return (false, false);
+        let Some(entry) = index.rooms.get_mut(room) else {
+            return false;
         };
-        let was_member = members.remove(&key).is_some();
-        let emptied = members.is_empty();
-        if emptied {
+        let was_member = entry.members.remove(&key).is_some();
+        if entry.members.is_empty() {
             index.rooms.remove(room);
+            self.emptied(room);
         }
         if was_member {
             if let Some(rooms) = index.rooms_of.get_mut(&key) {
@@ -82,32 +117,32 @@ impl Rooms {
                 }
             }
         }
-        (was_member, emptied)
+        was_member
     }
 
-    /// Takes `key` out of every room; returns the rooms left with no member
-    /// on this node.
-    pub(crate) fn leave_all(&self, key: SessionKey) -> Vec<Arc<str>> {
+    /// Takes `key` out of every room.
+    pub(crate) fn leave_all(&self, key: SessionKey) {
         let mut index = lock(&self.index);
         let Some(rooms) = index.rooms_of.remove(&key) else {
-            return Vec::new();
+            return;
         };
-        let mut emptied = Vec::new();
         for room in rooms {
-            if let Some(members) = index.rooms.get_mut(&room) {
-                members.remove(&key);
-                if members.is_empty() {
+            if let Some(entry) = index.rooms.get_mut(&room) {
+                entry.members.remove(&key);
+                if entry.members.is_empty() {
                     index.rooms.remove(&room);
-                    emptied.push(room);
+                    self.emptied(&room);
                 }
             }
         }
-        emptied
     }
 
     /// How many sessions of this node are in `room`.
     pub(crate) fn count(&self, room: &str) -> usize {
-        lock(&self.index).rooms.get(room).map_or(0, HashMap::len)
+        lock(&self.index)
+            .rooms
+            .get(room)
+            .map_or(0, |entry| entry.members.len())
     }
 
     /// The rooms `key` is in.
@@ -124,7 +159,7 @@ impl Rooms {
         lock(&self.index)
             .rooms
             .get(room)
-            .is_some_and(|members| members.contains_key(&key))
+            .is_some_and(|entry| entry.members.contains_key(&key))
     }
 
     /// The rooms with members on this node.
@@ -141,8 +176,8 @@ impl Rooms {
         let index = lock(&self.index);
         let mut seen: HashMap<SessionKey, Arc<dyn Link>> = HashMap::new();
         for room in rooms {
-            if let Some(members) = index.rooms.get(room.as_str()) {
-                for (key, link) in members {
+            if let Some(entry) = index.rooms.get(room.as_str()) {
+                for (key, link) in &entry.members {
                     if !except.contains(key) {
                         seen.entry(*key).or_insert_with(|| link.clone());
                     }
@@ -150,5 +185,33 @@ impl Rooms {
             }
         }
         seen.into_values().collect()
+    }
+
+    /// The members of `room` in none of the rooms `not_in`, without
+    /// `except`: who the copy of a broadcast heard on `room`'s topic is for.
+    pub(crate) fn members_of_copy(
+        &self,
+        room: &str,
+        not_in: &[String],
+        except: &[SessionKey],
+    ) -> Vec<Arc<dyn Link>> {
+        let index = lock(&self.index);
+        let Some(entry) = index.rooms.get(room) else {
+            return Vec::new();
+        };
+        let in_earlier = |key: &SessionKey| {
+            not_in.iter().any(|other| {
+                index
+                    .rooms
+                    .get(other.as_str())
+                    .is_some_and(|entry| entry.members.contains_key(key))
+            })
+        };
+        entry
+            .members
+            .iter()
+            .filter(|(key, _)| !except.contains(key) && !in_earlier(key))
+            .map(|(_, link)| link.clone())
+            .collect()
     }
 }

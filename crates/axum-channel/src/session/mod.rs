@@ -84,8 +84,10 @@ pub(crate) trait Link: Send + Sync + 'static {
 pub enum JoinError {
     /// The session has closed.
     Closed,
-    /// The cluster did not confirm the membership.
-    Cluster(String),
+    /// The cluster did not confirm the membership: the session is in the
+    /// room on this node, and broadcasts from other nodes reach it once the
+    /// cluster's bus is back.
+    Cluster(crate::cluster::ClusterError),
 }
 
 impl fmt::Display for JoinError {
@@ -181,19 +183,24 @@ impl SessionSender {
         if self.is_closed() {
             return Err(JoinError::Closed);
         }
-        let joined = self.link.services().rooms.join(&self.link, room);
+        let rooms = &self.link.services().rooms;
+        let subscription = rooms.join(&self.link, room);
         // A session that closed meanwhile must not stay behind in the room.
         if self.is_closed() {
-            self.link.services().rooms.leave(self.info().key(), room);
+            rooms.leave(self.info().key(), room);
             return Err(JoinError::Closed);
         }
-        let _ = joined;
+        // The session is a member here either way; the cluster's adapter
+        // subscribes again by itself once its bus is back.
+        if let Some(subscription) = subscription {
+            subscription.await.map_err(JoinError::Cluster)?;
+        }
         Ok(())
     }
 
     /// Takes the session out of `room`; true when it was in it.
     pub async fn leave(&self, room: &str) -> bool {
-        self.link.services().rooms.leave(self.info().key(), room).0
+        self.link.services().rooms.leave(self.info().key(), room)
     }
 
     /// The rooms the session is in.

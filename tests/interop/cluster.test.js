@@ -1,0 +1,174 @@
+// The chat example as a cluster: nodes joined through a real redis-server
+// (Debian's), clients of every npm package on different nodes.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { startChat } = require('./echo-server');
+const { bc, sockjs, ws, events } = require('./chat-clients');
+const { startRedis, haveRedis } = require('./redis-server');
+
+const skip = haveRedis() ? false : 'redis-server is not installed (apt-get install redis-server)';
+
+/** Starts `count` chat nodes on one Redis. */
+async function startNodes(redis, count) {
+  const nodes = [];
+  for (let i = 0; i < count; i++) {
+    nodes.push(await startChat({ REDIS_URL: redis.url, NODE_NAME: `node-${i}` }));
+  }
+  return nodes;
+}
+
+/**
+ * Reads `client`'s inbox until a `said` fence from each of `speakers`
+ * arrived; returns how often each other text arrived.
+ */
+async function textsUntilFences(client, speakers) {
+  const fences = new Set();
+  const seen = new Map();
+  while (fences.size < speakers) {
+    const item = await client.inbox.next();
+    const said = item.event ? item.data : item;
+    assert.equal(said.type, 'said', JSON.stringify(item));
+    if (said.text.startsWith('fence')) fences.add(said.text);
+    else seen.set(said.text, (seen.get(said.text) || 0) + 1);
+  }
+  return seen;
+}
+
+/** A node's metric value, from its `/metrics` page. */
+async function metric(node, name) {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+test('room broadcasts cross nodes exactly once, on every transport', { skip }, async (t) => {
+  const redis = await startRedis();
+  const nodes = await startNodes(redis, 3);
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.close();
+    for (const n of nodes) await n.stop();
+    await redis.stop();
+  });
+  const talkers = [await bc(nodes[0].url), await sockjs(nodes[1].url), await ws(nodes[2].url)];
+  clients.push(...talkers);
+  for (const [index, client] of talkers.entries()) {
+    client.send({ type: 'join', room: 'r' });
+    // Members across the cluster, the joiner included.
+    assert.deepEqual(await client.inbox.next(), { type: 'joined', room: 'r', members: index + 1 });
+  }
+  const listener = await events(nodes[1].url, 'r');
+  clients.push(listener);
+  assert.deepEqual(await listener.inbox.next(),
+    { event: 'joined', data: { type: 'joined', room: 'r', members: 4 } });
+  // A member of another room on a fourth client hears nothing of `r`.
+  const outsider = await ws(nodes[0].url);
+  clients.push(outsider);
+  outsider.send({ type: 'join', room: 'other' });
+  assert.equal((await outsider.inbox.next()).members, 1);
+
+  for (const [index, speaker] of talkers.entries()) {
+    for (let line = 0; line < 20; line++) speaker.send({ type: 'say', room: 'r', text: `${index}:${line}` });
+  }
+  for (const [index, speaker] of talkers.entries()) speaker.send({ type: 'say', room: 'r', text: `fence ${index}` });
+  for (const member of [...talkers, listener]) {
+    const seen = await textsUntilFences(member, talkers.length);
+    assert.equal(seen.size, 60);
+    for (const [text, times] of seen) assert.equal(times, 1, `${text} arrived ${times} times`);
+  }
+  outsider.send({ type: 'count', room: 'r' });
+  assert.deepEqual(await outsider.inbox.next(), { type: 'count', room: 'r', members: 4 });
+  assert.ok(outsider.inbox.empty(), 'the outsider heard the room');
+});
+
+test('Redis killed and restarted: broadcasts fail visibly, then flow again, never twice', { skip }, async (t) => {
+  const redis = await startRedis();
+  const nodes = await startNodes(redis, 2);
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.close();
+    for (const n of nodes) await n.stop();
+    await redis.stop();
+  });
+  const [a, b] = [await ws(nodes[0].url), await ws(nodes[1].url)];
+  clients.push(a, b);
+  for (const client of [a, b]) {
+    client.send({ type: 'join', room: 'x' });
+    await client.inbox.next();
+  }
+  a.send({ type: 'say', room: 'x', text: 'before' });
+  for (const client of [a, b]) assert.equal((await client.inbox.next()).text, 'before');
+
+  await redis.kill();
+  // The speaker's own node still delivers; the broadcast says it failed.
+  a.send({ type: 'say', room: 'x', text: 'during' });
+  assert.equal((await a.inbox.next()).text, 'during');
+  const failed = await a.inbox.next();
+  assert.equal(failed.type, 'error');
+  assert.match(failed.error, /cluster/);
+  assert.ok(await metric(nodes[0], 'channel_cluster_publish_failures_total') >= 1);
+
+  const restarted = Date.now();
+  await redis.restart();
+  // Each node reconnects and subscribes again by itself.
+  for (const node of nodes) {
+    while (await metric(node, 'channel_redis_connected') !== 1) {
+      assert.ok(Date.now() - restarted < 5000, 'a node did not reconnect within 5 s');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  a.send({ type: 'say', room: 'x', text: 'after' });
+  b.send({ type: 'say', room: 'x', text: 'fence b' });
+  const heard = await textsUntilFences(b, 1);
+  // Delivery order across nodes is not fixed, so 'after' may come later.
+  if (!heard.has('after')) assert.equal((await b.inbox.next()).text, 'after');
+  assert.ok(Date.now() - restarted < 5000, 'broadcasts did not flow within 5 s');
+  assert.ok(!heard.has('during'), 'a broadcast made while Redis was down arrived later');
+  for (const [text, times] of heard) assert.equal(times, 1, `${text} arrived ${times} times`);
+  const own = await textsUntilFences(a, 1);
+  if (!own.has('after')) assert.equal((await a.inbox.next()).text, 'after');
+  for (const [text, times] of own) assert.equal(times, 1, `${text} arrived ${times} times`);
+  for (const node of nodes) assert.ok(await metric(node, 'channel_redis_reconnects_total') >= 1);
+});
+
+test('a killed node leaves the counts once its heartbeat expires', { skip }, async (t) => {
+  const redis = await startRedis();
+  const nodes = await startNodes(redis, 2);
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.close();
+    for (const n of nodes) await n.stop();
+    await redis.stop();
+  });
+  const here = await ws(nodes[0].url);
+  const there = [await sockjs(nodes[1].url), await ws(nodes[1].url)];
+  clients.push(here, ...there);
+  for (const client of [...there, here]) {
+    client.send({ type: 'join', room: 'k' });
+    await client.inbox.next();
+  }
+  here.send({ type: 'count', room: 'k' });
+  assert.equal((await here.inbox.next()).members, 3);
+
+  await nodes[1].kill();
+  const killed = Date.now();
+  // Until the dead node's liveness key expires, counts wait for it and say
+  // they are partial (counted in the metrics); then they are whole again.
+  let members;
+  let partials = 0;
+  for (;;) {
+    const before = await metric(nodes[0], 'channel_cluster_queries_partial_total');
+    here.send({ type: 'count', room: 'k' });
+    members = (await here.inbox.next()).members;
+    const partial = await metric(nodes[0], 'channel_cluster_queries_partial_total') > before;
+    if (partial) partials++;
+    else break;
+    assert.ok(Date.now() - killed < 10000, 'the dead node was never forgotten');
+  }
+  assert.equal(members, 1);
+  assert.ok(partials >= 1, 'counts never waited for the dead node');
+  // The liveness key lives 3 s, renewed every second.
+  const forgotten = Date.now() - killed;
+  assert.ok(forgotten >= 1000 && forgotten < 5000, `forgotten after ${forgotten} ms`);
+});
