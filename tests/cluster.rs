@@ -4,14 +4,12 @@
 use axum_channel::cluster::SessionLookup;
 use axum_channel::{BroadcastError, ChannelConfig, Session, WebSocketConfig};
 use axum_channel_redis::{RedisAdapter, RedisConfig};
+use channel_tests::clients::{websocket, Ws};
 use channel_tests::redis::RedisServer;
 use channel_tests::{within, TestServer};
 use futures::StreamExt;
 use std::collections::HashMap;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A node of the cluster on `redis`, serving WebSocket sessions at `/ws`.
 async fn node(redis: &RedisServer) -> TestServer {
@@ -28,13 +26,7 @@ async fn node(redis: &RedisServer) -> TestServer {
 
 /// A WebSocket client of `server` and its session there.
 async fn member(server: &mut TestServer) -> (Ws, Session) {
-    let (socket, _) = within(tokio_tungstenite::connect_async(format!(
-        "ws://{}/ws",
-        server.addr
-    )))
-    .await
-    .unwrap()
-    .unwrap();
+    let socket = websocket(server.addr, "/ws").await;
     let session = server.next_session().await;
     (socket, session)
 }

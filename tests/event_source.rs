@@ -164,3 +164,24 @@ async fn the_authorisation_hook_applies() {
         .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_session_count_is_bounded() {
+    // The same answer as the other transports once `max_sessions` are open.
+    let mut server = TestServer::start(
+        ChannelConfig::new()
+            .max_sessions(1)
+            .event_source("/events", EventSourceConfig::new()),
+    )
+    .await;
+    let _first = open(&server, "/events", &[]).await;
+    server.next_session().await;
+    let reply = server.get("/events").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.body, "Too many sessions");
+    assert_eq!(server.handle.session_count(), 1);
+    assert!(
+        server.sessions.try_recv().is_err(),
+        "no second session reached the app"
+    );
+}

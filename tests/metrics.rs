@@ -2,10 +2,13 @@
 
 use axum::routing::get;
 use axum::Router;
-use axum_channel::{ChannelConfig, ChannelLayer, WebSocketConfig};
-use channel_tests::{closed, recv, within, TestServer};
-use futures::SinkExt;
+use axum_channel::{ChannelConfig, ChannelLayer, EventSourceConfig, SockJsConfig, WebSocketConfig};
+use bytes::Bytes;
+use channel_tests::{closed, recv, within, Reply, Streamed, TestServer};
+use futures::{SinkExt, StreamExt};
+use http::{Method, StatusCode};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// Totals of every metric across snapshots: a debugging snapshot hands
@@ -118,4 +121,167 @@ async fn sessions_messages_and_bytes_are_counted() {
         ),
         1.0
     );
+}
+
+/// A server whose layer records its metrics in `Totals` of its own.
+async fn metered(config: ChannelConfig) -> (TestServer, Totals) {
+    let recorder = DebuggingRecorder::new();
+    let totals = Totals::new(recorder.snapshotter());
+    let (sessions_tx, sessions) = tokio::sync::mpsc::unbounded_channel();
+    let config = config.on_session(move |session| {
+        let _ = sessions_tx.send(session);
+        async {}
+    });
+    let layer = metrics::with_local_recorder(&recorder, || ChannelLayer::new(config));
+    let handle = layer.handle();
+    let app = Router::new().layer(layer);
+    (TestServer::serve(app, sessions, handle).await, totals)
+}
+
+/// Checks that one session of `transport` is counted, once.
+fn assert_one_open(totals: &mut Totals, transport: &str) {
+    let labels = [("transport", transport)];
+    assert_eq!(
+        totals.get("channel_sessions_open", &labels),
+        1.0,
+        "{transport}"
+    );
+    assert_eq!(
+        totals.get("channel_sessions_opened_total", &labels),
+        1.0,
+        "{transport}"
+    );
+}
+
+/// Opens an RFC 6455 WebSocket to `path`.
+async fn websocket(
+    server: &TestServer,
+    path: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = format!("ws://{}{path}", server.addr);
+    within(tokio_tungstenite::connect_async(url))
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+}
+
+/// Starts a hixie-76 handshake but holds back its last 8 bytes, which the
+/// server reads only after its `101` answer: the session is made only once
+/// they come.
+async fn hold_hixie_handshake(server: &TestServer, path: &str) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key2: 1_ tx7X d  <  nw  334J702) 7]o}}` 0\r\nUpgrade: WebSocket\r\n\
+         Sec-WebSocket-Key1: 18x 6]8vM;54 *(5:  {{   U1]8  z [  8\r\n\
+         Origin: http://example.com\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = within(stream.read(&mut byte)).await.unwrap().unwrap();
+        assert_eq!(n, 1, "closed in the handshake");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+/// Sends the held-back bytes of [`hold_hixie_handshake`]; the server
+/// answers the challenge, then (the bound reached meanwhile) drops the
+/// connection.
+async fn finish_refused_hixie(mut stream: tokio::net::TcpStream) {
+    stream.write_all(b"Tm[K T2u").await.unwrap();
+    let mut answer = [0u8; 16];
+    within(stream.read_exact(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut rest = Vec::new();
+    within(stream.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rest.is_empty(), "no session, so not a byte more");
+}
+
+#[tokio::test]
+async fn sessions_refused_at_the_bound_are_not_counted() {
+    // BrowserChannel: the second is refused before it is made.
+    let (mut server, mut totals) = metered(ChannelConfig::new().max_sessions(1)).await;
+    server.open_session().await;
+    let reply = server.post("/channel/bind?VER=8&RID=1", "count=0").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_one_open(&mut totals, "browserchannel");
+
+    // EventSource: the same answer.
+    let (mut server, mut totals) = metered(
+        ChannelConfig::new()
+            .max_sessions(1)
+            .event_source("/events", EventSourceConfig::new()),
+    )
+    .await;
+    let mut first = Streamed::new(server.send(Method::GET, "/events", &[], Bytes::new()).await);
+    first.read_until("\n").await;
+    server.next_session().await;
+    let reply = Reply::read(server.send(Method::GET, "/events", &[], Bytes::new()).await).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.body, "Too many sessions");
+    assert_one_open(&mut totals, "eventsource");
+    assert_eq!(server.handle.session_count(), 1);
+
+    // WebSocket: a handshake answered while there was room, whose session
+    // is made once another took the last place, is refused then.
+    let (mut server, mut totals) = metered(
+        ChannelConfig::new()
+            .max_sessions(1)
+            .websocket("/ws", WebSocketConfig::new().hixie76(true)),
+    )
+    .await;
+    let held = hold_hixie_handshake(&server, "/ws").await;
+    let _client = websocket(&server, "/ws").await;
+    server.next_session().await;
+    finish_refused_hixie(held).await;
+    assert_one_open(&mut totals, "websocket");
+
+    // SockJS: over HTTP the second is refused before it is made; over its
+    // `websocket` transport, as a WebSocket is.
+    let sockjs = || {
+        ChannelConfig::new()
+            .max_sessions(1)
+            .sockjs("/sockjs", SockJsConfig::new())
+    };
+    let (mut server, mut totals) = metered(sockjs()).await;
+    let reply = Reply::read(
+        server
+            .send(Method::POST, "/sockjs/000/a/xhr", &[], Bytes::new())
+            .await,
+    )
+    .await;
+    assert_eq!(reply.body, "o\n");
+    server.next_session().await;
+    let reply = Reply::read(
+        server
+            .send(Method::POST, "/sockjs/000/b/xhr", &[], Bytes::new())
+            .await,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_one_open(&mut totals, "sockjs");
+
+    let (mut server, mut totals) = metered(sockjs()).await;
+    let held = hold_hixie_handshake(&server, "/sockjs/000/a/websocket").await;
+    let mut client = websocket(&server, "/sockjs/000/b/websocket").await;
+    let open = within(client.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(open, WsMessage::text("o"));
+    server.next_session().await;
+    finish_refused_hixie(held).await;
+    assert_one_open(&mut totals, "sockjs");
 }

@@ -6,7 +6,7 @@ use axum_channel::{
     SockJsConfig, Transport, WebSocketConfig,
 };
 use bytes::Bytes;
-use channel_tests::clients::{BcClient, SockJsXhrClient};
+use channel_tests::clients::{websocket, BcClient, SockJsXhrClient, Ws};
 use channel_tests::{closed, recv, within, Streamed, TestServer};
 use futures::{SinkExt, StreamExt};
 use http::Method;
@@ -14,9 +14,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn config() -> ChannelConfig {
     ChannelConfig::new()
@@ -26,14 +23,7 @@ fn config() -> ChannelConfig {
 }
 
 async fn ws(server: &TestServer) -> Ws {
-    let (socket, _) = within(tokio_tungstenite::connect_async(format!(
-        "ws://{}/ws",
-        server.addr
-    )))
-    .await
-    .unwrap()
-    .unwrap();
-    socket
+    websocket(server.addr, "/ws").await
 }
 
 async fn ws_text(socket: &mut Ws) -> String {

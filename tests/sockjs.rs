@@ -137,6 +137,65 @@ async fn info_describes_the_server() {
 }
 
 #[tokio::test]
+async fn origin_null_is_echoed_with_credentials() {
+    // Sandboxed pages send `Origin: null`; sockjs-node (since 0.3.16)
+    // echoes it with credentials on `/info` and the xhr transports, and
+    // on their preflights.
+    let server = server(quick()).await;
+    let null = [("origin", "null")];
+    let assert_null = |what: &str, headers: &http::HeaderMap| {
+        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(
+            header("access-control-allow-origin"),
+            Some("null"),
+            "{what}"
+        );
+        assert_eq!(
+            header("access-control-allow-credentials"),
+            Some("true"),
+            "{what}"
+        );
+    };
+    let reply = request(&server, Method::GET, "/sockjs/info", &null, "").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_null("GET /info", &reply.headers);
+    for path in [
+        "/sockjs/info",
+        "/sockjs/000/s1/xhr",
+        "/sockjs/000/s1/xhr_send",
+        "/sockjs/000/s1/xhr_streaming",
+    ] {
+        let reply = request(&server, Method::OPTIONS, path, &null, "").await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "OPTIONS {path}");
+        assert_null(&format!("OPTIONS {path}"), &reply.headers);
+    }
+    let reply = request(&server, Method::POST, "/sockjs/000/s1/xhr", &null, "").await;
+    assert_eq!(reply.body, "o\n");
+    assert_null("xhr", &reply.headers);
+    let reply = request(
+        &server,
+        Method::POST,
+        "/sockjs/000/s1/xhr_send",
+        &null,
+        "[\"x\"]",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_null("xhr_send", &reply.headers);
+    let response = server
+        .send(
+            Method::POST,
+            "/sockjs/000/s2/xhr_streaming",
+            &null,
+            Bytes::new(),
+        )
+        .await;
+    let mut stream = Streamed::new(response);
+    assert_null("xhr_streaming", &stream.headers);
+    stream.read_until("o\n").await;
+}
+
+#[tokio::test]
 async fn the_iframe_page_is_cached_and_revalidated() {
     let server = server(quick().sockjs_url("https://cdn.example/sockjs.js")).await;
     let reply = server.get("/sockjs/iframe.html").await;
@@ -401,6 +460,39 @@ async fn the_app_chooses_the_close_code() {
     );
 }
 
+#[tokio::test]
+async fn a_close_without_a_reason_is_the_normal_closure() {
+    // As sockjs-node's argument-less `conn.close()`: 1000 "Normal closure",
+    // on every receiver until the session is forgotten.
+    let mut server = server(quick()).await;
+    let mut stream = open_streaming(&server, "/sockjs/000/s1/xhr_streaming").await;
+    let session = server.next_session().await;
+    session.close("");
+    assert_eq!(
+        stream.read_until("\n").await,
+        "c[1000,\"Normal closure\"]\n"
+    );
+    assert!(stream.ends().await);
+    assert_eq!(
+        post(&server, "/sockjs/000/s1/xhr", "").await.body,
+        "c[1000,\"Normal closure\"]\n"
+    );
+
+    // Over the `websocket` transport the frame, then the close frame.
+    let mut client = ws_connect(&server, "/sockjs/000/s2/websocket").await;
+    assert_eq!(ws_text(&mut client).await, "o");
+    let session = server.next_session().await;
+    session.close("");
+    assert_eq!(ws_text(&mut client).await, "c[1000,\"Normal closure\"]");
+    assert_eq!(ws_close(&mut client).await, (1000, "Normal closure".into()));
+
+    // The raw endpoint has no frames of its own: the close frame says it.
+    let mut client = ws_connect(&server, "/sockjs/websocket").await;
+    let session = server.next_session().await;
+    session.close("");
+    assert_eq!(ws_close(&mut client).await, (1000, "Normal closure".into()));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_session_without_receiver_times_out() {
     let mut server = server(quick()).await;
@@ -581,9 +673,15 @@ async fn ws_text(client: &mut Client) -> String {
 }
 
 async fn ws_close_code(client: &mut Client) -> u16 {
+    ws_close(client).await.0
+}
+
+async fn ws_close(client: &mut Client) -> (u16, String) {
     loop {
         match within(client.next()).await.unwrap() {
-            Some(Ok(WsMessage::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(WsMessage::Close(Some(frame)))) => {
+                return (frame.code.into(), frame.reason.as_str().to_owned())
+            }
             Some(Ok(_)) => continue,
             other => panic!("no close frame: {other:?}"),
         }

@@ -9,13 +9,23 @@ const { startRedis, haveRedis } = require('./redis-server');
 
 const skip = haveRedis() ? false : 'redis-server is not installed (apt-get install redis-server)';
 
-/** Starts `count` chat nodes on one Redis. */
-async function startNodes(redis, count) {
+/**
+ * Starts a Redis and `count` chat nodes on it for test `t`; everything,
+ * and every client pushed on `clients`, stops after the test.
+ */
+async function startCluster(t, count) {
+  const redis = await startRedis();
   const nodes = [];
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.close();
+    for (const n of nodes) await n.stop();
+    await redis.stop();
+  });
   for (let i = 0; i < count; i++) {
     nodes.push(await startChat({ REDIS_URL: redis.url, NODE_NAME: `node-${i}` }));
   }
-  return nodes;
+  return { redis, nodes, clients };
 }
 
 /**
@@ -43,14 +53,7 @@ async function metric(node, name) {
 }
 
 test('room broadcasts cross nodes exactly once, on every transport', { skip }, async (t) => {
-  const redis = await startRedis();
-  const nodes = await startNodes(redis, 3);
-  const clients = [];
-  t.after(async () => {
-    for (const c of clients) c.close();
-    for (const n of nodes) await n.stop();
-    await redis.stop();
-  });
+  const { nodes, clients } = await startCluster(t, 3);
   const talkers = [await bc(nodes[0].url), await sockjs(nodes[1].url), await ws(nodes[2].url)];
   clients.push(...talkers);
   for (const [index, client] of talkers.entries()) {
@@ -83,14 +86,7 @@ test('room broadcasts cross nodes exactly once, on every transport', { skip }, a
 });
 
 test('Redis killed and restarted: broadcasts fail visibly, then flow again, never twice', { skip }, async (t) => {
-  const redis = await startRedis();
-  const nodes = await startNodes(redis, 2);
-  const clients = [];
-  t.after(async () => {
-    for (const c of clients) c.close();
-    for (const n of nodes) await n.stop();
-    await redis.stop();
-  });
+  const { redis, nodes, clients } = await startCluster(t, 2);
   const [a, b] = [await ws(nodes[0].url), await ws(nodes[1].url)];
   clients.push(a, b);
   for (const client of [a, b]) {
@@ -133,14 +129,7 @@ test('Redis killed and restarted: broadcasts fail visibly, then flow again, neve
 });
 
 test('a killed node leaves the counts once its heartbeat expires', { skip }, async (t) => {
-  const redis = await startRedis();
-  const nodes = await startNodes(redis, 2);
-  const clients = [];
-  t.after(async () => {
-    for (const c of clients) c.close();
-    for (const n of nodes) await n.stop();
-    await redis.stop();
-  });
+  const { nodes, clients } = await startCluster(t, 2);
   const here = await ws(nodes[0].url);
   const there = [await sockjs(nodes[1].url), await ws(nodes[1].url)];
   clients.push(here, ...there);

@@ -25,6 +25,7 @@ function startServer(binary, env) {
       env: { ...process.env, PORT: '0', RUST_LOG: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
+    const exited = new Promise((done) => child.once('exit', (code, signal) => done(code ?? signal)));
     let output = '';
     const timer = setTimeout(() => reject(new Error(`${binary} did not start: ${output}`)), 20000);
     child.on('error', reject);
@@ -33,20 +34,18 @@ function startServer(binary, env) {
       const match = output.match(/listening on (http:\/\/127\.0\.0\.1:(\d+))/);
       if (match) {
         clearTimeout(timer);
+        const signal = (name) => {
+          if (child.exitCode === null && child.signalCode === null) child.kill(name);
+          return exited;
+        };
         resolve({
           url: match[1],
           port: Number(match[2]),
-          stop: () => new Promise((done) => {
-            if (child.exitCode !== null || child.signalCode !== null) return done(child.exitCode);
-            child.once('exit', (code) => done(code));
-            child.kill('SIGTERM');
-          }),
-          /** Kills the server at once, as a crash would. */
-          kill: () => new Promise((done) => {
-            if (child.exitCode !== null || child.signalCode !== null) return done();
-            child.once('exit', () => done());
-            child.kill('SIGKILL');
-          }),
+          address: `127.0.0.1:${match[2]}`,
+          /** Stops it as an operator would; resolves with its exit code. */
+          stop: () => signal('SIGTERM'),
+          /** Kills it at once, as a crash would; resolves with 'SIGKILL'. */
+          kill: () => signal('SIGKILL'),
         });
       }
     });

@@ -9,66 +9,21 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const net = require('node:net');
 const { spawn } = require('node:child_process');
+const { startEcho } = require('./echo-server');
+const { freePort } = require('./redis-server');
 const { BCSocket } = require('browserchannel');
 const SockJS = require('sockjs-client');
 const WebSocket = require('ws');
 const { EventSource } = require('eventsource');
 
 const root = path.resolve(__dirname, '..', '..');
-const ECHO = process.env.ECHO_BIN || path.join(root, 'target', 'debug', 'echo');
 const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
 const DEPLOY = path.join(root, 'deploy', 'nginx');
 const COUNT = 1000;
 
 function installed(file) {
   try { fs.accessSync(file, fs.constants.X_OK); return true; } catch { return false; }
-}
-
-/** A loopback port nothing listens on right now. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/**
- * Starts an echo node on a free port (as ./echo-server.js does, but the
- * crash test needs to SIGKILL it); resolves with { url, address, kill(), stop() }.
- */
-function startNode() {
-  return new Promise((resolve, reject) => {
-    const child = spawn(ECHO, [], {
-      env: { ...process.env, PORT: '0', RUST_LOG: 'warn' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const exited = new Promise((done) => child.once('exit', (code, signal) => done(code ?? signal)));
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`${ECHO} did not start: ${output}`)), 20000);
-    child.once('error', reject);
-    child.stdout.on('data', (data) => {
-      output += data;
-      const match = output.match(/listening on http:\/\/(127\.0\.0\.1:\d+)/);
-      if (!match) return;
-      clearTimeout(timer);
-      const signal = (name) => {
-        if (child.exitCode === null && child.signalCode === null) child.kill(name);
-        return exited;
-      };
-      resolve({
-        url: `http://${match[1]}`,
-        address: match[1],
-        kill: () => signal('SIGKILL'),
-        stop: () => signal('SIGTERM'),
-      });
-    });
-  });
 }
 
 /**
@@ -212,7 +167,7 @@ function collect(socket, count, label) {
 test('two echo nodes behind nginx with sticky sessions', async (t) => {
   if (!installed(NGINX)) return t.skip(`nginx is not installed (${NGINX})`);
 
-  const nodes = [await startNode(), await startNode()];
+  const nodes = [await startEcho(), await startEcho()];
   t.after(() => Promise.all(nodes.map((node) => node.stop())));
   const addresses = nodes.map((node) => node.address);
   const nginx = await startNginx(addresses);
@@ -353,7 +308,7 @@ test('two echo nodes behind nginx with sticky sessions', async (t) => {
 
   await t.test('a node dies: its clients are told at once, its keys move to the other node', async (t) => {
     // A pair of its own, so the shared nodes and their access.log stay as they are.
-    const pair = [await startNode(), await startNode()];
+    const pair = [await startEcho(), await startEcho()];
     t.after(() => Promise.all(pair.map((node) => node.stop())));
     // The crash makes nginx log upstream errors: expected here.
     const lb = await startNginx(pair.map((node) => node.address), { showErrors: false });

@@ -1,7 +1,8 @@
 //! Minimal protocol clients for tests that need many messages in flight:
 //! a BrowserChannel client that behaves as the Closure client does (one
 //! forward POST at a time, `AID` on every request, a new back channel as
-//! soon as one ends) and a SockJS `xhr_streaming` client.
+//! soon as one ends), a SockJS `xhr_streaming` client, and a WebSocket
+//! connect.
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -15,6 +16,21 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 type Http = Client<HttpConnector, Full<Bytes>>;
+
+/// A tokio-tungstenite client socket.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket to `path` on `addr`.
+pub async fn websocket(addr: SocketAddr, path: &str) -> Ws {
+    let (socket, _) = crate::within(tokio_tungstenite::connect_async(format!(
+        "ws://{addr}{path}"
+    )))
+    .await
+    .expect("the handshake finished in time")
+    .expect("the server accepted the WebSocket");
+    socket
+}
 
 fn http() -> Http {
     let mut connector = HttpConnector::new();

@@ -6,9 +6,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
-/// Refusal to open one more session than the configured bound.
-#[derive(Debug)]
-pub(crate) struct RegistryFull;
+/// Why the registry did not take a session.
+pub(crate) enum Refused {
+    /// One more session than the configured bound.
+    Full,
+    /// A SockJS session of the same key is registered already (another
+    /// request created it meanwhile); it is handed back to be joined.
+    KeyTaken(Arc<dyn Link>),
+}
 
 #[derive(Default)]
 struct Sessions {
@@ -69,18 +74,23 @@ impl Registry {
         sessions.by_id.get(id).cloned()
     }
 
-    /// Adds a session unless the bound is reached (or a SockJS session of
-    /// its key exists already).
-    pub(crate) fn insert(&self, link: Arc<dyn Link>) -> Result<(), RegistryFull> {
+    /// Adds a session unless a SockJS session of its key exists already,
+    /// or the bound is reached. The key is checked first: joining an
+    /// existing session takes no place of the bound.
+    pub(crate) fn insert(&self, link: Arc<dyn Link>) -> Result<(), Refused> {
         let mut sessions = self.lock();
+        let sockjs_key = link.info().sockjs_key.as_ref();
+        if let Some(existing) = sockjs_key
+            .and_then(|key| sessions.by_sockjs_key.get(key))
+            .and_then(|id| sessions.by_id.get(id))
+        {
+            return Err(Refused::KeyTaken(existing.clone()));
+        }
         if sessions.by_id.len() >= self.max_sessions {
-            return Err(RegistryFull);
+            return Err(Refused::Full);
         }
         let id = link.info().key();
-        if let Some(key) = &link.info().sockjs_key {
-            if sessions.by_sockjs_key.contains_key(key) {
-                return Err(RegistryFull);
-            }
+        if let Some(key) = sockjs_key {
             sessions.by_sockjs_key.insert(key.clone(), id);
         }
         sessions.by_id.insert(id, link);

@@ -47,9 +47,10 @@ pub enum CloseReason {
     Disconnected,
     /// The client opened a new session naming this one as its old one (`OSID`).
     Reconnected,
-    /// A queue of the session stayed full: the client did not take what was
-    /// sent (a broadcast, with the policy that closes lagging sessions), or
-    /// the app did not read what the client sent in time.
+    /// The client did not take a broadcast while its session's queue was
+    /// full, and the broadcast's overflow policy closes such sessions
+    /// (`Overflow::Close`). Nothing else closes with it: a slow app only
+    /// pauses reading from the client.
     Lagging,
     /// The server is shutting down.
     Shutdown,
@@ -72,10 +73,20 @@ impl CloseReason {
     }
 
     /// The SockJS close frame's code and reason for a server-side close:
-    /// `c[3000,"Go away!"]` unless the app chose a code.
+    /// 3000 and the reason unless the app chose a code. A close without a
+    /// reason is sockjs-node's argument-less `conn.close()`,
+    /// `c[1000,"Normal closure"]`. (`c[3000,"Go away!"]` is only what
+    /// sockjs-node's test server sends from its `/close` app.)
+    ///
+    /// ```
+    /// use channel_protocol::CloseReason;
+    ///
+    /// assert_eq!(CloseReason::Closed(String::new()).sockjs_close(), (1000, "Normal closure".to_owned()));
+    /// assert_eq!(CloseReason::Closed("bye".into()).sockjs_close(), (3000, "bye".to_owned()));
+    /// ```
     pub fn sockjs_close(&self) -> (u16, String) {
         match self {
-            CloseReason::Closed(text) if text.is_empty() => (3000, "Go away!".into()),
+            CloseReason::Closed(text) if text.is_empty() => (1000, "Normal closure".into()),
             CloseReason::Closed(text) => (3000, text.clone()),
             CloseReason::ClosedWithCode { code, reason } | CloseReason::Failed { code, reason } => {
                 (*code, reason.clone())

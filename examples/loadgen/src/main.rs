@@ -12,15 +12,25 @@
 //!   server, in the same run; reports the ratio.
 //! - `--mode sockjs`: SockJS over its `websocket` transport and over
 //!   `xhr_streaming` with `xhr_send`.
+//! - `--mode idle`: N idle sessions per transport (`--transports`), held
+//!   `--hold-secs`, server RSS growth per session, with bare baselines.
+//! - `--mode broadcast`: one message to N members of mixed transports in a
+//!   room, as one broadcast and as a loop of sends (`broadcast-server`).
+//! - `--mode slow-member`: broadcast latency with and without a member that
+//!   never reads.
+//! - `--mode cluster`: cross-node broadcast latency and throughput, two
+//!   `broadcast-server` nodes on a `redis-server` the run starts.
 //!
 //! ```text
 //! cargo build --release -p echo -p loadgen
 //! target/release/loadgen --mode browserchannel --sessions 100 --messages 200
 //! target/release/loadgen --mode websocket --sessions 100 --messages 500
+//! target/release/loadgen --mode cluster --sessions 1000 --messages 200
 //! ```
 
 mod broadcast;
 mod browserchannel;
+mod cluster;
 mod idle;
 mod proc_stats;
 mod report;
@@ -467,8 +477,9 @@ async fn main() -> Result<(), Error> {
         "idle" => idle_load(&options).await,
         "broadcast" => broadcast_load(&options).await,
         "slow-member" => slow_member_load(&options).await,
+        "cluster" => cluster::run(&options).await,
         other => Err(format!(
-            "unknown mode {other}; use browserchannel, websocket, sockjs, idle, broadcast or slow-member"
+            "unknown mode {other}; use browserchannel, websocket, sockjs, idle, broadcast, slow-member or cluster"
         )
         .into()),
     }

@@ -297,12 +297,11 @@ impl BrowserChannelServer {
             rid,
             self.config.browserchannel_session(),
         );
-        let session = Live::new(info, engine, self.services.clone(), Clock::Shared);
-        if registry.insert(session.clone()).is_err() {
+        let Ok(session) = Live::open(info, engine, self.services.clone(), Clock::Shared) else {
             return self
                 .headers
                 .error(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions");
-        }
+        };
         tracing::debug!(session = %session.info().id(), "BrowserChannel session opened");
         self.config.start_handler(Session::new(session.clone()));
 

@@ -63,8 +63,8 @@ impl EventSourceConfig {
         self
     }
 
-    /// Most events written and not yet taken by the connection; past it,
-    /// `send` fails with `QueueFull` (default 4,096).
+    /// Most events queued and not yet written to the stream (taken by its
+    /// response body); past it, `send` fails with `QueueFull` (default 4,096).
     pub fn max_queued_events(mut self, events: usize) -> Self {
         self.max_queued_events = events.max(1);
         self

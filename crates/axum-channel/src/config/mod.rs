@@ -175,8 +175,21 @@ impl ChannelConfig {
         self
     }
 
-    /// The callback each new session is handed to. It runs as its own task;
-    /// closing the session before its first `.await` refuses the client with 403.
+    /// The callback each new session is handed to. Where it runs, and what
+    /// closing the session before the callback's first `.await` does,
+    /// depends on the transport:
+    ///
+    /// - **BrowserChannel**: the first step runs while the opening request
+    ///   is answered, the rest as a task of its own. A session closed in
+    ///   that first step refuses the client with 403.
+    /// - **SockJS over HTTP** and **EventSource**: the same, but the
+    ///   response goes out anyway: a SockJS client gets `o`, then the close
+    ///   frame (with its next request, when polling); an EventSource stream
+    ///   carries what was sent, then ends.
+    /// - **WebSocket** (native, and SockJS's `websocket` and raw
+    ///   `/websocket`): the session opens after the `101` answer, and the
+    ///   callback is polled on the connection's task, next to the
+    ///   connection itself; closing at once sends the close frame.
     pub fn on_session<F, Fut>(mut self, handler: F) -> Self
     where
         F: Fn(Session) -> Fut + Send + Sync + 'static,

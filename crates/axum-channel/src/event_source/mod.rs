@@ -58,6 +58,11 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
     response
 }
 
+/// The answer the other transports give too once `max_sessions` are open.
+fn too_many_sessions() -> Response<Body> {
+    plain(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions")
+}
+
 impl EventSourceServer {
     pub(crate) fn new(
         config: Arc<ChannelConfig>,
@@ -79,6 +84,9 @@ impl EventSourceServer {
         let Some(extensions) = self.config.authorized(&parts).await else {
             return plain(StatusCode::FORBIDDEN, "Forbidden");
         };
+        if self.services.registry.is_full() {
+            return too_many_sessions();
+        }
         let mut info = SessionInfo::new(
             Transport::EventSource,
             remote_addr(&parts),
@@ -89,10 +97,9 @@ impl EventSourceServer {
         info.extensions = extensions;
         let engine = Engine::new(crate::live::now(), self.event_source.session());
         let stream = engine.stream();
-        let session = Live::new(info, engine, self.services.clone(), Clock::Shared);
-        if self.services.registry.insert(session.clone()).is_err() {
-            return plain(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions");
-        }
+        let Ok(session) = Live::open(info, engine, self.services.clone(), Clock::Shared) else {
+            return too_many_sessions();
+        };
         self.config.start_handler(Session::new(session.clone()));
 
         let mut response = Response::new(Body::new(ReceiverBody::new(session, stream)));

@@ -19,7 +19,7 @@ pub(crate) mod timers;
 
 pub(crate) use body::{ReceiverBody, Receivers};
 
-use crate::registry::{lock, Registry};
+use crate::registry::{lock, Refused, Registry};
 use crate::rooms::broadcast::Overflow;
 use crate::rooms::Rooms;
 use crate::session::{CloseReason, Link, Message, SendError, SessionInfo};
@@ -183,13 +183,17 @@ impl<E> std::fmt::Debug for Live<E> {
 }
 
 impl<E: Engine + Send + 'static> Live<E> {
-    /// A live session around `engine`.
-    pub(crate) fn new(
+    /// Opens a live session around `engine`: it is registered, and only
+    /// then counted as opened, so a session the registry refuses is never
+    /// counted and the open gauge goes down only for registered ones. (One
+    /// closed by another thread at once may be counted out just before it
+    /// is counted in; the totals still agree.)
+    pub(crate) fn open(
         info: SessionInfo,
         engine: E,
         services: Arc<Services>,
         clock: Clock,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, Refused> {
         let live = Arc::new_cyclic(|me| Self {
             info,
             inner: Mutex::new(Inner {
@@ -210,12 +214,13 @@ impl<E: Engine + Send + 'static> Live<E> {
             timer_key: TIMER_KEYS.fetch_add(1, Ordering::Relaxed),
             me: me.clone(),
         });
+        live.services.registry.insert(live.clone())?;
         let metrics = live.metrics();
         metrics.open.increment(1.0);
         metrics.opened.increment(1);
         // The engine may want a timer (or have events) from the start.
         live.with(|_, _| ());
-        live
+        Ok(live)
     }
 
     fn metrics(&self) -> &TransportMetrics {
@@ -632,43 +637,87 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
 }
 
 #[cfg(test)]
-mod size_probe {
+mod tests {
+    use super::*;
+    use crate::session::Transport;
+    use channel_protocol::sockjs;
+
+    fn services(max_sessions: usize) -> Arc<Services> {
+        Arc::new(Services {
+            registry: Registry::new(max_sessions),
+            rooms: Rooms::new(None),
+            cluster: None,
+            timers: Arc::new(Timers::default()),
+            telemetry: Telemetry::new(),
+            max_incoming: 16,
+            delivery_timeout: None,
+            overflow: Overflow::Drop,
+            shutting_down: AtomicBool::new(false),
+        })
+    }
+
+    fn open(services: &Arc<Services>, key: &str) -> Result<Arc<Live<sockjs::Session>>, Refused> {
+        let mut info = SessionInfo::new(
+            Transport::SockJs,
+            None,
+            &http::Uri::from_static("/sockjs/000/k/xhr"),
+            &http::HeaderMap::new(),
+        );
+        info.sockjs_key = Some(key.into());
+        let engine = sockjs::Session::new(now(), sockjs::SessionConfig::default());
+        Live::open(info, engine, services.clone(), Clock::Shared)
+    }
+
+    #[tokio::test]
+    async fn a_taken_sockjs_key_hands_back_its_session_even_when_full() {
+        let services = services(1);
+        let Ok(first) = open(&services, "a") else {
+            panic!("the first session opens");
+        };
+        // Same key: the session to join, though the bound is reached.
+        match open(&services, "a") {
+            Err(Refused::KeyTaken(existing)) => {
+                assert_eq!(existing.info().key(), first.info().key())
+            }
+            _ => panic!("a second session of key a"),
+        }
+        assert!(matches!(open(&services, "b"), Err(Refused::Full)));
+        assert_eq!(services.registry.len(), 1);
+    }
+}
+
+/// An idle session costs little more than its one `Live` allocation, so
+/// what that allocation grows by is paid once per idle session. The bounds
+/// are the sizes on 64-bit targets with a few percent of room: growing past
+/// one should be a choice made on purpose, with the bound raised.
+#[cfg(all(test, target_pointer_width = "64"))]
+mod idle_size {
+    use super::Live;
+    use channel_protocol::{browserchannel, event_stream, sockjs, websocket};
+    use std::mem::size_of;
+
     #[test]
-    fn sizes() {
-        use std::mem::size_of;
-        eprintln!("SessionInfo {}", size_of::<crate::session::SessionInfo>());
-        eprintln!(
-            "Inner<ws> {}",
-            size_of::<super::Inner<channel_protocol::websocket::Session>>()
-        );
-        eprintln!(
-            "Live<ws> {}",
-            size_of::<super::Live<channel_protocol::websocket::Session>>()
-        );
-        eprintln!(
-            "ws engine {}",
-            size_of::<channel_protocol::websocket::Session>()
-        );
-        eprintln!(
-            "bc engine {}",
-            size_of::<channel_protocol::browserchannel::Session>()
-        );
-        eprintln!(
-            "sockjs engine {}",
-            size_of::<channel_protocol::sockjs::Session>()
-        );
-        eprintln!(
-            "sockjs ws engine {}",
-            size_of::<channel_protocol::sockjs::WebSocketSession>()
-        );
-        eprintln!(
-            "es engine {}",
-            size_of::<channel_protocol::event_stream::Session>()
-        );
-        eprintln!("CloseReason {}", size_of::<channel_protocol::CloseReason>());
-        eprintln!("Event {}", size_of::<channel_protocol::Event>());
-        eprintln!("Message {}", size_of::<channel_protocol::Message>());
-        eprintln!("HeaderMap {}", size_of::<http::HeaderMap>());
-        eprintln!("Uri {}", size_of::<http::Uri>());
+    fn a_session_stays_small() {
+        let sizes = [
+            ("WebSocket", size_of::<Live<websocket::Session>>(), 832),
+            (
+                "BrowserChannel",
+                size_of::<Live<browserchannel::Session>>(),
+                960,
+            ),
+            ("SockJS", size_of::<Live<sockjs::Session>>(), 864),
+            (
+                "SockJS websocket",
+                size_of::<Live<sockjs::WebSocketSession>>(),
+                928,
+            ),
+            ("EventSource", size_of::<Live<event_stream::Session>>(), 704),
+        ];
+        for (transport, size, bound) in sizes {
+            assert!(
+                size <= bound,
+                "a {transport} session takes {size} bytes, over {bound}"
+            );
+        }
     }
 }

@@ -15,11 +15,17 @@ use tokio::time::Sleep;
 /// One meaning per transport:
 /// - **BrowserChannel**: the client acknowledged the array that carries it
 ///   (its `AID`).
-/// - **SockJS**, **WebSocket**: the frame that carries it was written to
-///   the socket of an attached receiver.
-/// - **EventSource**: the event was written to the stream.
-/// - A **ping** resolves when its pong arrives (WebSocket), or once written
-///   (EventSource).
+/// - **WebSocket**, and **SockJS** over its `websocket` transport: the
+///   frame that carries it was written and flushed to the socket.
+/// - **SockJS** over HTTP: the response body of an attached receiver took
+///   the frame that carries it to hand to hyper, which writes it to the
+///   socket afterwards. A request that finds the session closed is
+///   answered with the messages still pending, which resolve as soon as
+///   that reply is built.
+/// - **EventSource**: the stream's response body took the event to hand
+///   to hyper, as for SockJS.
+/// - A **ping** resolves when its pong arrives (WebSocket), or as an event
+///   does (EventSource).
 ///
 /// A delivery fails with [`SendError::Closed`] once the session has ended
 /// without confirming it, and with [`SendError::TimedOut`] past its timeout

@@ -291,6 +291,10 @@ impl SessionSender {
     }
 
     /// Closes the session; messages already queued are written first.
+    /// WebSocket peers get the close code 1000 with `reason`, SockJS peers
+    /// `c[3000,reason]`. On SockJS an empty `reason` is sockjs-node's
+    /// argument-less close: `c[1000,"Normal closure"]`, and on its raw
+    /// `/websocket` endpoint the close frame 1000 `Normal closure`.
     pub fn close(&self, reason: impl Into<String>) {
         self.link.close(CloseReason::Closed(reason.into()))
     }

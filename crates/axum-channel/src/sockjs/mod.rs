@@ -9,7 +9,8 @@ mod http;
 use crate::config::{remote_addr, ChannelConfig, SockJsConfig, WebSocketConfig};
 use crate::http_util::{read_body, BodyError};
 use crate::live::{Clock, Live, ReceiverBody, Receivers, Services};
-use crate::session::{CloseReason, Session, SessionInfo, Transport};
+use crate::registry::Refused;
+use crate::session::{CloseReason, Link, Session, SessionInfo, Transport};
 use crate::websocket::handshake::{self, HandshakeOptions};
 use crate::websocket::{buffers, Upgrade};
 use ::http::header::{self, HeaderMap, HeaderValue};
@@ -96,6 +97,11 @@ fn too_many_sessions() -> Response<Body> {
     )
 }
 
+/// The HTTP session behind a registered SockJS key (only those have keys).
+fn downcast(link: Arc<dyn Link>) -> Option<Arc<SjLive>> {
+    link.as_any().downcast::<SjLive>().ok()
+}
+
 impl SockJsServer {
     pub(crate) fn new(
         config: Arc<ChannelConfig>,
@@ -111,12 +117,7 @@ impl SockJsServer {
 
     /// The HTTP session its client named `key`.
     fn find(&self, key: &str) -> Option<Arc<SjLive>> {
-        self.services
-            .registry
-            .get_sockjs(key)?
-            .as_any()
-            .downcast::<SjLive>()
-            .ok()
+        downcast(self.services.registry.get_sockjs(key)?)
     }
 
     /// Answers one request; `sub_path` is the path after the prefix.
@@ -205,15 +206,16 @@ impl SockJsServer {
         let mut info = self.info(parts, kind.name());
         info.sockjs_key = Some(key.into());
         info.extensions = extensions;
-        let session = Live::new(info, engine, self.services.clone(), Clock::Shared);
-        if self.services.registry.insert(session.clone()).is_err() {
-            // Another request created it meanwhile, or the bound was reached.
-            return match self.find(key) {
+        match Live::open(info, engine, self.services.clone(), Clock::Shared) {
+            Ok(session) => Ok((session, true)),
+            // Another request created it meanwhile: this one joins it, as
+            // every request naming an existing session does.
+            Err(Refused::KeyTaken(existing)) => match downcast(existing) {
                 Some(session) => Ok((session, false)),
-                None => Err(too_many_sessions()),
-            };
+                None => Err(http::not_found()),
+            },
+            Err(Refused::Full) => Err(too_many_sessions()),
         }
-        Ok((session, true))
     }
 
     /// What a session knows of its peer: the headers sockjs-node exposes.
@@ -477,6 +479,7 @@ impl SockJsServer {
         self.upgrade()
             .spawn(on_upgrade, kind, info, move |now, rfc6455| {
                 channel_protocol::websocket::Session::new(now, websocket.session(rfc6455))
+                    .naming_normal_closure()
             });
         accepted.response
     }

@@ -164,11 +164,10 @@ impl Upgrade {
             return None;
         };
         let engine = make(crate::live::now(), socket.is_rfc6455());
-        let live = Live::new(info, engine, self.services.clone(), Clock::Connection);
-        if self.services.registry.insert(live.clone()).is_err() {
+        let Ok(live) = Live::open(info, engine, self.services.clone(), Clock::Connection) else {
             tracing::debug!("too many sessions; dropping an upgraded WebSocket");
             return None;
-        }
+        };
         tracing::debug!(session = %live.info().id(), "WebSocket session opened");
         let app = self.config.handler_for(Session::new(live.clone()));
         Some((live, socket, app))

@@ -238,7 +238,15 @@ impl Session {
             Attach::Answered { pieces, confirms }
         };
         match &self.phase {
-            Phase::Forgotten => return answer(&[framing::close(3000, "Go away!")], None),
+            Phase::Forgotten => {
+                // A request that found the session just before it was
+                // forgotten gets its close frame once more.
+                let (code, text) = self.close_reason.as_ref().map_or_else(
+                    || (1000, "Normal closure".into()),
+                    CloseReason::sockjs_close,
+                );
+                return answer(&[framing::close(code, &text)], None);
+            }
             _ if self.receiver.is_some() => {
                 return answer(&[framing::another_connection_still_open()], None)
             }
@@ -684,9 +692,10 @@ mod tests {
             answered(session.attach_receiver(now, polling())),
             "a[\"last\"]\n"
         );
+        // An argument-less close, as sockjs-node's `conn.close()`.
         assert_eq!(
             answered(session.attach_receiver(now, polling())),
-            "c[3000,\"Go away!\"]\n"
+            "c[1000,\"Normal closure\"]\n"
         );
         assert!(session.send(now, &Payload::text("late")).is_err());
         let later = now + Duration::from_secs(5);
@@ -694,6 +703,11 @@ mod tests {
         session.handle_timeout(later);
         assert!(session.is_forgotten());
         assert!(events(&mut session).contains(&Event::Finished));
+        // A request that found it just before it was forgotten still gets its frame.
+        assert_eq!(
+            answered(session.attach_receiver(later, polling())),
+            "c[1000,\"Normal closure\"]\n"
+        );
     }
 
     #[test]
@@ -755,7 +769,10 @@ mod tests {
         session.send(now, &Payload::text("x")).unwrap();
         session.close(now, CloseReason::Closed(String::new()));
         assert_eq!(text(session.poll_transmit(now, id)), "a[\"x\"]");
-        assert_eq!(text(session.poll_transmit(now, id)), "c[3000,\"Go away!\"]");
+        assert_eq!(
+            text(session.poll_transmit(now, id)),
+            "c[1000,\"Normal closure\"]"
+        );
         assert_eq!(
             session.poll_transmit(now, id),
             Some(Transmit::Close {

@@ -207,7 +207,7 @@ mod tests {
         session.close(now, CloseReason::Closed(String::new()));
         assert_eq!(
             text(session.poll_frame(now)).unwrap(),
-            "c[3000,\"Go away!\"]"
+            "c[1000,\"Normal closure\"]"
         );
         assert_eq!(
             session.poll_frame(now),

@@ -108,6 +108,8 @@ pub struct Session {
     close_reason: Option<CloseReason>,
     events: VecDeque<Event>,
     config: SessionConfig,
+    /// A close without a reason says `Normal closure` (see [`Session::naming_normal_closure`]).
+    name_normal_closure: bool,
 }
 
 impl Session {
@@ -130,7 +132,17 @@ impl Session {
             close_reason: None,
             events: VecDeque::new(),
             config,
+            name_normal_closure: false,
         }
+    }
+
+    /// The same session, but an app close without a reason
+    /// (`CloseReason::Closed("")`) sends the close frame 1000 `Normal
+    /// closure`, as sockjs-node's raw WebSocket endpoint does; otherwise
+    /// its reason is empty, as faye-websocket's argument-less `close()`.
+    pub fn naming_normal_closure(mut self) -> Self {
+        self.name_normal_closure = true;
+        self
     }
 
     /// True while the IO side should read from the peer: not after a
@@ -236,7 +248,10 @@ impl Session {
     }
 
     fn start_closing(&mut self, reason: CloseReason) {
-        let (code, text) = reason.websocket_close();
+        let (code, mut text) = reason.websocket_close();
+        if self.name_normal_closure && matches!(&reason, CloseReason::Closed(t) if t.is_empty()) {
+            text = "Normal closure".into();
+        }
         self.set_closed(reason);
         self.phase = Phase::Closing {
             code,
@@ -444,6 +459,39 @@ mod tests {
             })
         );
         assert_eq!(session.poll_transmit(now), None);
+    }
+
+    #[test]
+    fn a_close_without_a_reason_may_name_the_normal_closure() {
+        let now = Instant::now();
+        let close = |mut session: Session, reason: &str| {
+            session.close(now, CloseReason::Closed(reason.into()));
+            session.poll_transmit(now)
+        };
+        let plain = || Session::new(now, SessionConfig::default());
+        let frame = |code, reason: &str| {
+            Some(Transmit::Close {
+                code,
+                reason: reason.into(),
+            })
+        };
+        assert_eq!(close(plain(), ""), frame(1000, ""));
+        let named = || plain().naming_normal_closure();
+        assert_eq!(close(named(), ""), frame(1000, "Normal closure"));
+        assert_eq!(close(named(), "bye"), frame(1000, "bye"));
+        let mut chosen = named();
+        chosen.close(
+            now,
+            CloseReason::ClosedWithCode {
+                code: 1000,
+                reason: String::new(),
+            },
+        );
+        assert_eq!(
+            chosen.poll_transmit(now),
+            frame(1000, ""),
+            "a chosen code is kept as it is"
+        );
     }
 
     #[test]

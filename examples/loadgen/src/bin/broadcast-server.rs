@@ -4,7 +4,8 @@
 //! wire format) or as a loop of `send` calls (an encoding per member). It
 //! answers with what the fan-out did, as JSON. Listens on 127.0.0.1:$PORT
 //! (0 picks a free port) and prints `listening on http://ADDRESS`;
-//! `MAX_QUEUED_MESSAGES` bounds each WebSocket session's queue.
+//! `MAX_QUEUED_MESSAGES` bounds each WebSocket session's queue; with
+//! `REDIS_URL` the node joins the cluster of every node on that Redis.
 
 use axum::extract::{Query, State};
 use axum::routing::post;
@@ -38,12 +39,15 @@ async fn fanout(
         }
         json!({"reached": reached, "encodings": reached, "encoded_bytes": encoded_bytes})
     } else {
-        let report = channels
+        let report = match channels
             .broadcast_payload(Payload::text(body))
             .to("bench")
             .send()
             .await
-            .expect("a single node");
+        {
+            Ok(report) => report,
+            Err(error) => return Json(json!({"error": error.to_string()})),
+        };
         json!({
             "reached": report.reached,
             "dropped": report.dropped,
@@ -66,8 +70,17 @@ async fn main() -> std::io::Result<()> {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(4096);
+    let mut config = ChannelConfig::new();
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        let adapter = axum_channel_redis::RedisAdapter::connect(
+            axum_channel_redis::RedisConfig::new(url).prefix("bench"),
+        )
+        .await
+        .map_err(std::io::Error::other)?;
+        config = config.cluster(adapter);
+    }
     let layer = ChannelLayer::new(
-        ChannelConfig::new()
+        config
             .sockjs("/sockjs", SockJsConfig::new())
             .websocket(
                 "/ws",
