@@ -10,7 +10,16 @@ setup:
 echo: setup
     cargo run --release -p echo
 
-# Run every check and test (needs Debian's `chromium` for the browser tests).
+# Run the chat example on http://127.0.0.1:3001 (REDIS_URL joins a cluster).
+chat:
+    npm ci --prefix examples/chat
+    cargo run --release -p chat
+
+# The chat as a cluster: redis-server, two nodes and nginx on http://127.0.0.1:3001.
+cluster:
+    scripts/cluster.sh
+
+# Run every check and test; installs what it needs on a fresh machine.
 test:
     bash tests/run-all.sh
 
@@ -18,7 +27,7 @@ test:
 bench-codecs:
     cargo bench -p channel-protocol
 
-# End-to-end load (mode: browserchannel, websocket or sockjs): echoes/s and latency percentiles.
+# End-to-end load (mode: browserchannel, websocket, sockjs, idle, broadcast, slow-member or cluster).
 bench-load mode="browserchannel" sessions="100" messages="200":
     cargo build --release -p echo -p loadgen
     target/release/loadgen --mode {{mode}} --sessions {{sessions}} --messages {{messages}}
