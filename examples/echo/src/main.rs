@@ -123,10 +123,15 @@ async fn main() -> std::io::Result<()> {
         }
     }
     let sockjs_websocket = std::env::var("ECHO_SOCKJS_WEBSOCKET").as_deref() != Ok("off");
+    let max_sessions: usize = match std::env::var("ECHO_MAX_SESSIONS") {
+        Ok(max) => max.parse().expect("ECHO_MAX_SESSIONS must be a number"),
+        Err(_) => 10_000,
+    };
 
     let channels = ChannelLayer::new(
         ChannelConfig::new()
             .prefix("/channel")
+            .max_sessions(max_sessions)
             .client_library(bcsocket)
             .sockjs(
                 "/sockjs",

@@ -245,15 +245,20 @@ async fn sockjs_load(options: &Options) -> Result<(), Error> {
 /// Opens idle sessions of each transport in a fresh server, holds them,
 /// and reports the server's resident memory growth per session.
 async fn idle_load(options: &Options) -> Result<(), Error> {
-    let wanted = options.sessions as u64 * 2 + 1_000;
+    // The limit is per process, and the server inherits ours: each side
+    // holds a descriptor per session, plus its own.
+    let wanted = options.sessions as u64 + 1_000;
     let limit = proc_stats::raise_open_files(wanted);
     if limit < wanted {
         println!(
             "note: open files are limited to {limit} here (hard limit); \
-             {} sessions need about {wanted} across both processes",
+             {} sessions need about {wanted} in each process",
             options.sessions
         );
     }
+    // The echo server's own bound on sessions must leave room for all of
+    // them and the warm-up one.
+    let max_sessions = (options.sessions + 1).to_string();
     println!(
         "Idle sessions: {} per transport, held {} s, server RSS growth / sessions",
         options.sessions, options.hold_secs
@@ -276,7 +281,8 @@ async fn idle_load(options: &Options) -> Result<(), Error> {
             idle::Transport::BareHttpStream => &options.bare_http_bin,
             _ => &options.echo_bin,
         };
-        let (base, child) = start_server(binary).await?;
+        let (base, child) =
+            start_server_with(binary, &[("ECHO_MAX_SESSIONS", &max_sessions)]).await?;
         let pid = child.id();
         // One session first, so that what every server allocates once
         // (runtime workers, pools, lazily built tables) is not counted.
