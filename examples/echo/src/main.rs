@@ -123,15 +123,14 @@ async fn main() -> std::io::Result<()> {
         }
     }
     let sockjs_websocket = std::env::var("ECHO_SOCKJS_WEBSOCKET").as_deref() != Ok("off");
-    let max_sessions: usize = match std::env::var("ECHO_MAX_SESSIONS") {
-        Ok(max) => max.parse().expect("ECHO_MAX_SESSIONS must be a number"),
-        Err(_) => 10_000,
-    };
 
+    let mut config = ChannelConfig::new();
+    if let Ok(max) = std::env::var("ECHO_MAX_SESSIONS") {
+        config = config.max_sessions(max.parse().expect("ECHO_MAX_SESSIONS must be a number"));
+    }
     let channels = ChannelLayer::new(
-        ChannelConfig::new()
+        config
             .prefix("/channel")
-            .max_sessions(max_sessions)
             .client_library(bcsocket)
             .sockjs(
                 "/sockjs",
