@@ -1,6 +1,6 @@
 //! BrowserChannel v8 over real HTTP: every endpoint, every error, every bound.
 
-use axum_channel::{ChannelConfig, CloseReason, Message, SendError};
+use axum_channel::{BrowserChannelConfig, ChannelConfig, CloseReason, Message, SendError};
 use bytes::Bytes;
 use channel_tests::{closed, parse_chunks, recv, settle, within, Streamed, TestServer};
 use futures::{FutureExt, StreamExt};
@@ -13,7 +13,15 @@ const TEST_PHASE_DELAY: Duration = Duration::from_millis(300);
 const MILLISECOND: Duration = Duration::from_millis(1);
 
 fn quick() -> ChannelConfig {
-    ChannelConfig::new().test_phase_delay(TEST_PHASE_DELAY)
+    with(BrowserChannelConfig::new())
+}
+
+/// BrowserChannel under `/channel` with these settings and a quick test phase.
+fn with(browserchannel: BrowserChannelConfig) -> ChannelConfig {
+    ChannelConfig::new().browserchannel(
+        "/channel",
+        browserchannel.test_phase_delay(TEST_PHASE_DELAY),
+    )
 }
 
 async fn back_channel(server: &TestServer, sid: &str, query: &str) -> Streamed {
@@ -44,7 +52,8 @@ async fn test_phase_one_answers_the_host_prefix() {
     );
     assert_no_cache(&reply.headers);
 
-    let server = TestServer::start(quick().host_prefixes(["a", "b"])).await;
+    let server =
+        TestServer::start(with(BrowserChannelConfig::new().host_prefixes(["a", "b"]))).await;
     let reply = server.get("/channel/test?VER=8&MODE=init").await;
     assert!(
         reply.body == r#"["a",null]"# || reply.body == r#"["b",null]"#,
@@ -349,7 +358,10 @@ async fn ci_1_closes_the_back_channel_after_each_chunk() {
 
 #[tokio::test]
 async fn a_streaming_back_channel_ends_after_the_chunk_limit() {
-    let mut server = TestServer::start(quick().back_channel_chunk_limit(100)).await;
+    let mut server = TestServer::start(with(
+        BrowserChannelConfig::new().back_channel_chunk_limit(100),
+    ))
+    .await;
     let (sid, session) = server.open_session().await;
     let mut back = back_channel(&server, &sid, "CI=0&AID=0&TYPE=xmlhttp").await;
     assert!(session.send("x".repeat(40)).refused().is_none());
@@ -400,7 +412,10 @@ async fn a_new_back_channel_replaces_the_old_and_resends_unacknowledged_arrays()
 #[tokio::test(start_paused = true)]
 async fn heartbeats_are_noop_arrays() {
     const KEEP_ALIVE: Duration = Duration::from_millis(100);
-    let mut server = TestServer::start(quick().keep_alive_interval(KEEP_ALIVE)).await;
+    let mut server = TestServer::start(with(
+        BrowserChannelConfig::new().keep_alive_interval(KEEP_ALIVE),
+    ))
+    .await;
     let (sid, _session) = server.open_session().await;
     let attached = Instant::now();
     let mut back = back_channel(&server, &sid, "CI=0&AID=0&TYPE=xmlhttp").await;
@@ -418,7 +433,8 @@ async fn heartbeats_are_noop_arrays() {
 #[tokio::test(start_paused = true)]
 async fn sessions_without_a_back_channel_time_out() {
     const TIMEOUT: Duration = Duration::from_millis(200);
-    let mut server = TestServer::start(quick().session_timeout(TIMEOUT)).await;
+    let mut server =
+        TestServer::start(with(BrowserChannelConfig::new().session_timeout(TIMEOUT))).await;
     let opened = Instant::now();
     let (sid, session) = server.open_session().await;
     advance(TIMEOUT - MILLISECOND).await;
@@ -441,11 +457,11 @@ async fn sessions_without_a_back_channel_time_out() {
 #[tokio::test(start_paused = true)]
 async fn an_open_back_channel_keeps_the_session_alive() {
     const TIMEOUT: Duration = Duration::from_millis(150);
-    let mut server = TestServer::start(
-        quick()
+    let mut server = TestServer::start(with(
+        BrowserChannelConfig::new()
             .session_timeout(TIMEOUT)
             .keep_alive_interval(Duration::from_secs(60)),
-    )
+    ))
     .await;
     let (sid, session) = server.open_session().await;
     let back = back_channel(&server, &sid, "CI=0&AID=0&TYPE=xmlhttp").await;
@@ -584,11 +600,13 @@ async fn bad_data_is_refused_and_the_session_survives() {
 #[tokio::test]
 async fn bounds_give_clear_errors() {
     let mut server = TestServer::start(
-        quick()
-            .max_post_body(1000)
-            .max_held_maps(2)
-            .max_outgoing_arrays(3)
-            .max_maps_per_request(50),
+        with(
+            BrowserChannelConfig::new()
+                .max_held_maps(2)
+                .max_outgoing_arrays(3)
+                .max_maps_per_request(50),
+        )
+        .max_request_body(1000),
     )
     .await;
     let (sid, mut session) = server.open_session().await;

@@ -3,7 +3,7 @@
 
 use axum::routing::get;
 use axum::Router;
-use axum_channel::{ChannelConfig, ChannelLayer};
+use axum_channel::{BrowserChannelConfig, ChannelConfig, ChannelLayer};
 use bytes::Bytes;
 use channel_tests::{Reply, TestServer};
 use http::{Method, StatusCode};
@@ -40,7 +40,8 @@ async fn other_paths_pass_through_to_the_app() {
 
 #[tokio::test]
 async fn a_custom_prefix_is_normalized() {
-    let (layer, sessions) = layer(ChannelConfig::new().prefix("rt/bc/"));
+    let (layer, sessions) =
+        layer(ChannelConfig::new().browserchannel("rt/bc/", BrowserChannelConfig::new()));
     let handle = layer.handle();
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -84,7 +85,11 @@ async fn the_client_library_is_served_with_etag_and_head() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bcsocket.js");
     std::fs::write(&path, "window.BCSocket = function () {};").unwrap();
-    let server = TestServer::start(ChannelConfig::new().client_library(&path)).await;
+    let server = TestServer::start(ChannelConfig::new().browserchannel(
+        "/channel",
+        BrowserChannelConfig::new().client_library(&path),
+    ))
+    .await;
 
     let reply = server.get("/channel/bcsocket.js").await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -122,9 +127,12 @@ async fn the_client_library_is_served_with_etag_and_head() {
 #[tokio::test]
 async fn cors_headers_are_added_when_configured() {
     let server = TestServer::start(
-        ChannelConfig::new()
-            .cors("https://app.example")
-            .cors_allow_credentials(true),
+        ChannelConfig::new().browserchannel(
+            "/channel",
+            BrowserChannelConfig::new()
+                .cors("https://app.example")
+                .cors_allow_credentials(true),
+        ),
     )
     .await;
     let reply = server.get("/channel/test?VER=8&MODE=init").await;

@@ -5,7 +5,7 @@ use axum::Router;
 use axum_channel::{ChannelConfig, ChannelLayer, EventSourceConfig, SockJsConfig, WebSocketConfig};
 use bytes::Bytes;
 use channel_tests::{closed, recv, within, Reply, Streamed, TestServer};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use http::{Method, StatusCode};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -153,19 +153,6 @@ fn assert_one_open(totals: &mut Totals, transport: &str) {
     );
 }
 
-/// Opens an RFC 6455 WebSocket to `path`.
-async fn websocket(
-    server: &TestServer,
-    path: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let url = format!("ws://{}{path}", server.addr);
-    within(tokio_tungstenite::connect_async(url))
-        .await
-        .unwrap()
-        .unwrap()
-        .0
-}
-
 /// Starts a hixie-76 handshake but holds back its last 8 bytes, which the
 /// server reads only after its `101` answer: the session is made only once
 /// they come.
@@ -195,21 +182,29 @@ async fn hold_hixie_handshake(server: &TestServer, path: &str) -> tokio::net::Tc
 }
 
 /// Sends the held-back bytes of [`hold_hixie_handshake`]; the server
-/// answers the challenge, then (the bound reached meanwhile) drops the
-/// connection.
-async fn finish_refused_hixie(mut stream: tokio::net::TcpStream) {
+/// answers the challenge and the session opens in the place its handshake
+/// took.
+async fn finish_hixie(mut stream: tokio::net::TcpStream) -> tokio::net::TcpStream {
     stream.write_all(b"Tm[K T2u").await.unwrap();
     let mut answer = [0u8; 16];
     within(stream.read_exact(&mut answer))
         .await
         .unwrap()
         .unwrap();
-    let mut rest = Vec::new();
-    within(stream.read_to_end(&mut rest))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(rest.is_empty(), "no session, so not a byte more");
+    assert_eq!(&answer, b"fQJ,fN/4F4!~K~MH");
+    stream
+}
+
+/// A WebSocket handshake to `path` that must be refused with 503, before
+/// any upgrade.
+async fn refused_websocket(server: &TestServer, path: &str) {
+    let url = format!("ws://{}{path}", server.addr);
+    match within(tokio_tungstenite::connect_async(url)).await.unwrap() {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE)
+        }
+        other => panic!("expected a 503, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -237,8 +232,8 @@ async fn sessions_refused_at_the_bound_are_not_counted() {
     assert_one_open(&mut totals, "eventsource");
     assert_eq!(server.handle.session_count(), 1);
 
-    // WebSocket: a handshake answered while there was room, whose session
-    // is made once another took the last place, is refused then.
+    // WebSocket: a handshake answered takes its place at once (before its
+    // session is made), so another is refused with 503, before any upgrade.
     let (mut server, mut totals) = metered(
         ChannelConfig::new()
             .max_sessions(1)
@@ -246,9 +241,9 @@ async fn sessions_refused_at_the_bound_are_not_counted() {
     )
     .await;
     let held = hold_hixie_handshake(&server, "/ws").await;
-    let _client = websocket(&server, "/ws").await;
+    refused_websocket(&server, "/ws").await;
+    let _held = finish_hixie(held).await;
     server.next_session().await;
-    finish_refused_hixie(held).await;
     assert_one_open(&mut totals, "websocket");
 
     // SockJS: over HTTP the second is refused before it is made; over its
@@ -278,10 +273,8 @@ async fn sessions_refused_at_the_bound_are_not_counted() {
 
     let (mut server, mut totals) = metered(sockjs()).await;
     let held = hold_hixie_handshake(&server, "/sockjs/000/a/websocket").await;
-    let mut client = websocket(&server, "/sockjs/000/b/websocket").await;
-    let open = within(client.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(open, WsMessage::text("o"));
+    refused_websocket(&server, "/sockjs/000/b/websocket").await;
+    let _held = finish_hixie(held).await;
     server.next_session().await;
-    finish_refused_hixie(held).await;
     assert_one_open(&mut totals, "sockjs");
 }

@@ -5,8 +5,8 @@ use crate::config::RedisConfig;
 use crate::liveness::{self, Heartbeat};
 use crate::signals::{self, Heard, Signals};
 use crate::subscriptions::{self, command_error, Subscriptions};
-use axum_channel::cluster::{Adapter, ClusterError, ClusterNode, Topic};
 use bytes::Bytes;
+use channel_cluster::{Adapter, ClusterError, ClusterNode, Topic};
 use futures::future::{BoxFuture, FutureExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, ProtocolVersion};
@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// A cluster adapter over Redis pub/sub: give it to
-/// [`ChannelConfig::cluster`](axum_channel::ChannelConfig::cluster).
+/// `axum_channel::ChannelConfig::cluster`.
 ///
 /// Each room has its own channel (`PREFIX:room:NAME`), subscribed while
 /// this node has members in it; broadcasts to everyone use `PREFIX:all`.
@@ -27,7 +27,7 @@ use tracing::Instrument;
 /// node reconnects and subscribes again by itself, logs both and counts
 /// them (`channel_redis_disconnects_total`, `channel_redis_reconnects_total`,
 /// gauge `channel_redis_connected`); broadcasts made meanwhile fail with
-/// [`BroadcastError::Cluster`](axum_channel::BroadcastError::Cluster) and
+/// `axum_channel::BroadcastError::Cluster` and
 /// still reach this node's members. Pub/sub keeps nothing for a node that
 /// is away: what was published while it was disconnected does not reach it.
 ///

@@ -47,28 +47,40 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod browserchannel;
-pub mod cluster;
-mod config;
-mod event_source;
-mod handle;
-mod http_util;
+// From the top down: the layer, the transports' endpoints (and the
+// WebSocket connection machinery and admission they share), the session API
+// and handle, the live-session driver, the services every session shares,
+// and the base types below them all.
 mod layer;
-mod live;
-mod registry;
-mod rooms;
-mod session;
+
+mod browserchannel;
+mod event_source;
 mod sockjs;
-mod telemetry;
 mod websocket;
 
-pub use channel_protocol::Payload;
+mod admission;
+mod reply;
+mod upgrade;
+
+pub mod cluster;
+mod config;
+mod handle;
+mod session;
+
+mod live;
+
+mod services;
+
+mod base;
+
+pub use base::transport::Transport;
+pub use channel_protocol::{CloseReason, Message, Payload, SendError};
 pub use config::{
-    ChannelConfig, EventSourceConfig, JSessionIdFn, SessionRequest, SockJsConfig, WebSocketConfig,
+    BrowserChannelConfig, ChannelConfig, EventSourceConfig, JSessionIdFn, SessionRequest,
+    SockJsConfig, WebSocketConfig,
 };
+pub use handle::broadcast::{AckStream, Broadcast, BroadcastError};
 pub use handle::{ChannelHandle, MemberCount};
 pub use layer::{ChannelLayer, ChannelService, ResponseFuture};
-pub use rooms::broadcast::{AckStream, Broadcast, BroadcastError, BroadcastReport, Overflow};
-pub use session::{
-    CloseReason, Closed, Delivery, JoinError, Message, SendError, Session, SessionSender, Transport,
-};
+pub use services::fanout::{BroadcastReport, Overflow};
+pub use session::{Closed, Delivery, JoinError, Session, SessionSender};

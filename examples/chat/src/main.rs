@@ -17,8 +17,8 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
 use axum_channel::{
-    ChannelConfig, ChannelHandle, ChannelLayer, EventSourceConfig, Payload, Session, SockJsConfig,
-    Transport, WebSocketConfig,
+    BrowserChannelConfig, ChannelConfig, ChannelHandle, ChannelLayer, EventSourceConfig, Payload,
+    Session, SockJsConfig, Transport, WebSocketConfig,
 };
 use axum_channel_redis::{RedisAdapter, RedisConfig};
 use futures::StreamExt;
@@ -244,8 +244,10 @@ async fn main() -> std::io::Result<()> {
     }
     let channels = ChannelLayer::new(
         config
-            .prefix("/channel")
-            .client_library(bcsocket)
+            .browserchannel(
+                "/channel",
+                BrowserChannelConfig::new().client_library(bcsocket),
+            )
             .sockjs(
                 "/sockjs",
                 SockJsConfig::new().sockjs_url("/sockjs-client.js"),

@@ -14,8 +14,8 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
 use axum_channel::{
-    ChannelConfig, ChannelLayer, EventSourceConfig, Message, Session, SockJsConfig, Transport,
-    WebSocketConfig,
+    BrowserChannelConfig, ChannelConfig, ChannelLayer, EventSourceConfig, Message, Session,
+    SockJsConfig, Transport, WebSocketConfig,
 };
 use futures::StreamExt;
 use std::net::SocketAddr;
@@ -130,8 +130,10 @@ async fn main() -> std::io::Result<()> {
     }
     let channels = ChannelLayer::new(
         config
-            .prefix("/channel")
-            .client_library(bcsocket)
+            .browserchannel(
+                "/channel",
+                BrowserChannelConfig::new().client_library(bcsocket),
+            )
             .sockjs(
                 "/sockjs",
                 SockJsConfig::new()

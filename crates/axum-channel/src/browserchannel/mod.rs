@@ -4,18 +4,24 @@
 //! turns requests into its inputs and its back channels into responses.
 
 mod client_library;
+mod headers;
 
-use crate::config::{remote_addr, ChannelConfig};
-use crate::http_util::{read_body, with_header, BodyError, StandardHeaders};
-use crate::live::{Clock, Live, ReceiverBody, Receivers, Services};
-use crate::session::{CloseReason, Link, Session, SessionInfo, Transport};
+use crate::admission::{Admission, Refusal};
+use crate::base::link::Link;
+use crate::base::sync::now;
+use crate::base::transport::Transport;
+use crate::config::BrowserChannelConfig;
+use crate::live::body::{ReceiverBody, Receivers};
+use crate::live::{Clock, Live};
+use crate::reply::{read_body, BodyError};
 use axum::body::Body;
 use channel_protocol::browserchannel::{
     back_channel as encoding, decode_forward_channel, BackChannelEncoder, ForwardBatch, Query,
     RequestId, RequestType, Session as Engine, FORWARD_CHANNEL_HOLD,
 };
-use channel_protocol::{ReceiverId, Transmit};
+use channel_protocol::{CloseReason, ReceiverId, Transmit};
 use futures::StreamExt;
+use headers::{with_header, StandardHeaders};
 use http::{header, Method, Request, Response, StatusCode};
 use std::fmt;
 use std::sync::Arc;
@@ -36,15 +42,15 @@ impl Receivers for Engine {
 
 /// Serves BrowserChannel requests for one layer.
 pub(crate) struct BrowserChannelServer {
-    config: Arc<ChannelConfig>,
-    services: Arc<Services>,
+    admission: Admission,
+    config: BrowserChannelConfig,
     headers: StandardHeaders,
 }
 
 impl fmt::Debug for BrowserChannelServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BrowserChannelServer")
-            .field("prefix", &self.config.prefix)
+            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
@@ -53,19 +59,20 @@ impl fmt::Debug for BrowserChannelServer {
 const BAD_REQUEST: StatusCode = StatusCode::BAD_REQUEST;
 
 impl BrowserChannelServer {
-    pub(crate) fn new(config: Arc<ChannelConfig>, services: Arc<Services>) -> Self {
+    pub(crate) fn new(admission: Admission, config: BrowserChannelConfig) -> Self {
         let headers =
             StandardHeaders::new(config.cors_origin.as_deref(), config.cors_allow_credentials);
         Self {
+            admission,
             config,
-            services,
             headers,
         }
     }
 
     /// The BrowserChannel session with this id.
     fn find(&self, id: &str) -> Option<Arc<BcLive>> {
-        self.services
+        self.admission
+            .services()
             .registry
             .get(id)?
             .as_any()
@@ -207,7 +214,7 @@ impl BrowserChannelServer {
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.trim_start().starts_with("application/json"));
         let (parts, body) = request.into_parts();
-        let body = match read_body(body, self.config.max_post_body).await {
+        let body = match read_body(body, self.admission.config().max_request_body).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
                 return self
@@ -243,7 +250,8 @@ impl BrowserChannelServer {
         batch: Option<ForwardBatch>,
     ) -> Response<Body> {
         if let Some(maps) = batch.as_ref().map(|batch| batch.messages.len()) {
-            let hard_bound = self.services.max_incoming + self.config.max_maps_per_request;
+            let hard_bound =
+                self.admission.services().max_incoming + self.config.max_maps_per_request;
             let held = tokio::time::timeout(FORWARD_CHANNEL_HOLD, session.room()).await;
             if held.is_err() && session.backlog() + maps > hard_bound {
                 session.room().await;
@@ -265,52 +273,50 @@ impl BrowserChannelServer {
         query: Query,
         batch: Option<ForwardBatch>,
     ) -> Response<Body> {
-        let Some(extensions) = self.config.authorized(&parts).await else {
-            return self.headers.error(StatusCode::FORBIDDEN, "Forbidden");
+        let mut admitted = match self
+            .admission
+            .admit(&parts, Transport::BrowserChannel, None)
+            .await
+        {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal.response(),
         };
-        let registry = &self.services.registry;
-        if registry.is_full() {
-            return self
-                .headers
-                .error(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions");
-        }
         if let Some(old) = query.old_session_id.as_deref().and_then(|id| self.find(id)) {
             if let Some(aid) = query.old_acknowledged_array_id {
                 old.with(|engine, now| engine.acknowledge(now, aid));
             }
             old.close(CloseReason::Reconnected);
         }
-
-        let mut info = SessionInfo::new(
-            Transport::BrowserChannel,
-            remote_addr(&parts),
-            &parts.uri,
-            &parts.headers,
-        );
-        info.app_version = query.app_version.clone().map(String::into_boxed_str);
-        info.extensions = extensions;
+        admitted.info.app_version = query.app_version.clone().map(String::into_boxed_str);
         let rid = query.request_number();
         let engine = Engine::new(
-            crate::live::now(),
-            info.id(),
+            now(),
+            admitted.info.id(),
             self.host_prefix(),
             rid,
-            self.config.browserchannel_session(),
+            self.config.session,
         );
-        let Ok(session) = Live::open(info, engine, self.services.clone(), Clock::Shared) else {
+        // A BrowserChannel session has no SockJS key another request could share.
+        let Ok(session) = self.admission.open(admitted, engine, Clock::Shared) else {
             return self
                 .headers
-                .error(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions");
+                .error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error");
         };
-        tracing::debug!(session = %session.info().id(), "BrowserChannel session opened");
-        self.config.start_handler(Session::new(session.clone()));
+        self.admission.start(&session);
 
         if let Err(error) = session.with(|engine, now| engine.handle_forward(now, rid, batch)) {
             session.close(CloseReason::Closed(error.to_string()));
             return self.headers.error(BAD_REQUEST, "Bad data");
         }
         if session.close_reason().is_some() {
-            return self.headers.error(StatusCode::FORBIDDEN, "Forbidden");
+            // The app closed it in its callback's first step: refused.
+            let refusal = Refusal::Forbidden;
+            self.admission.refused(
+                Transport::BrowserChannel,
+                refusal,
+                session.info().remote_addr,
+            );
+            return refusal.response();
         }
         let reply = session.with(|engine, now| engine.opening_reply(now));
         self.headers.text(StatusCode::OK, reply)

@@ -1,109 +1,73 @@
 //! What a [`ChannelLayer`](crate::ChannelLayer) serves and how: the
-//! layer's settings here, each transport's own in its submodule.
+//! layer's settings here, each transport's own in its submodule. Each
+//! transport's config holds its protocol engine's settings
+//! (`channel_protocol`'s `SessionConfig`s) as they are, defaults included.
 
+mod auth;
+mod browserchannel;
 mod event_source;
 mod sockjs;
 mod websocket;
 
+pub(crate) use auth::Authorizer;
+pub use auth::SessionRequest;
+pub use browserchannel::BrowserChannelConfig;
 pub use event_source::EventSourceConfig;
 pub(crate) use sockjs::JSessionId;
 pub use sockjs::{JSessionIdFn, SockJsConfig};
 pub use websocket::WebSocketConfig;
 
-use crate::rooms::broadcast::Overflow;
+use crate::services::fanout::Overflow;
+use crate::services::Settings;
 use crate::session::Session;
+use channel_cluster::Adapter;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use http::{Extensions, HeaderMap, Uri};
+use http::Extensions;
 use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
 pub(crate) type SessionHandler = Arc<dyn Fn(Session) -> BoxFuture<'static, ()> + Send + Sync>;
-pub(crate) type Authorizer =
-    Arc<dyn Fn(SessionRequest) -> BoxFuture<'static, Option<Extensions>> + Send + Sync>;
-
-/// The request that asks to open a session, as the authorisation hook sees
-/// it: the whole request, cookies included.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct SessionRequest {
-    /// The request's method.
-    pub method: http::Method,
-    /// The request's headers, `Cookie` included (the hook may need it).
-    pub headers: HeaderMap,
-    /// The request's URI.
-    pub uri: Uri,
-    /// The peer's address, when the server was started with connect info.
-    pub remote_addr: Option<SocketAddr>,
-}
 
 /// Settings of a [`ChannelLayer`](crate::ChannelLayer), built with chained calls.
 ///
 /// Every default follows node-browserchannel where it has one.
 #[derive(Clone)]
 pub struct ChannelConfig {
-    pub(crate) prefix: String,
-    pub(crate) host_prefixes: Vec<String>,
-    pub(crate) keep_alive_interval: Duration,
-    pub(crate) session_timeout: Duration,
-    pub(crate) test_phase_delay: Duration,
-    pub(crate) back_channel_chunk_limit: usize,
-    pub(crate) max_post_body: usize,
-    pub(crate) max_maps_per_request: usize,
-    pub(crate) max_held_maps: usize,
-    pub(crate) max_outgoing_arrays: usize,
-    pub(crate) max_incoming_messages: usize,
-    pub(crate) max_sessions: usize,
-    pub(crate) delivery_timeout: Option<Duration>,
-    pub(crate) acknowledgement_timeout: Duration,
-    pub(crate) overflow: Overflow,
-    pub(crate) cluster: Option<Arc<dyn crate::cluster::Adapter>>,
-    pub(crate) cluster_timeout: Duration,
-    pub(crate) cors_origin: Option<String>,
-    pub(crate) cors_allow_credentials: bool,
-    pub(crate) client_library: Option<PathBuf>,
-    pub(crate) handler: Option<SessionHandler>,
-    pub(crate) authorizer: Option<Authorizer>,
-    pub(crate) browserchannel: bool,
+    pub(crate) browserchannel: Option<(String, BrowserChannelConfig)>,
     pub(crate) websocket: Option<(String, WebSocketConfig)>,
     pub(crate) event_source: Option<(String, EventSourceConfig)>,
     pub(crate) sockjs: Option<(String, SockJsConfig)>,
+    pub(crate) max_request_body: usize,
+    pub(crate) max_incoming_messages: usize,
+    pub(crate) max_sessions: usize,
+    pub(crate) delivery_timeout: Option<Duration>,
+    pub(crate) overflow: Overflow,
+    pub(crate) cluster: Option<Arc<dyn Adapter>>,
+    pub(crate) cluster_timeout: Duration,
+    pub(crate) handler: Option<SessionHandler>,
+    pub(crate) authorizer: Option<Authorizer>,
 }
 
 impl Default for ChannelConfig {
     fn default() -> Self {
         Self {
-            prefix: "/channel".into(),
-            host_prefixes: Vec::new(),
-            keep_alive_interval: Duration::from_secs(20),
-            session_timeout: Duration::from_secs(30),
-            test_phase_delay: Duration::from_secs(2),
-            back_channel_chunk_limit: 10 * 1024,
-            max_post_body: 1024 * 1024,
-            max_maps_per_request: 10_000,
-            max_held_maps: 1024,
-            max_outgoing_arrays: 4096,
-            max_incoming_messages: 1024,
-            max_sessions: 10_000,
-            delivery_timeout: Some(Duration::from_secs(30)),
-            acknowledgement_timeout: Duration::from_secs(1),
-            overflow: Overflow::Drop,
-            cluster: None,
-            cluster_timeout: Duration::from_millis(500),
-            cors_origin: None,
-            cors_allow_credentials: false,
-            client_library: None,
-            handler: None,
-            authorizer: None,
-            browserchannel: true,
+            browserchannel: Some(("/channel".into(), BrowserChannelConfig::default())),
             websocket: None,
             event_source: None,
             sockjs: None,
+            max_request_body: 1024 * 1024,
+            max_incoming_messages: 1024,
+            max_sessions: 10_000,
+            delivery_timeout: Some(Duration::from_secs(30)),
+            overflow: Overflow::Drop,
+            cluster: None,
+            cluster_timeout: Duration::from_millis(500),
+            handler: None,
+            authorizer: None,
         }
     }
 }
@@ -111,16 +75,12 @@ impl Default for ChannelConfig {
 impl fmt::Debug for ChannelConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChannelConfig")
-            .field("prefix", &self.prefix)
-            .field("host_prefixes", &self.host_prefixes)
-            .field("keep_alive_interval", &self.keep_alive_interval)
-            .field("session_timeout", &self.session_timeout)
-            .field("max_sessions", &self.max_sessions)
-            .field("has_handler", &self.handler.is_some())
             .field("browserchannel", &self.browserchannel)
             .field("websocket", &self.websocket)
             .field("event_source", &self.event_source)
             .field("sockjs", &self.sockjs)
+            .field("max_sessions", &self.max_sessions)
+            .field("has_handler", &self.handler.is_some())
             .field(
                 "cluster",
                 &self.cluster.as_ref().map(|a| a.node_id().to_owned()),
@@ -140,14 +100,22 @@ fn normalize_prefix(prefix: &str) -> String {
 }
 
 impl ChannelConfig {
-    /// The defaults: prefix `/channel`, no session callback.
+    /// The defaults: BrowserChannel under `/channel`, no other transport,
+    /// no session callback.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Serves BrowserChannel under the prefix (default on).
-    pub fn browserchannel(mut self, enabled: bool) -> Self {
-        self.browserchannel = enabled;
+    /// Serves BrowserChannel under this path (by default it is served
+    /// under `/channel` with [`BrowserChannelConfig`]'s defaults).
+    pub fn browserchannel(mut self, path: &str, config: BrowserChannelConfig) -> Self {
+        self.browserchannel = Some((normalize_prefix(path), config));
+        self
+    }
+
+    /// Serves no BrowserChannel endpoint.
+    pub fn without_browserchannel(mut self) -> Self {
+        self.browserchannel = None;
         self
     }
 
@@ -166,12 +134,6 @@ impl ChannelConfig {
     /// Serves SockJS under this prefix (sockjs-node's `prefix`, for example `/sockjs`).
     pub fn sockjs(mut self, prefix: &str, config: SockJsConfig) -> Self {
         self.sockjs = Some((normalize_prefix(prefix), config));
-        self
-    }
-
-    /// The path under which BrowserChannel answers (default `/channel`).
-    pub fn prefix(mut self, prefix: &str) -> Self {
-        self.prefix = normalize_prefix(prefix);
         self
     }
 
@@ -277,65 +239,11 @@ impl ChannelConfig {
         self
     }
 
-    /// Host prefixes handed to clients; each client picks one at random to
-    /// get around per-host connection limits of old browsers.
-    pub fn host_prefixes<I, S>(mut self, prefixes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.host_prefixes = prefixes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// How often a `["noop"]` heartbeat goes down an open back channel (default 20 s).
-    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
-        self.keep_alive_interval = interval;
-        self
-    }
-
-    /// How long a session lives without a back channel (default 30 s).
-    pub fn session_timeout(mut self, timeout: Duration) -> Self {
-        self.session_timeout = timeout;
-        self
-    }
-
-    /// The pause between `11111` and `2` in the buffering proxy test (default 2 s).
-    pub fn test_phase_delay(mut self, delay: Duration) -> Self {
-        self.test_phase_delay = delay;
-        self
-    }
-
-    /// Bytes after which a streaming back channel is closed so the client
-    /// opens a fresh one (default 10 KiB).
-    pub fn back_channel_chunk_limit(mut self, bytes: usize) -> Self {
-        self.back_channel_chunk_limit = bytes;
-        self
-    }
-
-    /// Largest forward channel POST body; larger ones get 413 (default 1 MiB).
-    pub fn max_post_body(mut self, bytes: usize) -> Self {
-        self.max_post_body = bytes;
-        self
-    }
-
-    /// Most maps in one forward channel POST (default 10,000).
-    pub fn max_maps_per_request(mut self, maps: usize) -> Self {
-        self.max_maps_per_request = maps;
-        self
-    }
-
-    /// Most out-of-order maps held per session while a gap fills (default 1,024).
-    pub fn max_held_maps(mut self, maps: usize) -> Self {
-        self.max_held_maps = maps;
-        self
-    }
-
-    /// Most arrays queued per session and not yet acknowledged; past it,
-    /// `send` fails with [`SendError::QueueFull`](crate::SendError::QueueFull)
-    /// (default 4,096).
-    pub fn max_outgoing_arrays(mut self, arrays: usize) -> Self {
-        self.max_outgoing_arrays = arrays;
+    /// Largest request body any transport reads: BrowserChannel forward
+    /// channel POSTs and SockJS `xhr_send`/`jsonp_send` bodies; larger ones
+    /// get 413 (default 1 MiB).
+    pub fn max_request_body(mut self, bytes: usize) -> Self {
+        self.max_request_body = bytes;
         self
     }
 
@@ -379,7 +287,7 @@ impl ChannelConfig {
     /// let layer = ChannelLayer::new(ChannelConfig::new().cluster(adapter));
     /// # }
     /// ```
-    pub fn cluster(mut self, adapter: impl crate::cluster::Adapter) -> Self {
+    pub fn cluster(mut self, adapter: impl Adapter) -> Self {
         self.cluster = Some(Arc::new(adapter));
         self
     }
@@ -390,92 +298,20 @@ impl ChannelConfig {
         self.cluster_timeout = timeout;
         self
     }
-
-    /// How long BrowserChannel arrays wait for the client's acknowledgement
-    /// before the back channel ends so the client's next request carries it
-    /// (default 1 s). A client with nothing to send acknowledges only then.
-    pub fn acknowledgement_timeout(mut self, timeout: Duration) -> Self {
-        self.acknowledgement_timeout = timeout;
-        self
-    }
-
-    /// Sets `Access-Control-Allow-Origin` on every reply.
-    pub fn cors(mut self, origin: impl Into<String>) -> Self {
-        self.cors_origin = Some(origin.into());
-        self
-    }
-
-    /// Adds `Access-Control-Allow-Credentials: true` to every reply.
-    pub fn cors_allow_credentials(mut self, allow: bool) -> Self {
-        self.cors_allow_credentials = allow;
-        self
-    }
-
-    /// Serves this file (the `bcsocket.js` client of the npm package
-    /// `browserchannel`) at `{prefix}/bcsocket.js`.
-    pub fn client_library(mut self, path: impl Into<PathBuf>) -> Self {
-        self.client_library = Some(path.into());
-        self
-    }
 }
 
 impl ChannelConfig {
-    /// The BrowserChannel engine's settings.
-    pub(crate) fn browserchannel_session(&self) -> channel_protocol::browserchannel::SessionConfig {
-        channel_protocol::browserchannel::SessionConfig {
-            max_outgoing_arrays: self.max_outgoing_arrays,
-            max_held_maps: self.max_held_maps,
-            keep_alive_interval: self.keep_alive_interval,
-            session_timeout: self.session_timeout,
-            back_channel_chunk_limit: self.back_channel_chunk_limit,
-            acknowledgement_timeout: self.acknowledgement_timeout,
+    /// What the layer's shared services run with.
+    pub(crate) fn settings(&self) -> Settings {
+        Settings {
+            max_sessions: self.max_sessions,
+            max_incoming: self.max_incoming_messages,
+            delivery_timeout: self.delivery_timeout,
+            overflow: self.overflow,
+            cluster: self.cluster.clone(),
+            cluster_timeout: self.cluster_timeout,
         }
     }
-
-    /// The app's callback for a new session, not started yet.
-    pub(crate) fn handler_for(&self, session: Session) -> Option<BoxFuture<'static, ()>> {
-        match &self.handler {
-            Some(handler) => Some(handler(session)),
-            None => {
-                tracing::warn!("no on_session callback configured; the session is never read");
-                None
-            }
-        }
-    }
-
-    /// Starts the app's callback for a new session as its own task. Its
-    /// first step runs here, before the client gets an answer, so a callback
-    /// that closes the session at once refuses the client.
-    pub(crate) fn start_handler(&self, session: Session) {
-        if let Some(mut task) = self.handler_for(session) {
-            if (&mut task).now_or_never().is_none() {
-                tokio::spawn(task);
-            }
-        }
-    }
-
-    /// Asks the authorisation hook, if any, whether this request may open a
-    /// session; `Some` holds what the session carries.
-    pub(crate) async fn authorized(&self, parts: &http::request::Parts) -> Option<Extensions> {
-        let Some(authorize) = &self.authorizer else {
-            return Some(Extensions::new());
-        };
-        let request = SessionRequest {
-            method: parts.method.clone(),
-            headers: parts.headers.clone(),
-            uri: parts.uri.clone(),
-            remote_addr: remote_addr(parts),
-        };
-        authorize(request).await
-    }
-}
-
-/// The peer's address, when the server was started with connect info.
-pub(crate) fn remote_addr(parts: &http::request::Parts) -> Option<SocketAddr> {
-    parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|info| info.0)
 }
 
 #[cfg(test)]
@@ -484,8 +320,8 @@ mod tests {
 
     #[test]
     fn prefixes_are_normalized() {
-        assert_eq!(ChannelConfig::new().prefix("channel/").prefix, "/channel");
-        assert_eq!(ChannelConfig::new().prefix("/a/b").prefix, "/a/b");
-        assert_eq!(ChannelConfig::new().prefix("/").prefix, "");
+        assert_eq!(normalize_prefix("channel/"), "/channel");
+        assert_eq!(normalize_prefix("/a/b"), "/a/b");
+        assert_eq!(normalize_prefix("/"), "");
     }
 }

@@ -1,5 +1,8 @@
-//! Settings of the SockJS endpoint, with sockjs-node's option names and defaults.
+//! Settings of the SockJS endpoint, with sockjs-node's option names and
+//! defaults (the engine's own settings are `channel_protocol`'s
+//! `sockjs::SessionConfig`, held here as they are).
 
+use channel_protocol::sockjs::SessionConfig;
 use http::HeaderMap;
 use std::fmt;
 use std::sync::Arc;
@@ -21,28 +24,22 @@ pub(crate) enum JSessionId {
 /// Settings of a SockJS endpoint, with sockjs-node's option names and defaults.
 #[derive(Clone)]
 pub struct SockJsConfig {
+    pub(crate) session: SessionConfig,
     pub(crate) sockjs_url: String,
-    pub(crate) response_limit: usize,
     pub(crate) websocket: bool,
     pub(crate) jsessionid: JSessionId,
-    pub(crate) heartbeat_delay: Duration,
-    pub(crate) disconnect_delay: Duration,
     pub(crate) disable_cors: bool,
-    pub(crate) max_queued_messages: usize,
     pub(crate) max_message_size: usize,
 }
 
 impl Default for SockJsConfig {
     fn default() -> Self {
         Self {
+            session: SessionConfig::default(),
             sockjs_url: "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js".into(),
-            response_limit: 128 * 1024,
             websocket: true,
             jsessionid: JSessionId::Off,
-            heartbeat_delay: Duration::from_secs(25),
-            disconnect_delay: Duration::from_secs(5),
             disable_cors: false,
-            max_queued_messages: 4096,
             // sockjs-node's (faye-websocket's) default: 2^26 - 1 bytes.
             max_message_size: (1 << 26) - 1,
         }
@@ -52,27 +49,15 @@ impl Default for SockJsConfig {
 impl fmt::Debug for SockJsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SockJsConfig")
+            .field("session", &self.session)
             .field("sockjs_url", &self.sockjs_url)
-            .field("response_limit", &self.response_limit)
             .field("websocket", &self.websocket)
-            .field("heartbeat_delay", &self.heartbeat_delay)
-            .field("disconnect_delay", &self.disconnect_delay)
             .field("disable_cors", &self.disable_cors)
             .finish_non_exhaustive()
     }
 }
 
 impl SockJsConfig {
-    /// The protocol engine's settings.
-    pub(crate) fn session(&self) -> channel_protocol::sockjs::SessionConfig {
-        channel_protocol::sockjs::SessionConfig {
-            heartbeat_delay: self.heartbeat_delay,
-            disconnect_delay: self.disconnect_delay,
-            response_limit: self.response_limit,
-            max_queued_messages: self.max_queued_messages,
-        }
-    }
-
     /// sockjs-node's defaults.
     pub fn new() -> Self {
         Self::default()
@@ -87,7 +72,7 @@ impl SockJsConfig {
     /// Bytes after which a streaming response ends and the client opens a
     /// new one (`response_limit`, default 128 KiB).
     pub fn response_limit(mut self, bytes: usize) -> Self {
-        self.response_limit = bytes;
+        self.session.response_limit = bytes;
         self
     }
 
@@ -120,13 +105,13 @@ impl SockJsConfig {
 
     /// How long a receiver may go without a frame before an `h` heartbeat (default 25 s).
     pub fn heartbeat_delay(mut self, delay: Duration) -> Self {
-        self.heartbeat_delay = delay;
+        self.session.heartbeat_delay = delay;
         self
     }
 
     /// How long a session without a receiver lives (default 5 s).
     pub fn disconnect_delay(mut self, delay: Duration) -> Self {
-        self.disconnect_delay = delay;
+        self.session.disconnect_delay = delay;
         self
     }
 
@@ -138,13 +123,13 @@ impl SockJsConfig {
 
     /// Most messages buffered for a client between its requests (default 4,096).
     pub fn max_queued_messages(mut self, messages: usize) -> Self {
-        self.max_queued_messages = messages;
+        self.session.max_queued_messages = messages;
         self
     }
 
     /// Largest WebSocket message accepted (default 2^26 - 1 bytes, as
     /// sockjs-node); a larger one closes with 1009. Send bodies are bounded
-    /// by the layer's `max_post_body`.
+    /// by the layer's `max_request_body`.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self

@@ -1,5 +1,7 @@
-//! Settings of the native WebSocket endpoint.
+//! Settings of the native WebSocket endpoint (the engine's own settings are
+//! `channel_protocol`'s `websocket::SessionConfig`, held here as they are).
 
+use channel_protocol::websocket::SessionConfig;
 use http::header::HeaderMap;
 use std::time::Duration;
 
@@ -17,13 +19,12 @@ use std::time::Duration;
 /// ```
 #[derive(Debug, Clone)]
 pub struct WebSocketConfig {
+    pub(crate) session: SessionConfig,
     pub(crate) protocols: Vec<String>,
     pub(crate) max_message_size: usize,
-    pub(crate) ping_interval: Option<Duration>,
     pub(crate) allowed_origins: Option<Vec<String>>,
     pub(crate) headers: HeaderMap,
     pub(crate) hixie76: bool,
-    pub(crate) max_queued_messages: usize,
     pub(crate) read_buffer_size: usize,
     pub(crate) write_buffer_size: usize,
 }
@@ -31,14 +32,13 @@ pub struct WebSocketConfig {
 impl Default for WebSocketConfig {
     fn default() -> Self {
         Self {
+            session: SessionConfig::default(),
             protocols: Vec::new(),
             // faye-websocket's default: 2^26 - 1 bytes.
             max_message_size: (1 << 26) - 1,
-            ping_interval: None,
             allowed_origins: None,
             headers: HeaderMap::new(),
             hixie76: false,
-            max_queued_messages: 4096,
             read_buffer_size: 128,
             write_buffer_size: 0,
         }
@@ -73,7 +73,7 @@ impl WebSocketConfig {
     /// Pings the peer this often; a peer that has not answered the previous
     /// ping by the next one is closed (1001).
     pub fn ping_interval(mut self, interval: Duration) -> Self {
-        self.ping_interval = Some(interval);
+        self.session.ping_interval = Some(interval);
         self
     }
 
@@ -89,7 +89,7 @@ impl WebSocketConfig {
 
     /// Adds a header to every handshake response. Invalid names or values are ignored.
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        crate::http_util::append_header(&mut self.headers, name, value);
+        crate::reply::append_header(&mut self.headers, name, value);
         self
     }
 
@@ -102,7 +102,7 @@ impl WebSocketConfig {
     /// Most messages queued for the peer and not yet written; past it,
     /// `send` fails with `QueueFull` (default 4,096).
     pub fn max_queued_messages(mut self, messages: usize) -> Self {
-        self.max_queued_messages = messages;
+        self.session.max_queued_messages = messages;
         self
     }
 
@@ -125,13 +125,11 @@ impl WebSocketConfig {
     }
 
     /// The engine's settings for a connection with this framing.
-    pub(crate) fn session(&self, rfc6455: bool) -> channel_protocol::websocket::SessionConfig {
-        channel_protocol::websocket::SessionConfig {
-            ping_interval: self.ping_interval,
-            max_queued_messages: self.max_queued_messages,
+    pub(crate) fn session(&self, rfc6455: bool) -> SessionConfig {
+        SessionConfig {
             binary: rfc6455,
             pings: rfc6455,
-            ..Default::default()
+            ..self.session
         }
     }
 }

@@ -5,22 +5,18 @@ mod future;
 
 pub use future::ResponseFuture;
 
+use crate::admission::{Admission, Refusal};
 use crate::browserchannel::BrowserChannelServer;
-use crate::cluster::{Cluster, ClusterNode};
 use crate::config::ChannelConfig;
 use crate::event_source::EventSourceServer;
 use crate::handle::ChannelHandle;
-use crate::live::{timers::Timers, Services};
-use crate::registry::Registry;
-use crate::rooms::Rooms;
+use crate::services::Services;
 use crate::sockjs::SockJsServer;
-use crate::telemetry::Telemetry;
 use crate::websocket::WebSocketServer;
 use axum::body::Body;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{Request, Response};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_layer::Layer;
@@ -38,8 +34,7 @@ enum Route {
 
 #[derive(Debug)]
 struct Shared {
-    prefix: String,
-    browserchannel: Option<Arc<BrowserChannelServer>>,
+    browserchannel: Option<(String, Arc<BrowserChannelServer>)>,
     websocket: Option<(String, Arc<WebSocketServer>)>,
     event_source: Option<(String, Arc<EventSourceServer>)>,
     sockjs: Option<(String, Arc<SockJsServer>)>,
@@ -63,16 +58,11 @@ impl Shared {
                 }
             }
         }
-        self.browserchannel.as_ref()?;
-        self.sub_path(path)
-            .map(|sub| Route::BrowserChannel(sub.to_owned()))
-    }
-
-    /// The part of `path` after `{prefix}/`, slash included, when it is ours.
-    /// `/channelx` is not under `/channel`, and neither is `/channel` itself.
-    fn sub_path<'a>(&self, path: &'a str) -> Option<&'a str> {
-        let rest = path.strip_prefix(self.prefix.as_str())?;
-        rest.starts_with('/').then_some(rest)
+        let (prefix, _) = self.browserchannel.as_ref()?;
+        // `/channelx` is not under `/channel`, and neither is `/channel` itself.
+        let rest = path.strip_prefix(prefix.as_str())?;
+        rest.starts_with('/')
+            .then(|| Route::BrowserChannel(rest.to_owned()))
     }
 
     fn handle(
@@ -81,16 +71,14 @@ impl Shared {
         request: Request<Body>,
     ) -> BoxFuture<'static, Response<Body>> {
         Box::pin(async move {
-            if self.services.shutting_down.load(Ordering::Acquire) {
+            if self.services.is_shutting_down() {
                 // Clients that reconnect while the server drains must not
                 // open streams that would hold the shutdown up.
-                let mut response = Response::new(Body::from("Server shutting down"));
-                *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-                return response;
+                return Refusal::ShuttingDown.response();
             }
             match route {
                 Route::BrowserChannel(sub_path) => {
-                    let server = self
+                    let (_, server) = self
                         .browserchannel
                         .as_ref()
                         .expect("routed only when enabled");
@@ -128,42 +116,27 @@ pub struct ChannelLayer {
 impl ChannelLayer {
     /// A layer serving the given configuration.
     pub fn new(config: ChannelConfig) -> Self {
+        let services = Services::start(config.settings());
         let config = Arc::new(config);
-        let services = Arc::new(Services {
-            registry: Registry::new(config.max_sessions),
-            rooms: Rooms::new(config.cluster.clone()),
-            cluster: config
-                .cluster
-                .clone()
-                .map(|adapter| Cluster::new(adapter, config.cluster_timeout)),
-            timers: Arc::new(Timers::default()),
-            telemetry: Telemetry::new(),
-            max_incoming: config.max_incoming_messages,
-            delivery_timeout: config.delivery_timeout,
-            overflow: config.overflow,
-            shutting_down: AtomicBool::new(false),
+        let admission = Admission::new(config.clone(), services.clone());
+        let browserchannel = config.browserchannel.clone().map(|(path, browserchannel)| {
+            let server = BrowserChannelServer::new(admission.clone(), browserchannel);
+            (path, Arc::new(server))
         });
-        if let Some(adapter) = &config.cluster {
-            adapter.start(ClusterNode::new(&services));
-        }
-        let browserchannel = config
-            .browserchannel
-            .then(|| Arc::new(BrowserChannelServer::new(config.clone(), services.clone())));
         let websocket = config.websocket.clone().map(|(path, websocket)| {
-            let server = WebSocketServer::new(config.clone(), websocket, services.clone());
+            let server = WebSocketServer::new(admission.clone(), websocket);
             (path, Arc::new(server))
         });
         let event_source = config.event_source.clone().map(|(path, event_source)| {
-            let server = EventSourceServer::new(config.clone(), event_source, services.clone());
+            let server = EventSourceServer::new(admission.clone(), event_source);
             (path, Arc::new(server))
         });
         let sockjs = config.sockjs.clone().map(|(prefix, sockjs)| {
-            let server = SockJsServer::new(config.clone(), sockjs, services.clone());
+            let server = SockJsServer::new(admission.clone(), sockjs);
             (prefix, Arc::new(server))
         });
         Self {
             shared: Arc::new(Shared {
-                prefix: config.prefix.clone(),
                 browserchannel,
                 websocket,
                 event_source,

@@ -6,7 +6,8 @@
 //! engine's queue. Dropping the body (the response ended, or the client
 //! left) tells the engine the receiver is gone.
 
-use super::Live;
+use crate::base::sync::now;
+use crate::live::Live;
 use bytes::Bytes;
 use channel_protocol::{Engine, ReceiverId, Transmit};
 use http_body::{Body, Frame, SizeHint};
@@ -48,9 +49,7 @@ impl<E: Receivers> ReceiverBody<E> {
     fn take(&self, cx: &mut Context<'_>) -> Option<Transmit> {
         let id = self.id;
         self.live
-            .poll_transmit(super::now(), id, cx, true, |engine, now| {
-                engine.transmit(now, id)
-            })
+            .poll_transmit(now(), id, cx, true, |engine, now| engine.transmit(now, id))
     }
 }
 

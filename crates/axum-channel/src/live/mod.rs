@@ -14,31 +14,25 @@
 //! bounded, and while it is full only the *reading* of new input pauses
 //! ([`Live::poll_room`]); writes, acknowledgements and pings go on.
 
-mod body;
-pub(crate) mod timers;
+pub(crate) mod body;
 
-pub(crate) use body::{ReceiverBody, Receivers};
-
-use crate::registry::{lock, Refused, Registry};
-use crate::rooms::broadcast::Overflow;
-use crate::rooms::Rooms;
-use crate::session::{CloseReason, Link, Message, SendError, SessionInfo};
-use crate::telemetry::{Telemetry, TransportMetrics};
+use crate::base::info::SessionInfo;
+use crate::base::link::Link;
+use crate::base::sync::{lock, now};
+use crate::services::registry::{Refused, Slot};
+use crate::services::telemetry::TransportMetrics;
+use crate::services::timers::Timed;
+use crate::services::Services;
 use bytes::Bytes;
-use channel_protocol::{Counter, Engine, Event, Payload, ReceiverId, Ticket, Transmit};
+use channel_protocol::{
+    CloseReason, Counter, Engine, Event, Message, Payload, ReceiverId, SendError, Ticket, Transmit,
+};
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-use timers::{Timed, Timers};
-
-/// The current time as engines take it. It follows Tokio's clock, so tests
-/// that pause that clock drive the engines' timers too.
-pub(crate) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
 
 /// The time, read from the clock only when some input needs it.
 #[derive(Default)]
@@ -52,25 +46,6 @@ impl LazyNow {
     fn get(&mut self) -> Instant {
         *self.0.get_or_insert_with(now)
     }
-}
-
-/// What every session of a layer shares.
-#[derive(Debug)]
-pub(crate) struct Services {
-    pub(crate) registry: Registry,
-    pub(crate) rooms: Rooms,
-    /// The other nodes, when there are any.
-    pub(crate) cluster: Option<crate::cluster::Cluster>,
-    pub(crate) timers: Arc<Timers>,
-    pub(crate) telemetry: Telemetry,
-    /// Most received messages waiting for the app.
-    pub(crate) max_incoming: usize,
-    /// How long a delivery waits for its confirmation by default.
-    pub(crate) delivery_timeout: Option<Duration>,
-    /// What a broadcast does with a member whose queue is full.
-    pub(crate) overflow: Overflow,
-    /// Set once shutdown began: no new sessions.
-    pub(crate) shutting_down: AtomicBool,
 }
 
 /// Who runs a session's timers.
@@ -193,6 +168,7 @@ impl<E: Engine + Send + 'static> Live<E> {
         engine: E,
         services: Arc<Services>,
         clock: Clock,
+        slot: Slot,
     ) -> Result<Arc<Self>, Refused> {
         let live = Arc::new_cyclic(|me| Self {
             info,
@@ -214,7 +190,7 @@ impl<E: Engine + Send + 'static> Live<E> {
             timer_key: TIMER_KEYS.fetch_add(1, Ordering::Relaxed),
             me: me.clone(),
         });
-        live.services.registry.insert(live.clone())?;
+        live.services.registry.insert(live.clone(), slot)?;
         let metrics = live.metrics();
         metrics.open.increment(1.0);
         metrics.opened.increment(1);
@@ -623,10 +599,6 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
         self.services.delivery_timeout
     }
 
-    fn services(&self) -> &Arc<Services> {
-        &self.services
-    }
-
     fn delivery_failed(&self) {
         self.metrics().deliveries_failed.increment(1);
     }
@@ -639,24 +611,27 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::Transport;
+    use crate::base::transport::Transport;
+    use crate::services::fanout::Overflow;
+    use crate::services::Settings;
     use channel_protocol::sockjs;
 
     fn services(max_sessions: usize) -> Arc<Services> {
-        Arc::new(Services {
-            registry: Registry::new(max_sessions),
-            rooms: Rooms::new(None),
-            cluster: None,
-            timers: Arc::new(Timers::default()),
-            telemetry: Telemetry::new(),
+        Services::start(Settings {
+            max_sessions,
             max_incoming: 16,
             delivery_timeout: None,
             overflow: Overflow::Drop,
-            shutting_down: AtomicBool::new(false),
+            cluster: None,
+            cluster_timeout: Duration::from_millis(500),
         })
     }
 
-    fn open(services: &Arc<Services>, key: &str) -> Result<Arc<Live<sockjs::Session>>, Refused> {
+    fn open(
+        services: &Arc<Services>,
+        key: &str,
+    ) -> Option<Result<Arc<Live<sockjs::Session>>, Refused>> {
+        let slot = services.registry.reserve()?;
         let mut info = SessionInfo::new(
             Transport::SockJs,
             None,
@@ -665,24 +640,31 @@ mod tests {
         );
         info.sockjs_key = Some(key.into());
         let engine = sockjs::Session::new(now(), sockjs::SessionConfig::default());
-        Live::open(info, engine, services.clone(), Clock::Shared)
+        Some(Live::open(
+            info,
+            engine,
+            services.clone(),
+            Clock::Shared,
+            slot,
+        ))
     }
 
     #[tokio::test]
-    async fn a_taken_sockjs_key_hands_back_its_session_even_when_full() {
-        let services = services(1);
-        let Ok(first) = open(&services, "a") else {
+    async fn a_taken_sockjs_key_hands_back_its_session_and_its_place() {
+        let services = services(2);
+        let Some(Ok(first)) = open(&services, "a") else {
             panic!("the first session opens");
         };
-        // Same key: the session to join, though the bound is reached.
+        // Same key: the session to join; the place taken for it comes back.
         match open(&services, "a") {
-            Err(Refused::KeyTaken(existing)) => {
+            Some(Err(Refused::KeyTaken(existing))) => {
                 assert_eq!(existing.info().key(), first.info().key())
             }
             _ => panic!("a second session of key a"),
         }
-        assert!(matches!(open(&services, "b"), Err(Refused::Full)));
-        assert_eq!(services.registry.len(), 1);
+        assert!(matches!(open(&services, "b"), Some(Ok(_))));
+        assert!(open(&services, "c").is_none(), "both places are taken");
+        assert_eq!(services.registry.len(), 2);
     }
 }
 

@@ -6,13 +6,17 @@
 
 mod http;
 
-use crate::config::{remote_addr, ChannelConfig, SockJsConfig, WebSocketConfig};
-use crate::http_util::{read_body, BodyError};
-use crate::live::{Clock, Live, ReceiverBody, Receivers, Services};
-use crate::registry::Refused;
-use crate::session::{CloseReason, Link, Session, SessionInfo, Transport};
-use crate::websocket::handshake::{self, HandshakeOptions};
-use crate::websocket::{buffers, Upgrade};
+use crate::admission::{Admission, Admitted};
+use crate::base::link::Link;
+use crate::base::transport::Transport;
+use crate::config::{SockJsConfig, WebSocketConfig};
+use crate::live::body::{ReceiverBody, Receivers};
+use crate::live::{Clock, Live};
+use crate::reply::{read_body, BodyError};
+use crate::services::registry::Refused;
+use crate::upgrade::handshake::{self, HandshakeOptions};
+use crate::upgrade::socket::Buffers;
+use crate::upgrade::Upgrade;
 use ::http::header::{self, HeaderMap, HeaderValue};
 use ::http::request::Parts;
 use ::http::{Method, Request, Response, StatusCode};
@@ -21,7 +25,7 @@ use channel_protocol::sockjs::{
     self as protocol, payload, receiver as encodings, Attach, Endpoint, ReceiverKind,
     Session as Engine, TransportKind, WebSocketSession,
 };
-use channel_protocol::{ReceiverId, Transmit};
+use channel_protocol::{CloseReason, ReceiverId, Transmit};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -69,9 +73,8 @@ fn exposed_headers(headers: &HeaderMap) -> HeaderMap {
 
 /// Serves one SockJS prefix.
 pub(crate) struct SockJsServer {
-    config: Arc<ChannelConfig>,
+    admission: Admission,
     sockjs: Arc<SockJsConfig>,
-    services: Arc<Services>,
 }
 
 impl fmt::Debug for SockJsServer {
@@ -89,35 +92,22 @@ fn query_param(parts: &Parts, name: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-fn too_many_sessions() -> Response<Body> {
-    http::reply(
-        StatusCode::SERVICE_UNAVAILABLE,
-        http::PLAIN,
-        "Too many sessions",
-    )
-}
-
 /// The HTTP session behind a registered SockJS key (only those have keys).
 fn downcast(link: Arc<dyn Link>) -> Option<Arc<SjLive>> {
     link.as_any().downcast::<SjLive>().ok()
 }
 
 impl SockJsServer {
-    pub(crate) fn new(
-        config: Arc<ChannelConfig>,
-        sockjs: SockJsConfig,
-        services: Arc<Services>,
-    ) -> Self {
+    pub(crate) fn new(admission: Admission, sockjs: SockJsConfig) -> Self {
         Self {
-            config,
+            admission,
             sockjs: Arc::new(sockjs),
-            services,
         }
     }
 
     /// The HTTP session its client named `key`.
     fn find(&self, key: &str) -> Option<Arc<SjLive>> {
-        downcast(self.services.registry.get_sockjs(key)?)
+        downcast(self.admission.services().registry.get_sockjs(key)?)
     }
 
     /// Answers one request; `sub_path` is the path after the prefix.
@@ -196,17 +186,10 @@ impl SockJsServer {
         if let Some(session) = self.find(key) {
             return Ok((session, false));
         }
-        let Some(extensions) = self.config.authorized(parts).await else {
-            return Err(http::reply(StatusCode::FORBIDDEN, http::PLAIN, "Forbidden"));
-        };
-        if self.services.registry.is_full() {
-            return Err(too_many_sessions());
-        }
-        let engine = Engine::new(crate::live::now(), self.sockjs.session());
-        let mut info = self.info(parts, kind.name());
-        info.sockjs_key = Some(key.into());
-        info.extensions = extensions;
-        match Live::open(info, engine, self.services.clone(), Clock::Shared) {
+        let mut admitted = self.admit(parts, kind.name()).await?;
+        admitted.info.sockjs_key = Some(key.into());
+        let engine = Engine::new(crate::base::sync::now(), self.sockjs.session);
+        match self.admission.open(admitted, engine, Clock::Shared) {
             Ok(session) => Ok((session, true)),
             // Another request created it meanwhile: this one joins it, as
             // every request naming an existing session does.
@@ -214,20 +197,24 @@ impl SockJsServer {
                 Some(session) => Ok((session, false)),
                 None => Err(http::not_found()),
             },
-            Err(Refused::Full) => Err(too_many_sessions()),
         }
     }
 
-    /// What a session knows of its peer: the headers sockjs-node exposes.
-    fn info(&self, parts: &Parts, protocol: &'static str) -> SessionInfo {
-        let mut info = SessionInfo::new(
-            Transport::SockJs,
-            remote_addr(parts),
-            &parts.uri,
-            &exposed_headers(&parts.headers),
-        );
-        info.protocol = Some(std::borrow::Cow::Borrowed(protocol));
-        info
+    /// Admits a new session; what it knows of its peer is what sockjs-node
+    /// exposes: the headers above, and the SockJS transport's name.
+    async fn admit(
+        &self,
+        parts: &Parts,
+        protocol: &'static str,
+    ) -> Result<Admitted, Response<Body>> {
+        let exposed = exposed_headers(&parts.headers);
+        let mut admitted = self
+            .admission
+            .admit(parts, Transport::SockJs, Some(&exposed))
+            .await
+            .map_err(|refusal| refusal.response())?;
+        admitted.info.protocol = Some(std::borrow::Cow::Borrowed(protocol));
+        Ok(admitted)
     }
 
     /// The receiving transports: xhr, xhr_streaming, eventsource, htmlfile, jsonp.
@@ -299,7 +286,7 @@ impl SockJsServer {
         let body = match session.with(|engine, now| engine.attach_receiver(now, receiver)) {
             Attach::Attached { id, opened } => {
                 if opened && created {
-                    self.config.start_handler(Session::new(session.clone()));
+                    self.admission.start(&session);
                 }
                 Body::new(ReceiverBody::new(session, id))
             }
@@ -341,7 +328,7 @@ impl SockJsServer {
         key: &str,
         kind: TransportKind,
     ) -> Response<Body> {
-        let body = match read_body(body, self.config.max_post_body).await {
+        let body = match read_body(body, self.admission.config().max_request_body).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
                 return http::reply(
@@ -406,9 +393,8 @@ impl SockJsServer {
     /// SockJS's message size limit.
     fn upgrade(&self) -> Upgrade {
         Upgrade {
-            config: self.config.clone(),
-            services: self.services.clone(),
-            buffers: buffers(&WebSocketConfig::new(), self.sockjs.max_message_size),
+            admission: self.admission.clone(),
+            buffers: Buffers::new(&WebSocketConfig::new(), self.sockjs.max_message_size),
         }
     }
 
@@ -426,19 +412,16 @@ impl SockJsServer {
             Ok(accepted) => accepted,
             Err(refusal) => return refusal.response(),
         };
-        let Some(extensions) = self.config.authorized(&parts).await else {
-            return http::reply(StatusCode::FORBIDDEN, http::PLAIN, "Forbidden");
+        let admitted = match self.admit(&parts, TransportKind::WebSocket.name()).await {
+            Ok(admitted) => admitted,
+            Err(response) => return response,
         };
-        if self.services.registry.is_full() {
-            return too_many_sessions();
-        }
-        let mut info = self.info(&parts, TransportKind::WebSocket.name());
-        info.extensions = extensions;
-        let session = self.sockjs.session();
+        let session = self.sockjs.session;
         let (on_upgrade, kind) = (accepted.on_upgrade, accepted.handshake);
-        self.upgrade().spawn(on_upgrade, kind, info, move |now, _| {
-            WebSocketSession::new(now, session)
-        });
+        self.upgrade()
+            .spawn(on_upgrade, kind, admitted, move |now, _| {
+                WebSocketSession::new(now, session)
+            });
         accepted.response
     }
 
@@ -466,18 +449,15 @@ impl SockJsServer {
             Ok(accepted) => accepted,
             Err(refusal) => return refusal.response(),
         };
-        let Some(extensions) = self.config.authorized(&parts).await else {
-            return http::reply(StatusCode::FORBIDDEN, http::PLAIN, "Forbidden");
+        let admitted = match self.admit(&parts, "websocket-raw").await {
+            Ok(admitted) => admitted,
+            Err(response) => return response,
         };
-        if self.services.registry.is_full() {
-            return too_many_sessions();
-        }
-        let mut info = self.info(&parts, "websocket-raw");
-        info.extensions = extensions;
-        let websocket = WebSocketConfig::new().max_queued_messages(self.sockjs.max_queued_messages);
+        let websocket =
+            WebSocketConfig::new().max_queued_messages(self.sockjs.session.max_queued_messages);
         let (on_upgrade, kind) = (accepted.on_upgrade, accepted.handshake);
         self.upgrade()
-            .spawn(on_upgrade, kind, info, move |now, rfc6455| {
+            .spawn(on_upgrade, kind, admitted, move |now, rfc6455| {
                 channel_protocol::websocket::Session::new(now, websocket.session(rfc6455))
                     .naming_normal_closure()
             });

@@ -110,6 +110,18 @@ pub(crate) struct Buffers {
     pub(crate) write_buffer_size: usize,
 }
 
+impl Buffers {
+    /// The buffers of an endpoint's connections: its WebSocket settings,
+    /// with the endpoint's message size limit.
+    pub(crate) fn new(websocket: &crate::config::WebSocketConfig, max_message_size: usize) -> Self {
+        Self {
+            max_message_size,
+            read_buffer_size: websocket.read_buffer_size,
+            write_buffer_size: websocket.write_buffer_size,
+        }
+    }
+}
+
 /// What a read error means: a code to fail with, or a lost connection.
 fn failure(error: &WsError) -> Incoming {
     match error {

@@ -6,7 +6,7 @@
 //! runs its timers and files its next deadline. An idle session costs one
 //! entry in a map, not a task.
 
-use crate::registry::lock;
+use crate::base::sync::lock;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
@@ -108,7 +108,7 @@ async fn run(timers: Weak<Timers>, changed: Arc<Notify>) {
             return;
         };
         let changed = changed.notified();
-        let now = crate::live::now();
+        let now = crate::base::sync::now();
         let (due, next) = strong.due(now);
         for (deadline, session) in due {
             if let Some(session) = session.upgrade() {

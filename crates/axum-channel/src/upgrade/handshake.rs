@@ -32,14 +32,16 @@ impl Refusal {
 
     pub(crate) fn response(self) -> Response<Body> {
         match self {
-            Refusal::OriginNotAllowed => plain(StatusCode::FORBIDDEN, "Origin not allowed"),
-            Refusal::CannotUpgrade => plain(
+            Refusal::OriginNotAllowed => {
+                crate::reply::text(StatusCode::FORBIDDEN, "Origin not allowed")
+            }
+            Refusal::CannotUpgrade => crate::reply::text(
                 StatusCode::UPGRADE_REQUIRED,
                 "This connection cannot be upgraded",
             ),
-            Refusal::BadRequest(message) => plain(StatusCode::BAD_REQUEST, message),
+            Refusal::BadRequest(message) => crate::reply::text(StatusCode::BAD_REQUEST, message),
             Refusal::UnsupportedVersion => {
-                let mut response = plain(
+                let mut response = crate::reply::text(
                     StatusCode::UPGRADE_REQUIRED,
                     "Unsupported WebSocket version",
                 );
@@ -51,16 +53,6 @@ impl Refusal {
             }
         }
     }
-}
-
-pub(crate) fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=UTF-8"),
-    );
-    response
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -1,17 +1,19 @@
-//! EventSource (server-sent events) sessions: one `text/event-stream`
+//! The EventSource (server-sent events) endpoint: one `text/event-stream`
 //! response the session writes to; the client cannot send. The engine is
 //! `channel_protocol::event_stream::Session`.
 
-use crate::config::{remote_addr, ChannelConfig, EventSourceConfig};
-use crate::live::{Clock, Live, ReceiverBody, Receivers, Services};
-use crate::session::{Session, SessionInfo, Transport};
+use crate::admission::Admission;
+use crate::base::transport::Transport;
+use crate::config::EventSourceConfig;
+use crate::live::body::{ReceiverBody, Receivers};
+use crate::live::Clock;
+use crate::reply;
 use axum::body::Body;
 use channel_protocol::event_stream::Session as Engine;
 use channel_protocol::{ReceiverId, Transmit};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use std::fmt;
-use std::sync::Arc;
 use std::time::Instant;
 
 impl Receivers for Engine {
@@ -26,9 +28,8 @@ impl Receivers for Engine {
 
 /// Serves the EventSource endpoint of one layer.
 pub(crate) struct EventSourceServer {
-    config: Arc<ChannelConfig>,
+    admission: Admission,
     event_source: EventSourceConfig,
-    services: Arc<Services>,
 }
 
 impl fmt::Debug for EventSourceServer {
@@ -52,55 +53,35 @@ fn last_event_id(parts: &http::request::Parts) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response
-}
-
-/// The answer the other transports give too once `max_sessions` are open.
-fn too_many_sessions() -> Response<Body> {
-    plain(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions")
-}
-
 impl EventSourceServer {
-    pub(crate) fn new(
-        config: Arc<ChannelConfig>,
-        event_source: EventSourceConfig,
-        services: Arc<Services>,
-    ) -> Self {
+    pub(crate) fn new(admission: Admission, event_source: EventSourceConfig) -> Self {
         Self {
-            config,
+            admission,
             event_source,
-            services,
         }
     }
 
     pub(crate) async fn handle(&self, request: Request<Body>) -> Response<Body> {
         if request.method() != Method::GET {
-            return plain(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
+            return reply::text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
         }
         let (parts, _body) = request.into_parts();
-        let Some(extensions) = self.config.authorized(&parts).await else {
-            return plain(StatusCode::FORBIDDEN, "Forbidden");
+        let mut admitted = match self
+            .admission
+            .admit(&parts, Transport::EventSource, None)
+            .await
+        {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal.response(),
         };
-        if self.services.registry.is_full() {
-            return too_many_sessions();
-        }
-        let mut info = SessionInfo::new(
-            Transport::EventSource,
-            remote_addr(&parts),
-            &parts.uri,
-            &parts.headers,
-        );
-        info.last_event_id = last_event_id(&parts).map(String::into_boxed_str);
-        info.extensions = extensions;
-        let engine = Engine::new(crate::live::now(), self.event_source.session());
+        admitted.info.last_event_id = last_event_id(&parts).map(String::into_boxed_str);
+        let engine = Engine::new(crate::base::sync::now(), self.event_source.session);
         let stream = engine.stream();
-        let Ok(session) = Live::open(info, engine, self.services.clone(), Clock::Shared) else {
-            return too_many_sessions();
+        // An EventSource session has no SockJS key another request could share.
+        let Ok(session) = self.admission.open(admitted, engine, Clock::Shared) else {
+            return reply::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal error");
         };
-        self.config.start_handler(Session::new(session.clone()));
+        self.admission.start(&session);
 
         let mut response = Response::new(Body::new(ReceiverBody::new(session, stream)));
         let headers = response.headers_mut();

@@ -7,6 +7,7 @@
 //! | `channel_sessions_open` | gauge | `transport` |
 //! | `channel_sessions_opened_total` | counter | `transport` |
 //! | `channel_sessions_closed_total` | counter | `transport`, `reason` |
+//! | `channel_sessions_refused_total` | counter | `transport`, `reason` (`forbidden`, `full`, `shutting_down`) |
 //! | `channel_messages_received_total` | counter | `transport` |
 //! | `channel_messages_sent_total` | counter | `transport` |
 //! | `channel_bytes_sent_total` | counter | `transport` |
@@ -25,7 +26,8 @@
 //! A cluster adapter may add its own (the Redis adapter counts its
 //! disconnections and reconnections).
 
-use crate::session::{CloseReason, Transport};
+use crate::base::transport::Transport;
+use channel_protocol::CloseReason;
 use metrics::{Counter, Gauge};
 
 /// The metrics of one transport, registered once.
@@ -39,7 +41,12 @@ pub(crate) struct TransportMetrics {
     pub(crate) deliveries_failed: Counter,
     /// `channel_sessions_closed_total`, one per reason label.
     closed: Vec<(&'static str, Counter)>,
+    /// `channel_sessions_refused_total`, one per reason label.
+    refused: Vec<(&'static str, Counter)>,
 }
+
+/// Every refusal label.
+const REFUSALS: [&str; 3] = ["forbidden", "full", "shutting_down"];
 
 /// Every close reason label.
 const REASONS: [&str; 11] = [
@@ -58,7 +65,7 @@ const REASONS: [&str; 11] = [
 
 impl TransportMetrics {
     fn new(transport: Transport) -> Self {
-        let name = transport_label(transport);
+        let name = transport.as_str();
         Self {
             open: metrics::gauge!("channel_sessions_open", "transport" => name),
             opened: metrics::counter!("channel_sessions_opened_total", "transport" => name),
@@ -80,6 +87,24 @@ impl TransportMetrics {
                     (reason, counter)
                 })
                 .collect(),
+            refused: REFUSALS
+                .iter()
+                .map(|&reason| {
+                    let counter = metrics::counter!(
+                        "channel_sessions_refused_total",
+                        "transport" => name,
+                        "reason" => reason
+                    );
+                    (reason, counter)
+                })
+                .collect(),
+        }
+    }
+
+    /// A request of this transport was refused a session for `reason`.
+    pub(crate) fn refused(&self, reason: &str) {
+        if let Some((_, counter)) = self.refused.iter().find(|(name, _)| *name == reason) {
+            counter.increment(1);
         }
     }
 
@@ -128,13 +153,7 @@ impl Telemetry {
     /// Registers every metric with the recorder installed now.
     pub(crate) fn new() -> Self {
         Self {
-            transports: [
-                Transport::BrowserChannel,
-                Transport::WebSocket,
-                Transport::EventSource,
-                Transport::SockJs,
-            ]
-            .map(TransportMetrics::new),
+            transports: Transport::ALL.map(TransportMetrics::new),
             broadcasts: metrics::counter!("channel_broadcasts_total"),
             broadcast_recipients: metrics::counter!("channel_broadcast_recipients_total"),
             broadcast_dropped: metrics::counter!("channel_broadcast_dropped_total"),
@@ -151,21 +170,7 @@ impl Telemetry {
     }
 
     pub(crate) fn transport(&self, transport: Transport) -> &TransportMetrics {
-        &self.transports[match transport {
-            Transport::BrowserChannel => 0,
-            Transport::WebSocket => 1,
-            Transport::EventSource => 2,
-            Transport::SockJs => 3,
-        }]
-    }
-}
-
-fn transport_label(transport: Transport) -> &'static str {
-    match transport {
-        Transport::BrowserChannel => "browserchannel",
-        Transport::WebSocket => "websocket",
-        Transport::EventSource => "eventsource",
-        Transport::SockJs => "sockjs",
+        &self.transports[transport.index()]
     }
 }
 

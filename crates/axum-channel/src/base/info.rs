@@ -5,7 +5,7 @@
 //! life. The few things kept are copied out in one compact allocation, and
 //! a `HeaderMap` is built only if the app asks for one.
 
-use super::Transport;
+use super::transport::Transport;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Uri;
 use std::borrow::Cow;

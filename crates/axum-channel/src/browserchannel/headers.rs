@@ -1,11 +1,9 @@
-//! HTTP details shared by every reply the layer writes.
+//! The headers node-browserchannel sends on every reply, and its error pages.
 
 use axum::body::Body;
-use bytes::Bytes;
 use channel_protocol::browserchannel::back_channel;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// Headers that keep proxies and browsers from caching or sniffing replies,
 /// as node-browserchannel sends them on every response.
@@ -83,30 +81,4 @@ pub(crate) fn with_header(
         .headers_mut()
         .insert(name, HeaderValue::from_static(value));
     response
-}
-
-/// Why a request body could not be read.
-#[derive(Debug)]
-pub(crate) enum BodyError {
-    TooLarge,
-    Broken,
-}
-
-/// Reads a whole request body, refusing one larger than `limit` bytes.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(BodyError::TooLarge),
-        Err(_) => Err(BodyError::Broken),
-    }
-}
-
-/// Appends a header given as text; an invalid name or value is ignored.
-pub(crate) fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (
-        HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_str(value),
-    ) {
-        headers.append(name, value);
-    }
 }

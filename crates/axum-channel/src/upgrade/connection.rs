@@ -48,7 +48,7 @@ pub(crate) async fn run<E: Framed + Send + 'static>(
         draining: None,
         waker: Waker::from(flag.clone()),
         flag,
-        now: crate::live::now(),
+        now: crate::base::sync::now(),
     };
     std::future::poll_fn(|cx| connection.poll(cx)).await;
 }
@@ -104,7 +104,7 @@ impl<E: Framed + Send + 'static> Connection<E> {
         let waker = self.waker.clone();
         let cx = &mut Context::from_waker(&waker);
         self.flag.polling.store(true, Ordering::SeqCst);
-        self.now = crate::live::now();
+        self.now = crate::base::sync::now();
         for _ in 0..BUDGET {
             self.flag.woken.store(false, Ordering::SeqCst);
             // Every step runs until it waits, and whatever it waits on wakes
@@ -258,8 +258,9 @@ impl<E: Framed + Send + 'static> Connection<E> {
             return false;
         }
         self.timer = None;
-        self.live
-            .with_at(crate::live::now(), |engine, now| engine.handle_timeout(now));
+        self.live.with_at(crate::base::sync::now(), |engine, now| {
+            engine.handle_timeout(now)
+        });
         true
     }
 

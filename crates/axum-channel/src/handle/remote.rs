@@ -1,8 +1,8 @@
 //! Sessions found on other nodes.
 
-use super::{ClusterError, Topic};
-use crate::live::Services;
+use crate::services::Services;
 use crate::session::SessionSender;
+use channel_cluster::{ClusterError, Topic};
 use channel_protocol::cluster::{Envelope, Target};
 use channel_protocol::Payload;
 use serde_json::Value;
@@ -27,9 +27,9 @@ pub enum SessionLookup {
 
 /// A session on another node: it can be sent to through the cluster.
 pub struct RemoteSession {
-    pub(crate) services: Arc<Services>,
-    pub(crate) node: String,
-    pub(crate) id: String,
+    services: Arc<Services>,
+    node: String,
+    id: String,
 }
 
 impl fmt::Debug for RemoteSession {
@@ -42,6 +42,14 @@ impl fmt::Debug for RemoteSession {
 }
 
 impl RemoteSession {
+    pub(crate) fn new(services: Arc<Services>, node: String, id: &str) -> Self {
+        Self {
+            services,
+            node,
+            id: id.to_owned(),
+        }
+    }
+
     /// The session's id.
     pub fn id(&self) -> &str {
         &self.id

@@ -1,12 +1,15 @@
-//! The app's handle on a layer's sessions and rooms.
+//! The app's handle on a layer's sessions and rooms: finding and counting
+//! sessions (on this node or across the cluster), broadcasts, shutdown.
 
-use crate::cluster::node::local_answer;
-use crate::cluster::{RemoteSession, SessionLookup};
-use crate::live::Services;
-use crate::rooms::broadcast::Broadcast;
-use crate::session::{CloseReason, SessionSender};
+pub(crate) mod broadcast;
+pub(crate) mod remote;
+
+use crate::services::Services;
+use crate::session::SessionSender;
+use broadcast::Broadcast;
 use channel_protocol::cluster::{Answer, Question};
-use channel_protocol::Payload;
+use channel_protocol::{CloseReason, Payload};
+use remote::{RemoteSession, SessionLookup};
 use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -59,7 +62,10 @@ impl ChannelHandle {
 
     /// The open session with this id, to send to it or close it.
     pub fn session(&self, id: &str) -> Option<SessionSender> {
-        self.services.registry.get(id).map(SessionSender::new)
+        self.services
+            .registry
+            .get(id)
+            .map(|link| SessionSender::new(link, self.services.clone()))
     }
 
     /// Every open session.
@@ -68,7 +74,7 @@ impl ChannelHandle {
             .registry
             .all()
             .into_iter()
-            .map(SessionSender::new)
+            .map(|link| SessionSender::new(link, self.services.clone()))
             .collect()
     }
 
@@ -99,7 +105,7 @@ impl ChannelHandle {
     }
 
     async fn count(&self, question: Question) -> MemberCount {
-        let here = local_answer(&self.services, &question);
+        let here = self.services.answer(&question);
         let Some(cluster) = &self.services.cluster else {
             return MemberCount {
                 members: count_of(here),
@@ -147,11 +153,9 @@ impl ChannelHandle {
             .into_iter()
             .find(|(_, answer)| *answer == Answer::Found(true))
         {
-            Some((node, _)) => SessionLookup::Elsewhere(RemoteSession {
-                services: self.services.clone(),
-                node,
-                id: id.to_owned(),
-            }),
+            Some((node, _)) => {
+                SessionLookup::Elsewhere(RemoteSession::new(self.services.clone(), node, id))
+            }
             None => SessionLookup::Nowhere {
                 complete: asked.complete,
             },
@@ -199,5 +203,19 @@ impl ChannelHandle {
     pub async fn shutdown(&self, grace: Duration) {
         self.close_all();
         let _ = tokio::time::timeout(grace, self.services.registry.emptied()).await;
+    }
+}
+
+impl SessionSender {
+    /// A handle on all the sessions and rooms of this session's layer.
+    ///
+    /// ```no_run
+    /// # async fn run(session: axum_channel::Session) {
+    /// let channels = session.channels();
+    /// println!("{} in the lobby", channels.room_count("lobby"));
+    /// # }
+    /// ```
+    pub fn channels(&self) -> ChannelHandle {
+        ChannelHandle::new(self.services().clone())
     }
 }

@@ -1,16 +1,14 @@
-//! Sending one message to many sessions.
-//!
-//! A broadcast is one [`Payload`]: each wire format is encoded the first
-//! time a member of that format needs it, and every other member gets the
-//! same bytes. Each member's message is only queued, never awaited, so a
-//! slow member cannot hold the others up; a member whose queue is full gets
-//! the layer's [`Overflow`] policy.
+//! Sending one message to many sessions: the app's [`Broadcast`] builder.
+//! The fan-out itself is the services' (`services::fanout`): encoded once
+//! per wire format, queued for each member, never awaited.
 
-use crate::cluster::ClusterError;
-use crate::live::Services;
-use crate::session::{Delivery, Link, SendError, SessionKey};
+use crate::base::info::SessionKey;
+use crate::services::fanout::{self, Audience, BroadcastReport};
+use crate::services::Services;
+use crate::session::Delivery;
+use channel_cluster::ClusterError;
 use channel_protocol::cluster::{Envelope, Target};
-use channel_protocol::Payload;
+use channel_protocol::{Payload, SendError};
 use futures::stream::{FuturesUnordered, Stream};
 use futures::FutureExt;
 use std::fmt;
@@ -18,36 +16,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-
-/// What a broadcast does with a member whose queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Overflow {
-    /// The member misses this message (counted as dropped); it stays open.
-    #[default]
-    Drop,
-    /// The member is closed with [`CloseReason::Lagging`](crate::CloseReason::Lagging).
-    Close,
-}
-
-/// What a broadcast did on this node.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct BroadcastReport {
-    /// Members the message was queued for.
-    pub reached: usize,
-    /// Members whose queue was full, who miss the message.
-    pub dropped: usize,
-    /// Members closed because their queue was full ([`Overflow::Close`]).
-    pub closed: usize,
-    /// Members whose transport cannot carry the message (binary data to a
-    /// SockJS session, say).
-    pub unsupported: usize,
-    /// Encodings made: at most one per wire format, however many members.
-    pub encodings: usize,
-    /// Bytes those encodings hold together.
-    pub encoded_bytes: usize,
-}
 
 /// Why a broadcast did not reach everyone it was meant for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +113,7 @@ impl Broadcast {
 
     /// Leaves out the session with this id (the sender, say).
     pub fn except(mut self, id: &str) -> Self {
-        if let Some(key) = crate::session::SessionKey::parse(id) {
+        if let Some(key) = SessionKey::parse(id) {
             self.except.push(key);
             self.except_ids.push(id.to_owned());
         }
@@ -182,17 +150,24 @@ impl Broadcast {
 
     /// Queues the message for the members on this node.
     fn fan_out(&self, acks: bool) -> (BroadcastReport, Vec<(String, Delivery)>) {
-        let targets: Vec<Arc<dyn Link>> = match &self.rooms {
-            Some(rooms) => self.services.rooms.members_of(rooms, &self.except),
-            None => self
-                .services
-                .registry
-                .all()
-                .into_iter()
-                .filter(|link| !self.except.contains(&link.info().key()))
-                .collect(),
+        let services = &self.services;
+        let audience = match &self.rooms {
+            Some(rooms) => Audience::Rooms(rooms),
+            None => Audience::Everyone,
         };
-        deliver(&self.services, targets, &self.payload, acks)
+        let targets = fanout::members(&services.registry, &services.rooms, audience, &self.except);
+        let (report, tickets) = fanout::deliver(
+            &services.telemetry,
+            services.overflow,
+            targets,
+            &self.payload,
+            acks,
+        );
+        let deliveries = tickets
+            .into_iter()
+            .map(|(link, ticket)| (link.info().id().to_owned(), Delivery::waiting(link, ticket)))
+            .collect();
+        (report, deliveries)
     }
 
     /// Hands the broadcast to the cluster, if there is one.
@@ -218,53 +193,6 @@ impl Broadcast {
             Err(error) => Err(BroadcastError::Cluster { local, error }),
         }
     }
-}
-
-/// Queues `payload` for each of `targets`, each member's full queue getting
-/// the layer's overflow policy; with `acks`, returns their deliveries.
-pub(crate) fn deliver(
-    services: &Services,
-    targets: Vec<Arc<dyn Link>>,
-    payload: &Payload,
-    acks: bool,
-) -> (BroadcastReport, Vec<(String, Delivery)>) {
-    let mut report = BroadcastReport::default();
-    let mut deliveries = Vec::new();
-    for link in targets {
-        match link.send(payload) {
-            Ok(ticket) => {
-                report.reached += 1;
-                if acks {
-                    let id = link.info().id().to_owned();
-                    deliveries.push((id, Delivery::waiting(link, ticket)));
-                }
-            }
-            Err(SendError::QueueFull { .. }) => match services.overflow {
-                Overflow::Drop => report.dropped += 1,
-                Overflow::Close => {
-                    link.close(crate::CloseReason::Lagging);
-                    report.closed += 1;
-                }
-            },
-            Err(SendError::Unsupported(_)) => report.unsupported += 1,
-            // Closed meanwhile: no longer a member.
-            Err(_) => {}
-        }
-    }
-    report.encodings = payload.encodings();
-    report.encoded_bytes = payload.encoded_bytes();
-    let telemetry = &services.telemetry;
-    telemetry.broadcasts.increment(1);
-    telemetry
-        .broadcast_recipients
-        .increment(report.reached as u64);
-    telemetry
-        .broadcast_dropped
-        .increment((report.dropped + report.closed) as u64);
-    telemetry
-        .broadcast_encoded_bytes
-        .increment(report.encoded_bytes as u64);
-    (report, deliveries)
 }
 
 /// Each member's delivery of a broadcast, as it resolves: the member's

@@ -1,15 +1,22 @@
 //! The open sessions of one layer, every transport together, with one bound
 //! on their number.
+//!
+//! A request that may open a session takes a [`Slot`] first, before any
+//! answer goes out (a WebSocket's `101` included): a full layer refuses
+//! with 503 before it upgrades anything. The slot becomes the session's
+//! place in the registry when the session opens, and is given back if it
+//! never does.
 
-use crate::session::{Link, SessionKey};
+use crate::base::info::SessionKey;
+use crate::base::link::Link;
+use crate::base::sync::lock;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 /// Why the registry did not take a session.
 pub(crate) enum Refused {
-    /// One more session than the configured bound.
-    Full,
     /// A SockJS session of the same key is registered already (another
     /// request created it meanwhile); it is handed back to be joined.
     KeyTaken(Arc<dyn Link>),
@@ -22,10 +29,40 @@ struct Sessions {
     by_sockjs_key: HashMap<Box<str>, SessionKey>,
 }
 
+/// How many places are taken, by open sessions and by requests about to
+/// open one.
+#[derive(Debug)]
+struct Places {
+    taken: AtomicUsize,
+    max: usize,
+}
+
+/// A place for one session under the bound, taken before the session opens.
+/// Dropped unused, it is given back.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    places: Option<Arc<Places>>,
+}
+
+impl Slot {
+    /// The place now belongs to a registered session, given back when it leaves.
+    fn settle(mut self) {
+        self.places = None;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(places) = self.places.take() {
+            places.taken.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
 /// Open sessions by id.
 pub(crate) struct Registry {
     sessions: Mutex<Sessions>,
-    max_sessions: usize,
+    places: Arc<Places>,
     /// Signalled whenever a session leaves, for shutdown to wait on.
     removed: Notify,
 }
@@ -34,25 +71,19 @@ impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
             .field("sessions", &self.len())
-            .field("max_sessions", &self.max_sessions)
+            .field("max_sessions", &self.places.max)
             .finish()
     }
-}
-
-/// Locks `mutex`. A panic while it was held cannot leave the maps or a
-/// session's state half-written in a way later requests would trip over, so
-/// the data is used as it is rather than poisoning every later request.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Registry {
     pub(crate) fn new(max_sessions: usize) -> Self {
         Self {
             sessions: Mutex::new(Sessions::default()),
-            max_sessions,
+            places: Arc::new(Places {
+                taken: AtomicUsize::new(0),
+                max: max_sessions,
+            }),
             removed: Notify::new(),
         }
     }
@@ -61,9 +92,29 @@ impl Registry {
         lock(&self.sessions)
     }
 
+    /// Takes a place for a session about to open; `None` when every place
+    /// is taken.
+    pub(crate) fn reserve(&self) -> Option<Slot> {
+        let places = &self.places;
+        places
+            .taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                (taken < places.max).then_some(taken + 1)
+            })
+            .ok()?;
+        Some(Slot {
+            places: Some(places.clone()),
+        })
+    }
+
     /// The session with this id.
     pub(crate) fn get(&self, id: &str) -> Option<Arc<dyn Link>> {
         let key = SessionKey::parse(id)?;
+        self.get_key(key)
+    }
+
+    /// The session with this key.
+    pub(crate) fn get_key(&self, key: SessionKey) -> Option<Arc<dyn Link>> {
         self.lock().by_id.get(&key).cloned()
     }
 
@@ -74,10 +125,10 @@ impl Registry {
         sessions.by_id.get(id).cloned()
     }
 
-    /// Adds a session unless a SockJS session of its key exists already,
-    /// or the bound is reached. The key is checked first: joining an
-    /// existing session takes no place of the bound.
-    pub(crate) fn insert(&self, link: Arc<dyn Link>) -> Result<(), Refused> {
+    /// Adds a session in the place `slot` holds, unless a SockJS session of
+    /// its key exists already (then the slot is given back: joining an
+    /// existing session takes no place).
+    pub(crate) fn insert(&self, link: Arc<dyn Link>, slot: Slot) -> Result<(), Refused> {
         let mut sessions = self.lock();
         let sockjs_key = link.info().sockjs_key.as_ref();
         if let Some(existing) = sockjs_key
@@ -86,20 +137,13 @@ impl Registry {
         {
             return Err(Refused::KeyTaken(existing.clone()));
         }
-        if sessions.by_id.len() >= self.max_sessions {
-            return Err(Refused::Full);
-        }
         let id = link.info().key();
         if let Some(key) = sockjs_key {
             sessions.by_sockjs_key.insert(key.clone(), id);
         }
         sessions.by_id.insert(id, link);
+        slot.settle();
         Ok(())
-    }
-
-    /// True when no further session may open.
-    pub(crate) fn is_full(&self) -> bool {
-        self.lock().by_id.len() >= self.max_sessions
     }
 
     /// Forgets session `id`; `sockjs_key` is the id its SockJS client chose.
@@ -114,6 +158,7 @@ impl Registry {
             sessions.by_id.remove(&id)
         };
         if removed.is_some() {
+            self.places.taken.fetch_sub(1, Ordering::AcqRel);
             self.removed.notify_waiters();
         }
     }
@@ -127,6 +172,16 @@ impl Registry {
         self.lock().by_id.values().cloned().collect()
     }
 
+    /// Every open session but those of `except`.
+    pub(crate) fn all_except(&self, except: &[SessionKey]) -> Vec<Arc<dyn Link>> {
+        self.lock()
+            .by_id
+            .iter()
+            .filter(|(key, _)| !except.contains(key))
+            .map(|(_, link)| link.clone())
+            .collect()
+    }
+
     /// Waits until no session is left.
     pub(crate) async fn emptied(&self) {
         loop {
@@ -136,5 +191,22 @@ impl Registry {
             }
             removed.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_bound_what_may_open_and_come_back_when_unused() {
+        let registry = Registry::new(2);
+        let first = registry.reserve().expect("a place");
+        let second = registry.reserve().expect("a second place");
+        assert!(registry.reserve().is_none(), "both places are taken");
+        drop(first);
+        let third = registry.reserve().expect("the first place came back");
+        drop((second, third));
+        assert_eq!(registry.places.taken.load(Ordering::Acquire), 0);
     }
 }

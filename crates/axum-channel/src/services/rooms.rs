@@ -1,5 +1,4 @@
-//! Rooms: named groups of sessions, on every transport alike, and the
-//! broadcasts that reach them.
+//! Rooms: named groups of sessions, on every transport alike.
 //!
 //! The index maps each room to its members and each session to its rooms,
 //! so a session that closes leaves all its rooms at once. A session in no
@@ -10,11 +9,10 @@
 //! lock, so the adapter sees the changes in the order they happened. Every
 //! member that joins while the subscription is on its way waits for it.
 
-pub(crate) mod broadcast;
-
-use crate::cluster::{Adapter, ClusterError, Topic};
-use crate::registry::lock;
-use crate::session::{Link, SessionKey};
+use crate::base::info::SessionKey;
+use crate::base::link::Link;
+use crate::base::sync::lock;
+use channel_cluster::{Adapter, ClusterError, Topic};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,17 +1,12 @@
-//! This node's side of the cluster: what it publishes, what it hears, and
-//! the questions it asks.
+//! This node's side of the cluster: what it publishes, and the questions
+//! it asks the other nodes.
 
-use super::{Adapter, ClusterError, Topic};
-use crate::live::{now, Services};
-use crate::registry::lock;
-use crate::rooms::broadcast::deliver;
-use crate::session::{Link, SessionKey};
-use crate::telemetry::ClusterMetrics;
-use channel_protocol::cluster::{
-    Answer, Audience, Envelope, Frame, Queries, QueryId, Question, Reply, Request,
-};
+use super::telemetry::ClusterMetrics;
+use crate::base::sync::{lock, now};
+use channel_cluster::{Adapter, ClusterError, Topic};
+use channel_protocol::cluster::{Answer, Envelope, Queries, QueryId, Question, Reply, Request};
 use std::fmt;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -166,129 +161,11 @@ impl Cluster {
         asked
     }
 
-    fn handle_reply(&self, reply: Reply) {
+    /// A reply heard on this node's topic joins its question.
+    pub(crate) fn handle_reply(&self, reply: Reply) {
         let finished = lock(&self.queries).handle_reply(reply);
         if finished {
             self.replied.notify_waiters();
         }
-    }
-}
-
-/// This node, as its adapter sees it: where frames heard on the bus go.
-/// It holds the layer weakly, so an adapter outliving its layer does no harm.
-#[derive(Clone)]
-pub struct ClusterNode {
-    services: Weak<Services>,
-}
-
-impl fmt::Debug for ClusterNode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClusterNode")
-            .field("alive", &(self.services.strong_count() > 0))
-            .finish()
-    }
-}
-
-impl ClusterNode {
-    pub(crate) fn new(services: &Arc<Services>) -> Self {
-        Self {
-            services: Arc::downgrade(services),
-        }
-    }
-
-    /// Takes in one message heard on `topic`: a broadcast goes to this
-    /// node's members it is for, a question is answered, a reply joins its
-    /// question. A message that is not a frame is counted and dropped.
-    pub fn receive(&self, topic: &Topic, frame: &[u8]) {
-        let Some(services) = self.services.upgrade() else {
-            return;
-        };
-        let Some(cluster) = &services.cluster else {
-            return;
-        };
-        let metrics = &services.telemetry.cluster;
-        let frame = match Frame::decode(frame) {
-            Ok(frame) => frame,
-            Err(error) => {
-                metrics.refused_frames.increment(1);
-                tracing::debug!(%topic, %error, "dropped a bus message");
-                return;
-            }
-        };
-        match frame {
-            Frame::Broadcast(envelope) => {
-                // Its own node delivered it before publishing.
-                if envelope.origin != cluster.node_id() {
-                    metrics.received.increment(1);
-                    let targets = audience(&services, &envelope, topic);
-                    deliver(&services, targets, &envelope.payload, false);
-                }
-            }
-            Frame::Request(request) => {
-                if request.from != cluster.node_id() {
-                    metrics.received.increment(1);
-                    answer(&services, cluster, request);
-                }
-            }
-            Frame::Reply(reply) => {
-                metrics.received.increment(1);
-                cluster.handle_reply(reply);
-            }
-        }
-    }
-}
-
-/// This node's answer to `question`.
-pub(crate) fn local_answer(services: &Services, question: &Question) -> Answer {
-    match question {
-        Question::RoomMembers(room) => Answer::Count(services.rooms.count(room)),
-        Question::Sessions => Answer::Count(services.registry.len()),
-        Question::FindSession(id) => Answer::Found(services.registry.get(id).is_some()),
-    }
-}
-
-fn answer(services: &Services, cluster: &Cluster, request: Request) {
-    let reply = Reply {
-        id: request.id,
-        from: cluster.node_id().to_owned(),
-        answer: local_answer(services, &request.question),
-    };
-    let sent = cluster
-        .adapter
-        .publish(Topic::Node(request.from), reply.encode());
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            runtime.spawn(async move {
-                if let Err(error) = sent.await {
-                    tracing::debug!(%error, "a reply did not reach the cluster");
-                }
-            });
-        }
-        Err(_) => tracing::warn!("a cluster question arrived outside a Tokio runtime"),
-    }
-}
-
-/// The members of this node the copy heard on `topic` is for.
-fn audience(services: &Services, envelope: &Envelope, topic: &Topic) -> Vec<Arc<dyn Link>> {
-    let except: Vec<SessionKey> = envelope
-        .except
-        .iter()
-        .filter_map(|id| SessionKey::parse(id))
-        .collect();
-    match envelope.audience(topic) {
-        Audience::Everyone => services
-            .registry
-            .all()
-            .into_iter()
-            .filter(|link| !except.contains(&link.info().key()))
-            .collect(),
-        Audience::Room { room, not_in } => services.rooms.members_of_copy(room, not_in, &except),
-        Audience::Session(id) => services
-            .registry
-            .get(id)
-            .filter(|link| !except.contains(&link.info().key()))
-            .into_iter()
-            .collect(),
-        Audience::Nobody => Vec::new(),
     }
 }

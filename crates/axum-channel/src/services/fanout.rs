@@ -1,0 +1,131 @@
+//! Fan-out: one message queued for many sessions.
+//!
+//! A broadcast is one [`Payload`]: each wire format is encoded the first
+//! time a member of that format needs it, and every other member gets the
+//! same bytes. Each member's message is only queued, never awaited, so a
+//! slow member cannot hold the others up; a member whose queue is full gets
+//! the layer's [`Overflow`] policy. Broadcasts made here and copies heard
+//! from other nodes both go through [`members`] and [`deliver`].
+
+use super::registry::Registry;
+use super::rooms::Rooms;
+use super::telemetry::Telemetry;
+use crate::base::info::SessionKey;
+use crate::base::link::Link;
+use channel_protocol::{CloseReason, Payload, SendError, Ticket};
+use std::sync::Arc;
+
+/// What a broadcast does with a member whose queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// The member misses this message (counted as dropped); it stays open.
+    #[default]
+    Drop,
+    /// The member is closed with [`CloseReason::Lagging`].
+    Close,
+}
+
+/// What a broadcast did on this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BroadcastReport {
+    /// Members the message was queued for.
+    pub reached: usize,
+    /// Members whose queue was full, who miss the message.
+    pub dropped: usize,
+    /// Members closed because their queue was full ([`Overflow::Close`]).
+    pub closed: usize,
+    /// Members whose transport cannot carry the message (binary data to a
+    /// SockJS session, say).
+    pub unsupported: usize,
+    /// Encodings made: at most one per wire format, however many members.
+    pub encodings: usize,
+    /// Bytes those encodings hold together.
+    pub encoded_bytes: usize,
+}
+
+/// Who a message is for on this node; `except` is always left out.
+pub(crate) enum Audience<'a> {
+    /// Every open session.
+    Everyone,
+    /// The members of any of these rooms, each once.
+    Rooms(&'a [String]),
+    /// The members of `room` in none of the rooms `not_in`: who the copy of
+    /// a broadcast heard on `room`'s topic is for.
+    RoomCopy { room: &'a str, not_in: &'a [String] },
+    /// One session, by id.
+    Session(&'a str),
+    /// Nobody here.
+    Nobody,
+}
+
+/// The sessions of this node `audience` names, without `except`.
+pub(crate) fn members(
+    registry: &Registry,
+    rooms: &Rooms,
+    audience: Audience<'_>,
+    except: &[SessionKey],
+) -> Vec<Arc<dyn Link>> {
+    match audience {
+        Audience::Everyone => registry.all_except(except),
+        Audience::Rooms(names) => rooms.members_of(names, except),
+        Audience::RoomCopy { room, not_in } => rooms.members_of_copy(room, not_in, except),
+        Audience::Session(id) => SessionKey::parse(id)
+            .filter(|key| !except.contains(key))
+            .and_then(|key| registry.get_key(key))
+            .into_iter()
+            .collect(),
+        Audience::Nobody => Vec::new(),
+    }
+}
+
+/// A member a message was queued for, and the ticket naming it there.
+pub(crate) type Queued = (Arc<dyn Link>, Ticket);
+
+/// Queues `payload` for each of `targets`, each member whose queue is full
+/// getting the `overflow` policy; with `acks`, returns each reached
+/// member's ticket, to follow its delivery.
+pub(crate) fn deliver(
+    telemetry: &Telemetry,
+    overflow: Overflow,
+    targets: Vec<Arc<dyn Link>>,
+    payload: &Payload,
+    acks: bool,
+) -> (BroadcastReport, Vec<Queued>) {
+    let mut report = BroadcastReport::default();
+    let mut tickets = Vec::new();
+    for link in targets {
+        match link.send(payload) {
+            Ok(ticket) => {
+                report.reached += 1;
+                if acks {
+                    tickets.push((link, ticket));
+                }
+            }
+            Err(SendError::QueueFull { .. }) => match overflow {
+                Overflow::Drop => report.dropped += 1,
+                Overflow::Close => {
+                    link.close(CloseReason::Lagging);
+                    report.closed += 1;
+                }
+            },
+            Err(SendError::Unsupported(_)) => report.unsupported += 1,
+            // Closed meanwhile: no longer a member.
+            Err(_) => {}
+        }
+    }
+    report.encodings = payload.encodings();
+    report.encoded_bytes = payload.encoded_bytes();
+    telemetry.broadcasts.increment(1);
+    telemetry
+        .broadcast_recipients
+        .increment(report.reached as u64);
+    telemetry
+        .broadcast_dropped
+        .increment((report.dropped + report.closed) as u64);
+    telemetry
+        .broadcast_encoded_bytes
+        .increment(report.encoded_bytes as u64);
+    (report, tickets)
+}

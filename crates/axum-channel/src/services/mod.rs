@@ -1,0 +1,183 @@
+//! What every session of a layer shares: the registry of open sessions, the
+//! rooms, the timer task of the HTTP sessions, the metrics, the fan-out of
+//! broadcasts and, in a cluster, this node's side of the bus.
+//!
+//! [`Services`] ties them together and is what the cluster's adapter hands
+//! frames to ([`FrameSink`]): a broadcast heard from another node goes to
+//! this node's members it is for, a question is answered, a reply joins its
+//! question.
+
+pub(crate) mod cluster;
+pub(crate) mod fanout;
+pub(crate) mod registry;
+pub(crate) mod rooms;
+pub(crate) mod telemetry;
+pub(crate) mod timers;
+
+use crate::base::info::SessionKey;
+use channel_cluster::{Adapter, ClusterNode, FrameSink, Topic};
+use channel_protocol::cluster::{
+    Answer, Audience as CopyAudience, Envelope, Frame, Question, Reply, Request,
+};
+use cluster::Cluster;
+use fanout::{Audience, Overflow};
+use registry::Registry;
+use rooms::Rooms;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use telemetry::Telemetry;
+use timers::Timers;
+
+/// What every session of a layer shares.
+#[derive(Debug)]
+pub(crate) struct Services {
+    pub(crate) registry: Registry,
+    pub(crate) rooms: Rooms,
+    /// The other nodes, when there are any.
+    pub(crate) cluster: Option<Cluster>,
+    pub(crate) timers: Arc<Timers>,
+    pub(crate) telemetry: Telemetry,
+    /// Most received messages waiting for the app.
+    pub(crate) max_incoming: usize,
+    /// How long a delivery waits for its confirmation by default.
+    pub(crate) delivery_timeout: Option<Duration>,
+    /// What a broadcast does with a member whose queue is full.
+    pub(crate) overflow: Overflow,
+    /// Set once shutdown began: no new sessions.
+    pub(crate) shutting_down: AtomicBool,
+}
+
+/// The layer-wide settings the services run with.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) max_sessions: usize,
+    pub(crate) max_incoming: usize,
+    pub(crate) delivery_timeout: Option<Duration>,
+    pub(crate) overflow: Overflow,
+    pub(crate) cluster: Option<Arc<dyn Adapter>>,
+    pub(crate) cluster_timeout: Duration,
+}
+
+impl Services {
+    /// The services of a new layer. In a cluster, the adapter is started
+    /// and hears the bus from now on.
+    pub(crate) fn start(settings: Settings) -> Arc<Self> {
+        let services = Arc::new(Self {
+            registry: Registry::new(settings.max_sessions),
+            rooms: Rooms::new(settings.cluster.clone()),
+            cluster: settings
+                .cluster
+                .clone()
+                .map(|adapter| Cluster::new(adapter, settings.cluster_timeout)),
+            timers: Arc::new(Timers::default()),
+            telemetry: Telemetry::new(),
+            max_incoming: settings.max_incoming.max(1),
+            delivery_timeout: settings.delivery_timeout,
+            overflow: settings.overflow,
+            shutting_down: AtomicBool::new(false),
+        });
+        if let Some(adapter) = &settings.cluster {
+            let sink: Arc<dyn FrameSink> = services.clone();
+            adapter.start(ClusterNode::new(Arc::downgrade(&sink)));
+        }
+        services
+    }
+
+    /// True once shutdown began: no new sessions.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// This node's answer to `question`.
+    pub(crate) fn answer(&self, question: &Question) -> Answer {
+        match question {
+            Question::RoomMembers(room) => Answer::Count(self.rooms.count(room)),
+            Question::Sessions => Answer::Count(self.registry.len()),
+            Question::FindSession(id) => Answer::Found(self.registry.get(id).is_some()),
+        }
+    }
+
+    /// Delivers the copy of `envelope` heard on `topic` to this node's
+    /// members it is for.
+    fn deliver_copy(&self, envelope: &Envelope, topic: &Topic) {
+        let except: Vec<SessionKey> = envelope
+            .except
+            .iter()
+            .filter_map(|id| SessionKey::parse(id))
+            .collect();
+        let audience = match envelope.audience(topic) {
+            CopyAudience::Everyone => Audience::Everyone,
+            CopyAudience::Room { room, not_in } => Audience::RoomCopy { room, not_in },
+            CopyAudience::Session(id) => Audience::Session(id),
+            CopyAudience::Nobody => Audience::Nobody,
+        };
+        let targets = fanout::members(&self.registry, &self.rooms, audience, &except);
+        fanout::deliver(
+            &self.telemetry,
+            self.overflow,
+            targets,
+            &envelope.payload,
+            false,
+        );
+    }
+
+    /// Answers a question another node asked.
+    fn reply_to(&self, cluster: &Cluster, request: Request) {
+        let reply = Reply {
+            id: request.id,
+            from: cluster.node_id().to_owned(),
+            answer: self.answer(&request.question),
+        };
+        let sent = cluster
+            .adapter
+            .publish(Topic::Node(request.from), reply.encode());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(error) = sent.await {
+                        tracing::debug!(%error, "a reply did not reach the cluster");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!("a cluster question arrived outside a Tokio runtime"),
+        }
+    }
+}
+
+impl FrameSink for Services {
+    fn receive(&self, topic: &Topic, frame: &[u8]) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let metrics = &self.telemetry.cluster;
+        let frame = match Frame::decode(frame) {
+            Ok(frame) => frame,
+            Err(error) => {
+                metrics.refused_frames.increment(1);
+                tracing::debug!(%topic, %error, "dropped a bus message");
+                return;
+            }
+        };
+        match frame {
+            Frame::Broadcast(envelope) => {
+                // Its own node delivered it before publishing.
+                if envelope.origin != cluster.node_id() {
+                    metrics.received.increment(1);
+                    self.deliver_copy(&envelope, topic);
+                }
+            }
+            Frame::Request(request) => {
+                if request.from != cluster.node_id() {
+                    metrics.received.increment(1);
+                    self.reply_to(cluster, request);
+                }
+            }
+            Frame::Reply(reply) => {
+                metrics.received.increment(1);
+                cluster.handle_reply(reply);
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! What every WebSocket session shares once its handshake is accepted
+//! (native RFC 6455 and hixie, SockJS's `websocket` transport and its raw
+//! `/websocket`): taking over the upgraded connection, then one connection
+//! task per session.
+
+pub(crate) mod connection;
+pub(crate) mod handshake;
+mod hixie;
+pub(crate) mod socket;
+
+use crate::admission::{Admission, Admitted};
+use crate::base::sync::now;
+use crate::live::{Clock, Live};
+use channel_protocol::websocket::Framed;
+use futures::future::BoxFuture;
+use handshake::Handshake;
+use hixie::HixieSocket;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use socket::{Buffers, Socket};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// What a connection needs once its HTTP connection is upgraded.
+pub(crate) struct Upgrade {
+    pub(crate) admission: Admission,
+    pub(crate) buffers: Buffers,
+}
+
+/// A session ready to run on its connection.
+type Opened<E> = (Arc<Live<E>>, Socket, Option<BoxFuture<'static, ()>>);
+
+impl Upgrade {
+    /// Spawns the connection task: it takes over the upgraded connection,
+    /// opens the admitted session with the engine `make` builds (told
+    /// whether the framing is RFC 6455), and runs it. The opening steps live
+    /// on the heap only until they are done, so an idle connection's task
+    /// holds just what running the session needs.
+    pub(crate) fn spawn<E, F>(
+        self,
+        on_upgrade: OnUpgrade,
+        handshake: Handshake,
+        admitted: Admitted,
+        make: F,
+    ) where
+        E: Framed + Send + 'static,
+        F: FnOnce(Instant, bool) -> E + Send + 'static,
+    {
+        let span = admitted.info.span.clone();
+        let opening = Box::pin(self.open(on_upgrade, handshake, admitted, make));
+        tokio::spawn(
+            async move {
+                if let Some((live, socket, app)) = opening.await {
+                    connection::run(live, socket, app).await;
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn open<E, F>(
+        self,
+        on_upgrade: OnUpgrade,
+        handshake: Handshake,
+        admitted: Admitted,
+        make: F,
+    ) -> Option<Opened<E>>
+    where
+        E: Framed + Send + 'static,
+        F: FnOnce(Instant, bool) -> E,
+    {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(%error, "WebSocket upgrade failed");
+                return None;
+            }
+        };
+        let Some(socket) = establish(TokioIo::new(upgraded), handshake, &self.buffers).await else {
+            tracing::debug!("WebSocket handshake did not complete");
+            return None;
+        };
+        let engine = make(now(), socket.is_rfc6455());
+        // A WebSocket session has no SockJS key another request could share.
+        let live = self
+            .admission
+            .open(admitted, engine, Clock::Connection)
+            .ok()?;
+        let app = self.admission.callback(&live);
+        Some((live, socket, app))
+    }
+}
+
+/// The socket for an upgraded connection, once the handshake is complete
+/// (hixie-76 answers a challenge first).
+async fn establish(mut io: socket::Io, handshake: Handshake, buffers: &Buffers) -> Option<Socket> {
+    match handshake {
+        Handshake::Rfc6455 => Some(Socket::rfc6455(io, buffers).await),
+        Handshake::Hixie76 { key1, key2 } => {
+            hixie::answer_challenge(&mut io, &key1, &key2).await.ok()?;
+            Some(Socket::Hixie(Box::new(HixieSocket::new(
+                io,
+                buffers.max_message_size,
+            ))))
+        }
+        Handshake::Hixie75 => Some(Socket::Hixie(Box::new(HixieSocket::new(
+            io,
+            buffers.max_message_size,
+        )))),
+    }
+}
