@@ -1,6 +1,8 @@
 //! BrowserChannel v8 over real HTTP: every endpoint, every error, every bound.
 
-use axum_channel::{BrowserChannelConfig, ChannelConfig, CloseReason, Message, SendError};
+use axum_channel::{
+    Admit, BrowserChannelConfig, ChannelConfig, CloseReason, Message, Rejection, SendError,
+};
 use bytes::Bytes;
 use channel_tests::{closed, parse_chunks, recv, settle, within, Streamed, TestServer};
 use futures::{FutureExt, StreamExt};
@@ -649,9 +651,12 @@ async fn the_session_count_is_bounded() {
 
 #[tokio::test]
 async fn the_authorisation_hook_can_refuse_sessions() {
-    let server = TestServer::start(
-        quick().authorize(|request| async move { request.headers.get("authorization").is_some() }),
-    )
+    let server = TestServer::start(quick().authorize(|request| async move {
+        match request.headers().get("authorization") {
+            Some(_) => Ok(Admit::new()),
+            None => Err(Rejection::forbidden("Forbidden")),
+        }
+    }))
     .await;
     let refused = server.post("/channel/bind?VER=8&RID=1", "count=0").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);

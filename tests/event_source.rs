@@ -1,6 +1,6 @@
 //! EventSource sessions over real HTTP.
 
-use axum_channel::{ChannelConfig, CloseReason, EventSourceConfig, SendError};
+use axum_channel::{Admit, ChannelConfig, CloseReason, EventSourceConfig, Rejection, SendError};
 use bytes::Bytes;
 use channel_tests::{settle, within, Streamed, TestServer};
 use futures::{FutureExt, StreamExt};
@@ -155,7 +155,12 @@ async fn the_authorisation_hook_applies() {
     let server = TestServer::start(
         ChannelConfig::new()
             .event_source("/events", EventSourceConfig::new())
-            .authorize(|request| async move { request.uri.query() == Some("token=ok") }),
+            .authorize(|request| async move {
+                match request.uri().query() {
+                    Some("token=ok") => Ok(Admit::new()),
+                    _ => Err(Rejection::forbidden("Forbidden")),
+                }
+            }),
     )
     .await;
     assert_eq!(server.get("/events").await.status, StatusCode::FORBIDDEN);

@@ -2,8 +2,8 @@
 //! the authorisation hook attaches to a session.
 
 use axum_channel::{
-    ChannelConfig, CloseReason, EventSourceConfig, Message, Overflow, Payload, SendError, Session,
-    SockJsConfig, Transport, WebSocketConfig,
+    Admit, ChannelConfig, CloseReason, EventSourceConfig, Message, Overflow, Payload, Rejection,
+    SendError, Session, SockJsConfig, Transport, WebSocketConfig,
 };
 use bytes::Bytes;
 use channel_tests::clients::{websocket, BcClient, SockJsXhrClient, Ws};
@@ -302,12 +302,14 @@ struct User(String);
 
 #[tokio::test]
 async fn the_authorisation_hook_sees_cookies_and_attaches_data() {
-    let mut server = TestServer::start(config().authorize_with(|request| async move {
-        let cookie = request.headers.get("cookie")?.to_str().ok()?.to_owned();
-        let name = cookie.strip_prefix("user=")?.to_owned();
-        let mut extensions = http::Extensions::new();
-        extensions.insert(User(name));
-        Some(extensions)
+    let mut server = TestServer::start(config().authorize(|request| async move {
+        let name = request
+            .headers()
+            .get("cookie")
+            .and_then(|cookie| cookie.to_str().ok())
+            .and_then(|cookie| cookie.strip_prefix("user="))
+            .ok_or_else(|| Rejection::forbidden("Forbidden"))?;
+        Ok(Admit::new().with(User(name.to_owned())))
     }))
     .await;
     let refused = server.send(Method::GET, "/events", &[], Bytes::new()).await;

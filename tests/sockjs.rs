@@ -17,8 +17,10 @@ fn quick() -> SockJsConfig {
     SockJsConfig::new().disconnect_delay(DISCONNECT_DELAY)
 }
 
+/// A public SockJS service, as sockjs-node's protocol suite expects it:
+/// pages of any origin may connect (the layer's default is its own origin).
 async fn server(sockjs: SockJsConfig) -> TestServer {
-    TestServer::start(ChannelConfig::new().sockjs("/sockjs", sockjs)).await
+    TestServer::start(ChannelConfig::new().any_origin().sockjs("/sockjs", sockjs)).await
 }
 
 async fn request(
@@ -888,4 +890,56 @@ async fn sockjs_and_browserchannel_share_one_layer() {
     );
     assert_eq!(server.get("/sockjs").await.body, "Welcome to SockJS!\n");
     assert_eq!(server.get("/healthz").await.body, "ok");
+}
+
+#[tokio::test]
+async fn by_default_only_the_servers_own_pages_may_connect_or_read() {
+    let server = TestServer::start(ChannelConfig::new().sockjs("/sockjs", quick())).await;
+    let own = format!("http://{}", server.addr);
+    let evil = [("origin", "https://evil.example")];
+
+    // Another origin can neither read /info nor open a session.
+    let reply = request(&server, Method::GET, "/sockjs/info", &evil, "").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.header("access-control-allow-origin").is_none());
+    let reply = request(&server, Method::POST, "/sockjs/000/e/xhr", &evil, "").await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.body, "Origin not allowed");
+    assert!(reply.header("access-control-allow-origin").is_none());
+    // A script load from another site carries no Origin but says so.
+    let script = [("sec-fetch-site", "cross-site")];
+    let reply = request(
+        &server,
+        Method::GET,
+        "/sockjs/000/j/jsonp?c=steal",
+        &script,
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(server.handle.session_count(), 0);
+
+    // The server's own pages, and clients without an Origin, may.
+    let reply = request(
+        &server,
+        Method::POST,
+        "/sockjs/000/a/xhr",
+        &[("origin", &own)],
+        "",
+    )
+    .await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "o\n"));
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some(own.as_str())
+    );
+    let reply = request(&server, Method::POST, "/sockjs/000/b/xhr", &[], "").await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "o\n"));
+
+    // The iframe page may only be framed by the server's own pages.
+    let reply = request(&server, Method::GET, "/sockjs/iframe.html", &[], "").await;
+    assert_eq!(
+        reply.header("content-security-policy"),
+        Some("frame-ancestors 'self'")
+    );
 }

@@ -325,9 +325,12 @@ async fn a_forbidden_close_code_is_answered_with_1002() {
 
 #[tokio::test]
 async fn handshake_headers_origins_and_errors() {
-    let mut server = server(
-        WebSocketConfig::new()
-            .header("x-powered-by", "axum-channel")
+    let mut server = TestServer::start(
+        ChannelConfig::new()
+            .websocket(
+                "/ws",
+                WebSocketConfig::new().header("x-powered-by", "axum-channel"),
+            )
             .allowed_origins(["https://good.example"]),
     )
     .await;

@@ -83,12 +83,9 @@ impl EventSourceServer {
         };
         self.admission.start(&session);
 
-        let mut response = Response::new(Body::new(ReceiverBody::new(session, stream)));
+        let body = Body::new(ReceiverBody::new(session, stream));
+        let mut response = reply::reply(StatusCode::OK, "text/event-stream", body);
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
         headers.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache, no-store"),

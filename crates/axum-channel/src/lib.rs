@@ -76,11 +76,12 @@ mod base;
 pub use base::transport::Transport;
 pub use channel_protocol::{CloseReason, Message, Payload, SendError};
 pub use config::{
-    BrowserChannelConfig, ChannelConfig, EventSourceConfig, JSessionIdFn, SessionRequest,
-    SockJsConfig, WebSocketConfig,
+    Admit, BrowserChannelConfig, ChannelConfig, EventSourceConfig, JSessionIdFn, Rejection,
+    SessionRequest, SockJsConfig, WebSocketConfig,
 };
 pub use handle::broadcast::{AckStream, Broadcast, BroadcastError};
 pub use handle::{ChannelHandle, MemberCount};
+pub use ipnet::IpNet;
 pub use layer::{ChannelLayer, ChannelService, ResponseFuture};
 pub use services::fanout::{BroadcastReport, Overflow};
 pub use session::{Closed, Delivery, JoinError, Session, SessionSender};

@@ -131,6 +131,7 @@ impl SessionInfo {
                 id = std::str::from_utf8(&hex).unwrap_or_default(),
                 transport = %transport,
                 remote = ?remote_addr,
+                user = tracing::field::Empty,
             ),
             head: RequestHead::new(uri, headers),
         }

@@ -313,7 +313,7 @@ impl BrowserChannelServer {
             let refusal = Refusal::Forbidden;
             self.admission.refused(
                 Transport::BrowserChannel,
-                refusal,
+                &refusal,
                 session.info().remote_addr,
             );
             return refusal.response();

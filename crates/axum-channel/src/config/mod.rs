@@ -6,11 +6,13 @@
 mod auth;
 mod browserchannel;
 mod event_source;
+pub(crate) mod origin;
+pub(crate) mod proxies;
 mod sockjs;
 mod websocket;
 
 pub(crate) use auth::Authorizer;
-pub use auth::SessionRequest;
+pub use auth::{Admit, Rejection, SessionRequest};
 pub use browserchannel::BrowserChannelConfig;
 pub use event_source::EventSourceConfig;
 pub(crate) use sockjs::JSessionId;
@@ -23,7 +25,9 @@ use crate::session::Session;
 use channel_cluster::Adapter;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use http::Extensions;
+use ipnet::IpNet;
+use origin::{Allowed, OriginPolicy};
+use proxies::TrustedProxies;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +48,10 @@ pub struct ChannelConfig {
     pub(crate) max_request_body: usize,
     pub(crate) max_incoming_messages: usize,
     pub(crate) max_sessions: usize,
+    pub(crate) max_sessions_per_address: Option<usize>,
+    pub(crate) session_rate: Option<(f64, u32)>,
+    pub(crate) origins: OriginPolicy,
+    pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) delivery_timeout: Option<Duration>,
     pub(crate) overflow: Overflow,
     pub(crate) cluster: Option<Arc<dyn Adapter>>,
@@ -62,6 +70,10 @@ impl Default for ChannelConfig {
             max_request_body: 1024 * 1024,
             max_incoming_messages: 1024,
             max_sessions: 10_000,
+            max_sessions_per_address: None,
+            session_rate: None,
+            origins: OriginPolicy::default(),
+            trusted_proxies: TrustedProxies::default(),
             delivery_timeout: Some(Duration::from_secs(30)),
             overflow: Overflow::Drop,
             cluster: None,
@@ -194,48 +206,112 @@ impl ChannelConfig {
         self.on_session(move |session| handler(session, state.clone()))
     }
 
-    /// A hook that decides whether a request may open a session; `false`
-    /// answers 403 and no session is created.
-    pub fn authorize<F, Fut>(mut self, hook: F) -> Self
-    where
-        F: Fn(SessionRequest) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = bool> + Send + 'static,
-    {
-        self.authorizer = Some(Arc::new(move |request| {
-            hook(request)
-                .map(|allowed| allowed.then(Extensions::new))
-                .boxed()
-        }));
-        self
-    }
-
-    /// A hook that decides whether a request may open a session and what
-    /// the session carries: `None` answers 403; `Some(extensions)` opens
-    /// the session with them, for the app to read with
-    /// [`SessionSender::extensions`](crate::SessionSender::extensions).
+    /// The authorisation hook: it sees every request that would open a
+    /// session (after the origin policy and the session bounds let it
+    /// through), with its headers, cookies and **extensions** (what a
+    /// middleware in front of the layer established), and grants the session
+    /// ([`Admit`]: typed data it carries, the user id its span records) or
+    /// refuses it ([`Rejection`]: a status such as 401, 403 or 429 and a
+    /// reason the client sees).
     ///
     /// ```
-    /// use axum_channel::{ChannelConfig, SessionRequest};
-    /// use http::Extensions;
+    /// use axum_channel::{Admit, ChannelConfig, Rejection, SessionRequest};
     ///
+    /// /// What an auth middleware in front of the layer put in the request.
     /// #[derive(Clone)]
-    /// struct User(String);
+    /// struct CurrentUser { id: u64, name: String }
     ///
-    /// let config = ChannelConfig::new().authorize_with(|request: SessionRequest| async move {
-    ///     let cookie = request.headers.get("cookie")?.to_str().ok()?;
-    ///     let name = cookie.strip_prefix("user=")?.to_owned();
-    ///     let mut extensions = Extensions::new();
-    ///     extensions.insert(User(name));
-    ///     Some(extensions)
+    /// let config = ChannelConfig::new().authorize(|request: SessionRequest| async move {
+    ///     let user = request
+    ///         .extensions()
+    ///         .get::<CurrentUser>()
+    ///         .cloned()
+    ///         .ok_or_else(|| Rejection::unauthorized("log in first"))?;
+    ///     Ok(Admit::new().user_id(user.id.to_string()).with(user))
     /// });
     /// # let _ = config;
     /// ```
-    pub fn authorize_with<F, Fut>(mut self, hook: F) -> Self
+    pub fn authorize<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(SessionRequest) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Option<Extensions>> + Send + 'static,
+        Fut: Future<Output = Result<Admit, Rejection>> + Send + 'static,
     {
         self.authorizer = Some(Arc::new(move |request| hook(request).boxed()));
+        self
+    }
+
+    /// Lets web pages of these origins (`https://app.example`, exactly:
+    /// scheme, host and port) open sessions, besides the server's own.
+    ///
+    /// By default only the server's own origin may: a request whose
+    /// `Origin` names another (or a script or frame load a browser marks
+    /// `Sec-Fetch-Site: cross-site`) is refused with 403 on every
+    /// transport, so a page elsewhere cannot open a session with the
+    /// visitor's cookies. Clients that send no `Origin` (non-browser
+    /// clients) may, unless [`require_origin`](Self::require_origin).
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let origins = origins
+            .into_iter()
+            .map(|origin| origin.into().trim_end_matches('/').to_owned())
+            .collect();
+        self.origins.allowed = Allowed::List(origins);
+        self
+    }
+
+    /// Lets a page of any origin open sessions. Only for public APIs that
+    /// authenticate without cookies (a token in the URL or first message):
+    /// with cookies, any web page could act as its visitor.
+    pub fn any_origin(mut self) -> Self {
+        self.origins.allowed = Allowed::Any;
+        self
+    }
+
+    /// Refuses requests that name no origin (default: allowed, as
+    /// non-browser clients send none).
+    pub fn require_origin(mut self, required: bool) -> Self {
+        self.origins.allow_missing = !required;
+        self
+    }
+
+    /// Believes `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Host` only
+    /// on connections from these proxies (addresses or networks), so
+    /// sessions, spans and logs show the client's address and the origin
+    /// policy compares with the host the client asked for. Without it the
+    /// headers are ignored (anyone can send them).
+    ///
+    /// ```
+    /// use axum_channel::ChannelConfig;
+    /// use std::net::{IpAddr, Ipv4Addr};
+    ///
+    /// let config = ChannelConfig::new()
+    ///     .trusted_proxies([IpAddr::V4(Ipv4Addr::LOCALHOST).into(), "10.0.0.0/8".parse().unwrap()]);
+    /// # let _ = config;
+    /// ```
+    pub fn trusted_proxies<I>(mut self, proxies: I) -> Self
+    where
+        I: IntoIterator<Item = IpNet>,
+    {
+        self.trusted_proxies.networks = proxies.into_iter().collect();
+        self
+    }
+
+    /// Most sessions open at once from one client address (default: no
+    /// bound of its own; `max_sessions` still holds); past it, 429. Behind
+    /// a proxy, set [`trusted_proxies`](Self::trusted_proxies) first, or
+    /// every client shares the proxy's address.
+    pub fn max_sessions_per_address(mut self, sessions: usize) -> Self {
+        self.max_sessions_per_address = Some(sessions.max(1));
+        self
+    }
+
+    /// How fast one client address may open sessions: `per_second` on
+    /// average, `burst` at once (default: unlimited); past it, 429.
+    pub fn session_rate_per_address(mut self, per_second: f64, burst: u32) -> Self {
+        self.session_rate = Some((per_second, burst));
         self
     }
 
@@ -305,6 +381,8 @@ impl ChannelConfig {
     pub(crate) fn settings(&self) -> Settings {
         Settings {
             max_sessions: self.max_sessions,
+            max_sessions_per_address: self.max_sessions_per_address,
+            session_rate: self.session_rate,
             max_incoming: self.max_incoming_messages,
             delivery_timeout: self.delivery_timeout,
             overflow: self.overflow,

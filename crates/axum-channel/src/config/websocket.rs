@@ -22,7 +22,6 @@ pub struct WebSocketConfig {
     pub(crate) session: SessionConfig,
     pub(crate) protocols: Vec<String>,
     pub(crate) max_message_size: usize,
-    pub(crate) allowed_origins: Option<Vec<String>>,
     pub(crate) headers: HeaderMap,
     pub(crate) hixie76: bool,
     pub(crate) read_buffer_size: usize,
@@ -36,7 +35,6 @@ impl Default for WebSocketConfig {
             protocols: Vec::new(),
             // faye-websocket's default: 2^26 - 1 bytes.
             max_message_size: (1 << 26) - 1,
-            allowed_origins: None,
             headers: HeaderMap::new(),
             hixie76: false,
             read_buffer_size: 128,
@@ -47,7 +45,7 @@ impl Default for WebSocketConfig {
 
 impl WebSocketConfig {
     /// The defaults: no subprotocols, 64 MiB - 1 messages, no automatic
-    /// ping, any origin, hixie-76 off, a 128-byte read buffer.
+    /// ping, hixie-76 off, a 128-byte read buffer.
     pub fn new() -> Self {
         Self::default()
     }
@@ -74,16 +72,6 @@ impl WebSocketConfig {
     /// ping by the next one is closed (1001).
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.session.ping_interval = Some(interval);
-        self
-    }
-
-    /// Accepts handshakes only from these `Origin`s; others get 403.
-    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
         self
     }
 

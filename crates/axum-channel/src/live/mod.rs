@@ -619,6 +619,8 @@ mod tests {
     fn services(max_sessions: usize) -> Arc<Services> {
         Services::start(Settings {
             max_sessions,
+            max_sessions_per_address: None,
+            session_rate: None,
             max_incoming: 16,
             delivery_timeout: None,
             overflow: Overflow::Drop,
@@ -631,7 +633,7 @@ mod tests {
         services: &Arc<Services>,
         key: &str,
     ) -> Option<Result<Arc<Live<sockjs::Session>>, Refused>> {
-        let slot = services.registry.reserve()?;
+        let slot = services.registry.reserve(None).ok()?;
         let mut info = SessionInfo::new(
             Transport::SockJs,
             None,

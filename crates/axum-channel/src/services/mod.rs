@@ -9,6 +9,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod fanout;
+pub(crate) mod rate;
 pub(crate) mod registry;
 pub(crate) mod rooms;
 pub(crate) mod telemetry;
@@ -21,6 +22,7 @@ use channel_protocol::cluster::{
 };
 use cluster::Cluster;
 use fanout::{Audience, Overflow};
+use rate::AddressRate;
 use registry::Registry;
 use rooms::Rooms;
 use std::sync::atomic::AtomicBool;
@@ -33,6 +35,8 @@ use timers::Timers;
 #[derive(Debug)]
 pub(crate) struct Services {
     pub(crate) registry: Registry,
+    /// How often one address may open sessions, when limited.
+    pub(crate) rate: Option<AddressRate>,
     pub(crate) rooms: Rooms,
     /// The other nodes, when there are any.
     pub(crate) cluster: Option<Cluster>,
@@ -52,6 +56,9 @@ pub(crate) struct Services {
 #[derive(Clone)]
 pub(crate) struct Settings {
     pub(crate) max_sessions: usize,
+    pub(crate) max_sessions_per_address: Option<usize>,
+    /// Sessions a second one address may open, and its burst.
+    pub(crate) session_rate: Option<(f64, u32)>,
     pub(crate) max_incoming: usize,
     pub(crate) delivery_timeout: Option<Duration>,
     pub(crate) overflow: Overflow,
@@ -64,7 +71,10 @@ impl Services {
     /// and hears the bus from now on.
     pub(crate) fn start(settings: Settings) -> Arc<Self> {
         let services = Arc::new(Self {
-            registry: Registry::new(settings.max_sessions),
+            registry: Registry::new(settings.max_sessions, settings.max_sessions_per_address),
+            rate: settings
+                .session_rate
+                .map(|(per_second, burst)| AddressRate::new(per_second, burst)),
             rooms: Rooms::new(settings.cluster.clone()),
             cluster: settings
                 .cluster

@@ -11,6 +11,7 @@ use crate::base::info::SessionKey;
 use crate::base::link::Link;
 use crate::base::sync::lock;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
@@ -29,19 +30,65 @@ struct Sessions {
     by_sockjs_key: HashMap<Box<str>, SessionKey>,
 }
 
+/// Why no place could be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Crowded {
+    /// Every place under `max_sessions` is taken.
+    Full,
+    /// The client's address holds its share of places already.
+    Address,
+}
+
 /// How many places are taken, by open sessions and by requests about to
-/// open one.
+/// open one, in all and per client address.
 #[derive(Debug)]
 struct Places {
     taken: AtomicUsize,
     max: usize,
+    /// Places per address, and the most one address may take.
+    per_address: Option<(usize, Mutex<HashMap<IpAddr, usize>>)>,
 }
 
-/// A place for one session under the bound, taken before the session opens.
-/// Dropped unused, it is given back.
+impl Places {
+    fn take(&self, address: Option<IpAddr>) -> Result<(), Crowded> {
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                (taken < self.max).then_some(taken + 1)
+            })
+            .map_err(|_| Crowded::Full)?;
+        if let (Some((max, counts)), Some(address)) = (&self.per_address, address) {
+            let mut counts = lock(counts);
+            let count = counts.entry(address).or_insert(0);
+            if *count >= *max {
+                drop(counts);
+                self.taken.fetch_sub(1, Ordering::AcqRel);
+                return Err(Crowded::Address);
+            }
+            *count += 1;
+        }
+        Ok(())
+    }
+
+    fn give_back(&self, address: Option<IpAddr>) {
+        self.taken.fetch_sub(1, Ordering::AcqRel);
+        if let (Some((_, counts)), Some(address)) = (&self.per_address, address) {
+            let mut counts = lock(counts);
+            if let Some(count) = counts.get_mut(&address) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&address);
+                }
+            }
+        }
+    }
+}
+
+/// A place for one session under the bounds, taken before the session
+/// opens. Dropped unused, it is given back.
 #[derive(Debug)]
 pub(crate) struct Slot {
     places: Option<Arc<Places>>,
+    address: Option<IpAddr>,
 }
 
 impl Slot {
@@ -54,7 +101,7 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(places) = self.places.take() {
-            places.taken.fetch_sub(1, Ordering::AcqRel);
+            places.give_back(self.address);
         }
     }
 }
@@ -77,12 +124,15 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    pub(crate) fn new(max_sessions: usize) -> Self {
+    /// A registry of at most `max_sessions`, and at most
+    /// `max_per_address` from one client address when set.
+    pub(crate) fn new(max_sessions: usize, max_per_address: Option<usize>) -> Self {
         Self {
             sessions: Mutex::new(Sessions::default()),
             places: Arc::new(Places {
                 taken: AtomicUsize::new(0),
                 max: max_sessions,
+                per_address: max_per_address.map(|max| (max, Mutex::default())),
             }),
             removed: Notify::new(),
         }
@@ -92,18 +142,12 @@ impl Registry {
         lock(&self.sessions)
     }
 
-    /// Takes a place for a session about to open; `None` when every place
-    /// is taken.
-    pub(crate) fn reserve(&self) -> Option<Slot> {
-        let places = &self.places;
-        places
-            .taken
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
-                (taken < places.max).then_some(taken + 1)
-            })
-            .ok()?;
-        Some(Slot {
-            places: Some(places.clone()),
+    /// Takes a place for a session about to open from `address`.
+    pub(crate) fn reserve(&self, address: Option<IpAddr>) -> Result<Slot, Crowded> {
+        self.places.take(address)?;
+        Ok(Slot {
+            places: Some(self.places.clone()),
+            address,
         })
     }
 
@@ -157,8 +201,9 @@ impl Registry {
             }
             sessions.by_id.remove(&id)
         };
-        if removed.is_some() {
-            self.places.taken.fetch_sub(1, Ordering::AcqRel);
+        if let Some(link) = removed {
+            let address = link.info().remote_addr.map(|addr| addr.ip());
+            self.places.give_back(address);
             self.removed.notify_waiters();
         }
     }
@@ -200,13 +245,26 @@ mod tests {
 
     #[test]
     fn slots_bound_what_may_open_and_come_back_when_unused() {
-        let registry = Registry::new(2);
-        let first = registry.reserve().expect("a place");
-        let second = registry.reserve().expect("a second place");
-        assert!(registry.reserve().is_none(), "both places are taken");
+        let registry = Registry::new(2, None);
+        let first = registry.reserve(None).expect("a place");
+        let second = registry.reserve(None).expect("a second place");
+        assert_eq!(registry.reserve(None).unwrap_err(), Crowded::Full);
         drop(first);
-        let third = registry.reserve().expect("the first place came back");
+        let third = registry.reserve(None).expect("the first place came back");
         drop((second, third));
         assert_eq!(registry.places.taken.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn one_address_takes_at_most_its_share() {
+        let registry = Registry::new(10, Some(2));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let first = registry.reserve(Some(a)).expect("a place");
+        let _second = registry.reserve(Some(a)).expect("a second place");
+        assert_eq!(registry.reserve(Some(a)).unwrap_err(), Crowded::Address);
+        let _other = registry.reserve(Some(b)).expect("another address has room");
+        drop(first);
+        registry.reserve(Some(a)).expect("a place came back");
     }
 }

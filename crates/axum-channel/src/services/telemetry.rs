@@ -7,7 +7,7 @@
 //! | `channel_sessions_open` | gauge | `transport` |
 //! | `channel_sessions_opened_total` | counter | `transport` |
 //! | `channel_sessions_closed_total` | counter | `transport`, `reason` |
-//! | `channel_sessions_refused_total` | counter | `transport`, `reason` (`forbidden`, `full`, `shutting_down`) |
+//! | `channel_sessions_refused_total` | counter | `transport`, `reason` (`origin`, `rejected`, `forbidden`, `rate_limited`, `address_full`, `full`, `shutting_down`) |
 //! | `channel_messages_received_total` | counter | `transport` |
 //! | `channel_messages_sent_total` | counter | `transport` |
 //! | `channel_bytes_sent_total` | counter | `transport` |
@@ -46,7 +46,15 @@ pub(crate) struct TransportMetrics {
 }
 
 /// Every refusal label.
-const REFUSALS: [&str; 3] = ["forbidden", "full", "shutting_down"];
+const REFUSALS: [&str; 7] = [
+    "origin",
+    "rejected",
+    "forbidden",
+    "rate_limited",
+    "address_full",
+    "full",
+    "shutting_down",
+];
 
 /// Every close reason label.
 const REASONS: [&str; 11] = [

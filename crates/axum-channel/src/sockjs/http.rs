@@ -12,23 +12,10 @@ use std::time::{Duration, SystemTime};
 const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 pub(crate) const JAVASCRIPT: &str = "application/javascript; charset=UTF-8";
-pub(crate) const PLAIN: &str = "text/plain; charset=UTF-8";
 pub(crate) const HTML: &str = "text/html; charset=UTF-8";
 pub(crate) const EVENT_STREAM: &str = "text/event-stream";
 
-/// A reply with a body and content type.
-pub(crate) fn reply(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Body>,
-) -> Response<Body> {
-    let mut response = Response::new(body.into());
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
+pub(crate) use crate::reply::{reply, PLAIN};
 
 /// An empty reply.
 pub(crate) fn empty(status: StatusCode) -> Response<Body> {
@@ -71,44 +58,48 @@ pub(crate) fn cache_for_a_year(headers: &mut HeaderMap) {
     }
 }
 
-/// CORS as sockjs-node answers XHR and `/info` requests: the request's
-/// `Origin` echoed with credentials allowed (`null` included, the origin
-/// of sandboxed pages), or `*` without credentials when there is none,
-/// and the requested headers allowed.
-pub(crate) fn cors(headers: &mut HeaderMap, request: &HeaderMap, config: &SockJsConfig) {
-    cors_for(headers, request, config, request.get(header::ORIGIN));
+/// What a request's CORS headers may say: the request's headers, the
+/// endpoint's settings, and whether the page's origin may read the reply
+/// (the layer's origin policy allows it).
+pub(crate) struct Cors<'a> {
+    pub(crate) request: &'a HeaderMap,
+    pub(crate) config: &'a SockJsConfig,
+    pub(crate) origin_allowed: bool,
+}
+
+/// CORS as sockjs-node answers XHR and `/info` requests, for allowed
+/// origins: the request's `Origin` echoed with credentials allowed (`null`
+/// included, the origin of sandboxed pages), or `*` without credentials
+/// when there is none, and the requested headers allowed. An origin the
+/// policy does not allow gets no `Access-Control-Allow-Origin`: its page
+/// cannot read the reply.
+pub(crate) fn cors(headers: &mut HeaderMap, cors: &Cors<'_>) {
+    cors_for(headers, cors, cors.request.get(header::ORIGIN));
 }
 
 /// CORS of the `eventsource` transport, where sockjs-node still answers
 /// `Origin: null` with `*`.
-pub(crate) fn cors_event_source(
-    headers: &mut HeaderMap,
-    request: &HeaderMap,
-    config: &SockJsConfig,
-) {
-    let origin = request
+pub(crate) fn cors_event_source(headers: &mut HeaderMap, cors: &Cors<'_>) {
+    let origin = cors
+        .request
         .get(header::ORIGIN)
         .filter(|origin| *origin != "null");
-    cors_for(headers, request, config, origin);
+    cors_for(headers, cors, origin);
 }
 
-fn cors_for(
-    headers: &mut HeaderMap,
-    request: &HeaderMap,
-    config: &SockJsConfig,
-    origin: Option<&HeaderValue>,
-) {
-    if config.disable_cors {
+fn cors_for(headers: &mut HeaderMap, cors: &Cors<'_>, origin: Option<&HeaderValue>) {
+    if cors.config.disable_cors {
         return;
     }
     match origin.filter(|origin| !origin.is_empty()) {
-        Some(origin) => {
+        Some(origin) if cors.origin_allowed => {
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
                 HeaderValue::from_static("true"),
             );
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         }
+        Some(_) => {}
         None => {
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -117,7 +108,8 @@ fn cors_for(
         }
     }
     headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-    if let Some(requested) = request
+    if let Some(requested) = cors
+        .request
         .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
         .filter(|requested| !requested.is_empty())
     {
@@ -154,11 +146,7 @@ pub(crate) fn jsessionid(headers: &mut HeaderMap, request: &HeaderMap, config: &
 }
 
 /// The answer to a CORS preflight of an XHR or `/info` endpoint.
-pub(crate) fn preflight(
-    request: &HeaderMap,
-    config: &SockJsConfig,
-    methods: &'static str,
-) -> Response<Body> {
+pub(crate) fn preflight(cors_of: &Cors<'_>, methods: &'static str) -> Response<Body> {
     let mut response = empty(StatusCode::NO_CONTENT);
     let headers = response.headers_mut();
     cache_for_a_year(headers);
@@ -170,12 +158,13 @@ pub(crate) fn preflight(
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from(YEAR.as_secs()),
     );
-    cors(headers, request, config);
+    cors(headers, cors_of);
     response
 }
 
 /// `GET /info`: what the server offers.
-pub(crate) fn info(request: &HeaderMap, config: &SockJsConfig) -> Response<Body> {
+pub(crate) fn info(cors_of: &Cors<'_>) -> Response<Body> {
+    let config = cors_of.config;
     let entropy = u32::from_le_bytes(
         uuid::Uuid::new_v4().as_bytes()[..4]
             .try_into()
@@ -196,14 +185,24 @@ pub(crate) fn info(request: &HeaderMap, config: &SockJsConfig) -> Response<Body>
         info.to_string(),
     );
     no_cache(response.headers_mut());
-    cors(response.headers_mut(), request, config);
+    cors(response.headers_mut(), cors_of);
     response
 }
 
 /// `GET /iframe.html`: the page cross-domain clients load in an iframe; it
 /// runs the SockJS client from `sockjs_url`. Cached for a year and
 /// revalidated by its MD5 `ETag`; the 304 carries only the cache headers.
-pub(crate) fn iframe(request: &HeaderMap, config: &SockJsConfig) -> Response<Body> {
+///
+/// Inside the iframe the client's requests are the server's own origin, so
+/// the origin policy would let them through whoever framed the page: the
+/// page may therefore only be framed by the origins the policy allows
+/// (`Content-Security-Policy: frame-ancestors`, `frame_ancestors`; `None`
+/// when any origin may).
+pub(crate) fn iframe(
+    request: &HeaderMap,
+    config: &SockJsConfig,
+    frame_ancestors: Option<&str>,
+) -> Response<Body> {
     let page = pages::iframe(&config.sockjs_url);
     let etag = pages::etag(&page);
     let etag_value = HeaderValue::from_str(&etag).expect("hex digits in quotes");
@@ -218,5 +217,10 @@ pub(crate) fn iframe(request: &HeaderMap, config: &SockJsConfig) -> Response<Bod
     headers.insert(header::ETAG, etag_value);
     cache_for_a_year(headers);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    if let Some(policy) = frame_ancestors
+        .and_then(|ancestors| HeaderValue::from_str(&format!("frame-ancestors {ancestors}")).ok())
+    {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     response
 }

@@ -105,6 +105,21 @@ impl SockJsServer {
         }
     }
 
+    /// What this request's CORS headers may say.
+    fn cors<'a>(&'a self, parts: &'a Parts) -> http::Cors<'a> {
+        let origin_allowed = match parts.headers.get(header::ORIGIN) {
+            None => true,
+            Some(origin) => origin
+                .to_str()
+                .is_ok_and(|origin| self.admission.allows_origin(parts, origin)),
+        };
+        http::Cors {
+            request: &parts.headers,
+            config: &self.sockjs,
+            origin_allowed,
+        }
+    }
+
     /// The HTTP session its client named `key`.
     fn find(&self, key: &str) -> Option<Arc<SjLive>> {
         downcast(self.admission.services().registry.get_sockjs(key)?)
@@ -120,12 +135,16 @@ impl SockJsServer {
                 _ => http::method_not_allowed("GET"),
             },
             Endpoint::Info => match method {
-                Method::GET => http::info(&parts.headers, &self.sockjs),
-                Method::OPTIONS => http::preflight(&parts.headers, &self.sockjs, "OPTIONS, GET"),
+                Method::GET => http::info(&self.cors(&parts)),
+                Method::OPTIONS => http::preflight(&self.cors(&parts), "OPTIONS, GET"),
                 _ => http::method_not_allowed("OPTIONS, GET"),
             },
             Endpoint::Iframe => match method {
-                Method::GET => http::iframe(&parts.headers, &self.sockjs),
+                Method::GET => http::iframe(
+                    &parts.headers,
+                    &self.sockjs,
+                    self.admission.frame_ancestors().as_deref(),
+                ),
                 _ => http::method_not_allowed("GET"),
             },
             Endpoint::RawWebSocket if !self.sockjs.websocket => http::not_found(),
@@ -164,7 +183,7 @@ impl SockJsServer {
             return http::method_not_allowed(allow);
         }
         let mut response = if method == Method::OPTIONS {
-            http::preflight(&parts.headers, &self.sockjs, "OPTIONS, POST")
+            http::preflight(&self.cors(&parts), "OPTIONS, POST")
         } else {
             match kind {
                 WebSocket => return self.sockjs_websocket(parts).await,
@@ -311,10 +330,8 @@ impl SockJsServer {
                 );
             }
             TransportKind::HtmlFile => {}
-            TransportKind::EventSource => {
-                http::cors_event_source(headers, &parts.headers, &self.sockjs)
-            }
-            _ => http::cors(headers, &parts.headers, &self.sockjs),
+            TransportKind::EventSource => http::cors_event_source(headers, &self.cors(parts)),
+            _ => http::cors(headers, &self.cors(parts)),
         }
         response
     }
@@ -360,7 +377,7 @@ impl SockJsServer {
                     error.to_string(),
                 );
                 if kind == TransportKind::XhrSend {
-                    http::cors(response.headers_mut(), &parts.headers, &self.sockjs);
+                    http::cors(response.headers_mut(), &self.cors(parts));
                 }
                 return response;
             }
@@ -368,7 +385,7 @@ impl SockJsServer {
         let Some(session) = self.find(key) else {
             let mut response = http::not_found();
             if kind == TransportKind::XhrSend {
-                http::cors(response.headers_mut(), &parts.headers, &self.sockjs);
+                http::cors(response.headers_mut(), &self.cors(parts));
             }
             return response;
         };
@@ -380,7 +397,7 @@ impl SockJsServer {
         session.with(|engine, now| engine.handle_messages(now, messages));
         let mut response = if kind == TransportKind::XhrSend {
             let mut response = http::reply(StatusCode::NO_CONTENT, http::PLAIN, Body::empty());
-            http::cors(response.headers_mut(), &parts.headers, &self.sockjs);
+            http::cors(response.headers_mut(), &self.cors(parts));
             response
         } else {
             http::reply(StatusCode::OK, http::PLAIN, "ok")
@@ -404,7 +421,6 @@ impl SockJsServer {
         let extra = HeaderMap::new();
         let options = HandshakeOptions {
             protocols: &[],
-            allowed_origins: None,
             headers: &extra,
             hixie: true,
         };
@@ -441,7 +457,6 @@ impl SockJsServer {
         let extra = HeaderMap::new();
         let options = HandshakeOptions {
             protocols: &[],
-            allowed_origins: None,
             headers: &extra,
             hixie: false,
         };

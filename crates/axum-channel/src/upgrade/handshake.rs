@@ -19,8 +19,6 @@ pub(crate) enum Refusal {
     BadRequest(&'static str),
     /// A `Sec-WebSocket-Version` other than 13: 426 naming the one we speak.
     UnsupportedVersion,
-    /// An `Origin` not on the allow-list: 403.
-    OriginNotAllowed,
     /// The connection offers no upgrade (not HTTP/1.1 through hyper): 426.
     CannotUpgrade,
 }
@@ -32,9 +30,6 @@ impl Refusal {
 
     pub(crate) fn response(self) -> Response<Body> {
         match self {
-            Refusal::OriginNotAllowed => {
-                crate::reply::text(StatusCode::FORBIDDEN, "Origin not allowed")
-            }
             Refusal::CannotUpgrade => crate::reply::text(
                 StatusCode::UPGRADE_REQUIRED,
                 "This connection cannot be upgraded",
@@ -72,8 +67,6 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 pub(crate) struct HandshakeOptions<'a> {
     /// Subprotocols in order of preference.
     pub(crate) protocols: &'a [String],
-    /// Origins allowed to connect; `None` allows any.
-    pub(crate) allowed_origins: Option<&'a [String]>,
     /// Extra response headers.
     pub(crate) headers: &'a HeaderMap,
     /// Whether the hixie-75/76 drafts are accepted.
@@ -144,12 +137,6 @@ pub(crate) fn accept(
     parts: &mut Parts,
     options: &HandshakeOptions<'_>,
 ) -> Result<Accepted, Refusal> {
-    if let Some(allowed) = options.allowed_origins {
-        let origin = header_str(&parts.headers, "origin").unwrap_or("");
-        if !allowed.iter().any(|allowed| allowed == origin) {
-            return Err(Refusal::OriginNotAllowed);
-        }
-    }
     let handshake = handshake_kind(&parts.headers, options.hixie)?;
     let protocol = select_protocol(&parts.headers, options.protocols);
     let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {

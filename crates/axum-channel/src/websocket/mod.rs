@@ -42,7 +42,6 @@ impl WebSocketServer {
         let (mut parts, _body) = request.into_parts();
         let options = HandshakeOptions {
             protocols: &self.websocket.protocols,
-            allowed_origins: self.websocket.allowed_origins.as_deref(),
             headers: &self.websocket.headers,
             hixie: self.websocket.hixie76,
         };

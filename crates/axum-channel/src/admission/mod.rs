@@ -1,18 +1,23 @@
-//! One way in for every session, whatever its transport: the bound on open
-//! sessions, the app's authorisation hook, what the session knows of its
-//! peer, opening the live session and starting the app's callback.
+//! One way in for every session, whatever its transport: who the client is
+//! (behind trusted proxies), the origin policy, the per-address rate, the
+//! bounds on open sessions, the app's authorisation hook, what the session
+//! knows of its peer, opening the live session and starting the app's
+//! callback.
 //!
 //! Every transport's entry asks [`Admission::admit`] before it answers
 //! anything that opens a session (a WebSocket's `101` included), so every
-//! refusal is the same reply, the same log line and the same counter
+//! refusal is the same reply (a status and a short reason as plain text),
+//! the same log line and the same counter
 //! (`channel_sessions_refused_total{transport, reason}`).
 
 use crate::base::info::SessionInfo;
 use crate::base::transport::Transport;
-use crate::config::{ChannelConfig, SessionRequest};
+use crate::config::proxies::Client;
+use crate::config::Admit;
+use crate::config::{ChannelConfig, Rejection, SessionRequest};
 use crate::live::{Clock, Live};
 use crate::reply;
-use crate::services::registry::{Refused, Slot};
+use crate::services::registry::{Crowded, Refused, Slot};
 use crate::services::Services;
 use crate::session::Session;
 use axum::body::Body;
@@ -25,11 +30,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Why a request may not open a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    /// The authorisation hook said no (or the app closed the session in
-    /// its callback's first step): 403.
+    /// The origin policy refuses the page the request comes from: 403.
+    Origin(&'static str),
+    /// The authorisation hook refused, with its status and reason.
+    Rejected(Rejection),
+    /// The app closed the session in its callback's first step: 403.
     Forbidden,
+    /// The client's address opens sessions faster than allowed: 429.
+    RateLimited,
+    /// The client's address holds its share of open sessions: 429.
+    AddressFull,
     /// Every place under `max_sessions` is taken: 503.
     Full,
     /// The layer is shutting down: 503.
@@ -38,23 +50,36 @@ pub(crate) enum Refusal {
 
 impl Refusal {
     /// The label of `channel_sessions_refused_total`'s `reason`.
-    pub(crate) fn label(self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
+            Refusal::Origin(_) => "origin",
+            Refusal::Rejected(_) => "rejected",
             Refusal::Forbidden => "forbidden",
+            Refusal::RateLimited => "rate_limited",
+            Refusal::AddressFull => "address_full",
             Refusal::Full => "full",
             Refusal::ShuttingDown => "shutting_down",
         }
     }
 
     /// The one reply every transport gives.
-    pub(crate) fn response(self) -> Response<Body> {
-        match self {
-            Refusal::Forbidden => reply::text(StatusCode::FORBIDDEN, "Forbidden"),
-            Refusal::Full => reply::text(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions"),
-            Refusal::ShuttingDown => {
-                reply::text(StatusCode::SERVICE_UNAVAILABLE, "Server shutting down")
-            }
-        }
+    pub(crate) fn response(&self) -> Response<Body> {
+        let (status, reason) = match self {
+            Refusal::Origin(reason) => (StatusCode::FORBIDDEN, *reason),
+            Refusal::Rejected(rejection) => (rejection.status(), rejection.reason()),
+            Refusal::Forbidden => (StatusCode::FORBIDDEN, "Forbidden"),
+            Refusal::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many new sessions from this address",
+            ),
+            Refusal::AddressFull => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sessions from this address",
+            ),
+            Refusal::Full => (StatusCode::SERVICE_UNAVAILABLE, "Too many sessions"),
+            Refusal::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "Server shutting down"),
+        };
+        reply::text(status, reason.to_owned())
     }
 }
 
@@ -94,6 +119,29 @@ impl Admission {
         &self.services
     }
 
+    /// Who sent the request: its address and the host it asked for,
+    /// behind trusted proxies the ones they forwarded.
+    pub(crate) fn client(&self, parts: &Parts) -> Client {
+        self.config
+            .trusted_proxies
+            .client(connect_info(&parts.extensions), &parts.headers)
+    }
+
+    /// True when a reply may tell the page at `origin` that it can read it
+    /// (CORS): the origin policy allows it.
+    pub(crate) fn allows_origin(&self, parts: &Parts, origin: &str) -> bool {
+        let client = self.client(parts);
+        self.config
+            .origins
+            .allows_origin(origin, client.host.as_deref())
+    }
+
+    /// Who may frame the layer's pages (SockJS's iframe): the value of
+    /// `Content-Security-Policy: frame-ancestors`, `None` when anyone may.
+    pub(crate) fn frame_ancestors(&self) -> Option<String> {
+        self.config.origins.frame_ancestors()
+    }
+
     /// Lets the request in, or says why not (the refusal is logged and
     /// counted already). `headers` are what the session shows of the
     /// request's headers (all but `Cookie` when `None`).
@@ -103,10 +151,10 @@ impl Admission {
         transport: Transport,
         headers: Option<&HeaderMap>,
     ) -> Result<Admitted, Refusal> {
-        let remote = remote_addr(parts);
-        let admitted = self.try_admit(parts, transport, headers, remote).await;
-        if let Err(refusal) = admitted {
-            self.refused(transport, refusal, remote);
+        let client = self.client(parts);
+        let admitted = self.try_admit(parts, transport, headers, &client).await;
+        if let Err(refusal) = &admitted {
+            self.refused(transport, refusal, client.addr);
         }
         admitted
     }
@@ -116,53 +164,69 @@ impl Admission {
         parts: &Parts,
         transport: Transport,
         headers: Option<&HeaderMap>,
-        remote: Option<SocketAddr>,
+        client: &Client,
     ) -> Result<Admitted, Refusal> {
         if self.services.is_shutting_down() {
             return Err(Refusal::ShuttingDown);
         }
-        // The bound first: it costs nothing, and a full layer does not run
-        // the app's hook for nothing.
-        let slot = self.services.registry.reserve().ok_or(Refusal::Full)?;
-        let extensions = self.authorize(parts, remote).await?;
+        if let Some(reason) = self
+            .config
+            .origins
+            .refusal(&parts.headers, client.host.as_deref())
+        {
+            return Err(Refusal::Origin(reason));
+        }
+        let address = client.addr.map(|addr| addr.ip());
+        if let (Some(rate), Some(address)) = (&self.services.rate, address) {
+            if !rate.take(address) {
+                return Err(Refusal::RateLimited);
+            }
+        }
+        // The bounds before the hook: they cost nothing, and a full layer
+        // does not run the app's hook for nothing.
+        let slot = self
+            .services
+            .registry
+            .reserve(address)
+            .map_err(|crowded| match crowded {
+                Crowded::Full => Refusal::Full,
+                Crowded::Address => Refusal::AddressFull,
+            })?;
+        let admit = match &self.config.authorizer {
+            Some(authorize) => {
+                let mut request = SessionRequest::new(parts.clone(), transport);
+                if let Some(addr) = client.addr {
+                    request = request.with_remote_addr(addr);
+                }
+                authorize(request).await.map_err(Refusal::Rejected)?
+            }
+            None => Admit::new(),
+        };
         let mut info = SessionInfo::new(
             transport,
-            remote,
+            client.addr,
             &parts.uri,
             headers.unwrap_or(&parts.headers),
         );
-        info.extensions = extensions;
+        info.extensions = admit.extensions;
+        if let Some(user) = &admit.user_id {
+            info.span.record("user", user.as_str());
+        }
         Ok(Admitted { info, slot })
-    }
-
-    async fn authorize(
-        &self,
-        parts: &Parts,
-        remote: Option<SocketAddr>,
-    ) -> Result<Extensions, Refusal> {
-        let Some(authorize) = &self.config.authorizer else {
-            return Ok(Extensions::new());
-        };
-        let request = SessionRequest {
-            method: parts.method.clone(),
-            headers: parts.headers.clone(),
-            uri: parts.uri.clone(),
-            remote_addr: remote,
-        };
-        authorize(request).await.ok_or(Refusal::Forbidden)
     }
 
     /// Logs and counts a refusal, once.
     pub(crate) fn refused(
         &self,
         transport: Transport,
-        refusal: Refusal,
+        refusal: &Refusal,
         remote: Option<SocketAddr>,
     ) {
         tracing::info!(
             %transport,
             reason = refusal.label(),
             remote = ?remote,
+            reply = %refusal.response().status(),
             "session refused"
         );
         self.services
@@ -221,11 +285,7 @@ impl Admission {
     }
 }
 
-/// The peer's address, when the server was started with connect info.
-pub(crate) fn remote_addr(parts: &Parts) -> Option<SocketAddr> {
-    connect_info(&parts.extensions)
-}
-
+/// The connection's peer, when the server was started with connect info.
 fn connect_info(extensions: &Extensions) -> Option<SocketAddr> {
     extensions
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
