@@ -21,7 +21,8 @@
 //! - [`payload`]: what the app sends, encoded once per wire format.
 //! - [`cluster`]: what the nodes of a cluster tell each other: broadcasts,
 //!   questions and replies, and the topics they travel on.
-//! - [`message`], [`close`]: what the app receives, and why a session ended.
+//! - [`message`], [`close`]: what the app receives, and why a session ended;
+//!   [`close_code`]: the close codes, named after RFC 6455 and sockjs-node.
 //!
 //! The `axum-channel` crate drives these engines from real HTTP requests,
 //! WebSockets and timers.
@@ -30,6 +31,7 @@
 
 pub mod browserchannel;
 pub mod close;
+pub mod close_code;
 pub mod cluster;
 pub mod engine;
 pub mod event_stream;

@@ -17,6 +17,7 @@ use super::framing;
 use super::payload::{decode_websocket, WebSocketPayload};
 use super::receiver::ReceiverEncoding;
 use crate::close::{CloseReason, SendError};
+use crate::close_code::{NORMAL_CLOSURE, SOCKJS_GO_AWAY};
 use crate::engine::{closed_error, Counter, Engine, Event, ReceiverId, Ticket, Transmit};
 use crate::message::Message;
 use crate::payload::{Payload, WireFormat};
@@ -242,7 +243,7 @@ impl Session {
                 // A request that found the session just before it was
                 // forgotten gets its close frame once more.
                 let (code, text) = self.close_reason.as_ref().map_or_else(
-                    || (1000, "Normal closure".into()),
+                    || (NORMAL_CLOSURE, "Normal closure".into()),
                     CloseReason::sockjs_close,
                 );
                 return answer(&[framing::close(code, &text)], None);
@@ -343,7 +344,7 @@ impl Session {
         match decode_websocket(text) {
             WebSocketPayload::Messages(messages) => self.handle_messages(now, messages),
             WebSocketPayload::Broken => {
-                let (code, reason) = (3000, "Broken framing.");
+                let (code, reason) = (SOCKJS_GO_AWAY, "Broken framing.");
                 self.close_with(
                     CloseReason::Failed {
                         code,
@@ -398,7 +399,7 @@ impl Session {
                     reason: reason.clone(),
                 },
                 (Sink::WebSocket, _) => Transmit::Close {
-                    code: 1000,
+                    code: NORMAL_CLOSURE,
                     reason: "Normal closure".into(),
                 },
                 (Sink::Http { .. }, _) => Transmit::End(Bytes::new()),

@@ -8,6 +8,7 @@
 
 use super::session::{Attach, ReceiverKind, Session, SessionConfig};
 use crate::close::{CloseReason, SendError};
+use crate::close_code::NORMAL_CLOSURE;
 use crate::engine::{Engine, Event, ReceiverId, Ticket, Transmit};
 use crate::payload::Payload;
 use crate::websocket::{Framed, Incoming};
@@ -89,7 +90,7 @@ impl Framed for WebSocketSession {
             Transmit::End(_) => {
                 self.close_sent_at = Some(now);
                 return Some(Transmit::Close {
-                    code: 1000,
+                    code: NORMAL_CLOSURE,
                     reason: "Normal closure".into(),
                 });
             }
