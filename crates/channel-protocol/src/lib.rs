@@ -41,10 +41,11 @@ pub mod message;
 pub mod order_buffer;
 pub mod payload;
 pub mod sockjs;
+pub mod timer;
 pub mod websocket;
 
 pub use close::{CloseReason, SendError};
-pub use engine::{Counter, Engine, Event, ReceiverId, Ticket, Transmit};
+pub use engine::{Counter, Engine, Event, HttpReceivers, ReceiverId, Ticket, Transmit};
 pub use message::Message;
 pub use order_buffer::{OrderBuffer, OrderError, Placement};
 pub use payload::{Payload, WireFormat};

@@ -22,7 +22,9 @@ use super::back_channel::BackChannelEncoder;
 use super::forward_channel::{ForwardBatch, ForwardMessage};
 use super::PROTOCOL_VERSION;
 use crate::close::{CloseReason, SendError};
-use crate::engine::{closed_error, Counter, Engine, Event, ReceiverId, Ticket, Transmit};
+use crate::engine::{
+    closed_error, Counter, Engine, Event, HttpReceivers, ReceiverId, Ticket, Transmit,
+};
 use crate::json;
 use crate::message::Message;
 use crate::order_buffer::{OrderBuffer, OrderError};
@@ -515,6 +517,18 @@ impl Session {
     /// How many out-of-order maps wait for a gap to fill.
     pub fn held_maps(&self) -> usize {
         self.maps.held() + self.requests.as_ref().map_or(0, OrderBuffer::held)
+    }
+}
+
+/// A back channel's response is gone: the session waits for the next one
+/// until its session timeout.
+impl HttpReceivers for Session {
+    fn poll_receiver(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
+        self.poll_transmit(now, id)
+    }
+
+    fn receiver_gone(&mut self, now: Instant, id: ReceiverId) {
+        self.detach_back_channel(now, id);
     }
 }
 

@@ -8,7 +8,9 @@
 
 use super::{encode_comment, encode_retry, padding};
 use crate::close::{CloseReason, SendError};
-use crate::engine::{closed_error, Counter, Engine, Event, ReceiverId, Ticket, Transmit};
+use crate::engine::{
+    closed_error, Counter, Engine, Event, HttpReceivers, ReceiverId, Ticket, Transmit,
+};
 use crate::payload::{Payload, WireFormat};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -178,6 +180,17 @@ impl Session {
             self.queue = VecDeque::new();
             self.events.push_back(Event::Finished);
         }
+    }
+}
+
+/// The one stream going away ends the session.
+impl HttpReceivers for Session {
+    fn poll_receiver(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
+        self.poll_transmit(now, id)
+    }
+
+    fn receiver_gone(&mut self, now: Instant, id: ReceiverId) {
+        self.detach(now, id);
     }
 }
 

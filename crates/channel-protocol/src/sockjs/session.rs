@@ -18,7 +18,9 @@ use super::payload::{decode_websocket, WebSocketPayload};
 use super::receiver::ReceiverEncoding;
 use crate::close::{CloseReason, SendError};
 use crate::close_code::{NORMAL_CLOSURE, SOCKJS_GO_AWAY};
-use crate::engine::{closed_error, Counter, Engine, Event, ReceiverId, Ticket, Transmit};
+use crate::engine::{
+    closed_error, Counter, Engine, Event, HttpReceivers, ReceiverId, Ticket, Transmit,
+};
 use crate::message::Message;
 use crate::payload::{Payload, WireFormat};
 use bytes::Bytes;
@@ -459,6 +461,18 @@ fn wrap(sink: &Sink, frame: &str) -> String {
     match sink {
         Sink::Http { encoding, .. } => encoding.wrap(frame),
         Sink::WebSocket => frame.to_owned(),
+    }
+}
+
+/// A receiving request that goes away while attached was abandoned by its
+/// client, which ends the session at once, as sockjs-node does.
+impl HttpReceivers for Session {
+    fn poll_receiver(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
+        self.poll_transmit(now, id)
+    }
+
+    fn receiver_gone(&mut self, now: Instant, id: ReceiverId) {
+        self.detach_receiver(now, id, CloseReason::ConnectionLost);
     }
 }
 
