@@ -7,9 +7,11 @@
 
 pub mod session;
 pub mod utf8_guard;
+pub mod violation;
 
 pub use session::{Session, SessionConfig};
 pub use utf8_guard::{InvalidUtf8, TextGuard};
+pub use violation::Violation;
 
 use crate::engine::{Engine, Transmit};
 use bytes::Bytes;
