@@ -87,7 +87,9 @@ impl CloseReason {
     /// ```
     pub fn sockjs_close(&self) -> (u16, String) {
         match self {
-            CloseReason::Closed(text) if text.is_empty() => (NORMAL_CLOSURE, "Normal closure".into()),
+            CloseReason::Closed(text) if text.is_empty() => {
+                (NORMAL_CLOSURE, "Normal closure".into())
+            }
             CloseReason::Closed(text) => (SOCKJS_GO_AWAY, text.clone()),
             CloseReason::ClosedWithCode { code, reason } | CloseReason::Failed { code, reason } => {
                 (*code, reason.clone())

@@ -78,7 +78,9 @@ impl<T: Timer, const N: usize> TimerTable<T, N> {
     pub fn set(&mut self, timer: T, deadline: Instant) {
         let offset = deadline.saturating_duration_since(self.epoch).as_nanos();
         // Past 584 years, a deadline is as good as never; it stays armed.
-        self.slots[timer.index()] = u64::try_from(offset).unwrap_or(STOPPED - 1).min(STOPPED - 1);
+        self.slots[timer.index()] = u64::try_from(offset)
+            .unwrap_or(STOPPED - 1)
+            .min(STOPPED - 1);
     }
 
     /// Stops `timer`.

@@ -34,7 +34,10 @@ pub fn close(code: u16, reason: &str) -> String {
 
 /// The close frame for a second receiving request while one is open.
 pub fn another_connection_still_open() -> String {
-    close(ANOTHER_CONNECTION_STILL_OPEN, "Another connection still open")
+    close(
+        ANOTHER_CONNECTION_STILL_OPEN,
+        "Another connection still open",
+    )
 }
 
 #[cfg(test)]

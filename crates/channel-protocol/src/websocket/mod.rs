@@ -5,10 +5,12 @@
 //! the closing handshake, [`utf8_guard`] the fail-fast UTF-8 check of text
 //! messages still arriving.
 
+pub mod handshake;
 pub mod session;
 pub mod utf8_guard;
 pub mod violation;
 
+pub use handshake::{Accepted, Handshake, Refusal};
 pub use session::{Session, SessionConfig};
 pub use utf8_guard::{InvalidUtf8, TextGuard};
 pub use violation::Violation;
