@@ -23,6 +23,7 @@ use crate::engine::{
 };
 use crate::message::Message;
 use crate::payload::{Payload, WireFormat};
+use crate::timer::{self, TimerTable};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -106,6 +107,25 @@ enum Phase {
     Forgotten,
 }
 
+/// The timers of a SockJS session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// An `h` frame goes to an attached receiver after this much silence
+    /// (sockjs-node's `heartbeat_delay`).
+    Heartbeat,
+    /// A session without a receiver is forgotten after this long
+    /// (sockjs-node's `disconnect_delay`).
+    DisconnectDelay,
+}
+
+impl timer::Timer for Timer {
+    const ALL: &'static [Self] = &[Timer::Heartbeat, Timer::DisconnectDelay];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 #[derive(Debug)]
 enum Sink {
     Http {
@@ -154,11 +174,10 @@ pub struct Session {
     written: u64,
     receiver: Option<Receiver>,
     receivers_attached: u64,
-    detached_since: Instant,
-    last_write: Instant,
-    /// How long the session outlives its last receiver: the disconnect
-    /// delay, or nothing once a WebSocket carried it.
-    linger: Duration,
+    timers: TimerTable<Timer, 2>,
+    /// The session outlives its last receiver by the disconnect delay;
+    /// not once a WebSocket carried it, nor at shutdown.
+    lingers: bool,
     close_reason: Option<CloseReason>,
     events: VecDeque<Event>,
     config: SessionConfig,
@@ -167,15 +186,17 @@ pub struct Session {
 impl Session {
     /// A new session, not yet opened: its first receiver opens it.
     pub fn new(now: Instant, config: SessionConfig) -> Self {
+        let mut timers = TimerTable::new(now);
+        // Created without a receiver: it waits for its first one.
+        timers.set(Timer::DisconnectDelay, now + config.disconnect_delay);
         Self {
             phase: Phase::Connecting,
             pending: VecDeque::new(),
             written: 0,
             receiver: None,
             receivers_attached: 0,
-            detached_since: now,
-            last_write: now,
-            linger: config.disconnect_delay,
+            timers,
+            lingers: true,
             close_reason: None,
             events: VecDeque::new(),
             config,
@@ -267,7 +288,7 @@ impl Session {
                     frames.push(close_frame);
                 }
                 // The session lives on for another disconnect delay.
-                self.detached_since = now;
+                self.detached(now);
                 return answer(&frames, confirms);
             }
             Phase::Connecting | Phase::Open => {}
@@ -275,7 +296,7 @@ impl Session {
         let opened = self.phase == Phase::Connecting;
         self.phase = Phase::Open;
         if matches!(sink, Sink::WebSocket) {
-            self.linger = Duration::ZERO;
+            self.lingers = false;
         }
         self.receivers_attached += 1;
         let id = ReceiverId(self.receivers_attached);
@@ -287,7 +308,8 @@ impl Session {
             ending: false,
             heartbeat_due: false,
         });
-        self.last_write = now;
+        self.timers.stop(Timer::DisconnectDelay);
+        self.wrote(now);
         self.events.push_back(Event::Transmit);
         Attach::Attached { id, opened }
     }
@@ -300,7 +322,7 @@ impl Session {
             return;
         }
         self.receiver = None;
-        self.detached_since = now;
+        self.detached(now);
         self.close(now, reason);
         self.forget();
     }
@@ -315,12 +337,43 @@ impl Session {
 
     fn end_receiver(&mut self, now: Instant) {
         self.receiver = None;
-        self.detached_since = now;
+        self.detached(now);
+    }
+
+    /// How long the session outlives its last receiver.
+    fn linger(&self) -> Duration {
+        if self.lingers {
+            self.config.disconnect_delay
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// No receiver is attached since `now`: no heartbeats, and the
+    /// session is forgotten unless another comes within its linger.
+    fn detached(&mut self, now: Instant) {
+        self.timers.stop(Timer::Heartbeat);
+        self.timers.set(Timer::DisconnectDelay, now + self.linger());
+    }
+
+    /// The attached receiver wrote at `now`: an `h` is due after another
+    /// heartbeat delay of silence, unless one is due already.
+    fn wrote(&mut self, now: Instant) {
+        if self.receiver.as_ref().is_some_and(|r| !r.heartbeat_due) {
+            self.timers
+                .set(Timer::Heartbeat, now + self.config.heartbeat_delay);
+        }
+    }
+
+    /// When `timer` fires, if it runs.
+    pub fn timer(&self, timer: Timer) -> Option<Instant> {
+        self.timers.get(timer)
     }
 
     fn forget(&mut self) {
         if self.phase != Phase::Forgotten {
             self.phase = Phase::Forgotten;
+            self.timers.stop_all();
             self.receiver = None;
             self.pending = VecDeque::new();
             self.events.push_back(Event::Finished);
@@ -382,7 +435,7 @@ impl Session {
             _ => return Some(Transmit::End(Bytes::new())),
         };
         if let Some(prelude) = receiver.prelude.take() {
-            self.last_write = now;
+            self.wrote(now);
             return Some(Transmit::Data {
                 bytes: Bytes::from(prelude),
                 confirms: None,
@@ -443,7 +496,7 @@ impl Session {
                 receiver.ending = true;
             }
         }
-        self.last_write = now;
+        self.wrote(now);
         Some(Transmit::Data {
             bytes: Bytes::from(wrapped),
             confirms,
@@ -504,36 +557,36 @@ impl Engine for Session {
     /// attached receiver, or to the next one. At shutdown no next receiver
     /// will come: the session is forgotten once the close frame is out.
     fn close(&mut self, _now: Instant, reason: CloseReason) {
-        if reason == CloseReason::Shutdown {
-            self.linger = Duration::ZERO;
+        if reason == CloseReason::Shutdown && self.lingers {
+            self.lingers = false;
+            // Counted from the same detachment, the disconnect delay is
+            // now no delay at all.
+            if let Some(deadline) = self.timers.get(Timer::DisconnectDelay) {
+                let since = deadline
+                    .checked_sub(self.config.disconnect_delay)
+                    .unwrap_or(deadline);
+                self.timers.set(Timer::DisconnectDelay, since);
+            }
         }
         self.close_with(reason, None);
     }
 
+    /// The heartbeat while a receiver is attached and has no `h` due; the
+    /// disconnect delay while none is; nothing once forgotten.
     fn poll_timeout(&self) -> Option<Instant> {
-        match (&self.phase, &self.receiver) {
-            (Phase::Forgotten, _) => None,
-            (_, Some(receiver)) if !receiver.heartbeat_due => {
-                Some(self.last_write + self.config.heartbeat_delay)
-            }
-            (_, Some(_)) => None,
-            (_, None) => Some(self.detached_since + self.linger),
-        }
+        self.timers.next().map(|(_, deadline)| deadline)
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        let heartbeat_due = now >= self.last_write + self.config.heartbeat_delay;
-        match &mut self.receiver {
-            Some(receiver) if heartbeat_due && !receiver.heartbeat_due => {
+        if self.timers.expire(Timer::Heartbeat, now) {
+            if let Some(receiver) = &mut self.receiver {
                 receiver.heartbeat_due = true;
                 self.events.push_back(Event::Transmit);
             }
-            Some(_) => {}
-            None if self.phase != Phase::Forgotten && now >= self.detached_since + self.linger => {
-                self.close(now, CloseReason::TimedOut);
-                self.forget();
-            }
-            None => {}
+        }
+        if self.timers.expire(Timer::DisconnectDelay, now) && self.phase != Phase::Forgotten {
+            self.close(now, CloseReason::TimedOut);
+            self.forget();
         }
     }
 
