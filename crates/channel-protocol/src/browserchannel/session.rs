@@ -1098,4 +1098,34 @@ mod tests {
         data(session.poll_transmit(now, next));
         assert_eq!(session.poll_transmit(now, next), None);
     }
+
+    #[test]
+    fn each_timer_counts_only_in_its_state() {
+        let (now, mut session) = start();
+        assert_eq!(
+            session.timer(Timer::SessionTimeout),
+            Some(now + Duration::from_secs(30))
+        );
+        // Without a back channel the heartbeat waits; the session timeout counts.
+        assert_eq!(session.poll_timeout(), session.timer(Timer::SessionTimeout));
+        session.opening_reply(now);
+        session.acknowledge(now, 0);
+        let back = open(&mut session, now, true);
+        assert_eq!(session.poll_timeout(), session.timer(Timer::Heartbeat));
+        session.send(now, &Payload::text("a")).unwrap();
+        data(session.poll_transmit(now, back));
+        assert_eq!(
+            session.timer(Timer::Acknowledgement),
+            Some(now + Duration::from_secs(1))
+        );
+        assert_eq!(
+            session.poll_timeout(),
+            session.timer(Timer::Acknowledgement)
+        );
+        session.acknowledge(now, 1);
+        assert_eq!(session.timer(Timer::Acknowledgement), None);
+        session.close(now, CloseReason::Closed("bye".into()));
+        assert_eq!(session.poll_timeout(), None);
+        assert_eq!(session.timer(Timer::Heartbeat), None);
+    }
 }

@@ -383,4 +383,25 @@ mod tests {
         assert_eq!(session.close_reason(), Some(&CloseReason::ConnectionLost));
         assert!(session.send(now, &Payload::text("late")).is_err());
     }
+
+    #[test]
+    fn the_ping_timer_stops_while_a_ping_is_due_and_after_the_close() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            ping_interval: Some(Duration::from_secs(15)),
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        assert_eq!(
+            session.timer(Timer::Ping),
+            Some(now + Duration::from_secs(15))
+        );
+        let due = now + Duration::from_secs(15);
+        session.handle_timeout(due);
+        assert_eq!(session.timer(Timer::Ping), None);
+        assert_eq!(session.poll_timeout(), None);
+        session.close(due, CloseReason::Closed("bye".into()));
+        data(session.poll_transmit(due, STREAM));
+        assert_eq!(session.poll_timeout(), None);
+    }
 }

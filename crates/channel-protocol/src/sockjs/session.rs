@@ -871,4 +871,50 @@ mod tests {
             Some(CloseReason::Failed { code: 3000, .. })
         ));
     }
+
+    #[test]
+    fn the_heartbeat_runs_while_attached_and_the_disconnect_delay_while_not() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        assert_eq!(session.timer(Timer::Heartbeat), None);
+        assert_eq!(
+            session.timer(Timer::DisconnectDelay),
+            Some(now + Duration::from_secs(5))
+        );
+        let id = attached(session.attach_receiver(now, streaming("")));
+        assert_eq!(session.timer(Timer::DisconnectDelay), None);
+        assert_eq!(text(session.poll_transmit(now, id)), "o\n");
+        assert_eq!(
+            session.timer(Timer::Heartbeat),
+            Some(now + Duration::from_secs(25))
+        );
+        session.handle_timeout(now + Duration::from_secs(25));
+        assert_eq!(session.timer(Timer::Heartbeat), None, "an h is due");
+        assert_eq!(session.poll_timeout(), None);
+        let later = now + Duration::from_secs(26);
+        assert_eq!(text(session.poll_transmit(later, id)), "h\n");
+        assert_eq!(
+            session.timer(Timer::Heartbeat),
+            Some(later + Duration::from_secs(25))
+        );
+    }
+
+    #[test]
+    fn shutdown_forgets_a_detached_session_from_its_detachment() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        let id = attached(session.attach_receiver(now, polling()));
+        session.poll_transmit(now, id);
+        let detached = now + Duration::from_secs(1);
+        session.poll_transmit(detached, id);
+        assert_eq!(
+            session.poll_timeout(),
+            Some(detached + Duration::from_secs(5))
+        );
+        session.close(detached + Duration::from_secs(2), CloseReason::Shutdown);
+        assert_eq!(session.poll_timeout(), Some(detached));
+        session.handle_timeout(detached + Duration::from_secs(2));
+        assert!(session.is_forgotten());
+        assert_eq!(session.poll_timeout(), None);
+    }
 }

@@ -328,4 +328,57 @@ mod tests {
         assert!(events.contains(&Event::Closed(CloseReason::ConnectionLost)));
         assert!(events.contains(&Event::Finished));
     }
+
+    #[test]
+    fn the_close_timer_then_the_drain() {
+        let now = Instant::now();
+        let mut session = WebSocketSession::new(now, SessionConfig::default());
+        session.poll_frame(now);
+        // The SockJS session's heartbeat runs until the close frame is out.
+        assert_eq!(session.poll_timeout(), Some(now + Duration::from_secs(25)));
+        session.close(now, CloseReason::Closed("bye".into()));
+        text(session.poll_frame(now));
+        session.poll_frame(now);
+        assert_eq!(session.timer(Timer::Close), Some(now + CLOSE_TIMEOUT));
+        let later = now + Duration::from_secs(1);
+        session.handle_incoming(
+            later,
+            Incoming::Close {
+                code: Some(1000),
+                reason: String::new(),
+            },
+        );
+        assert_eq!(session.timer(Timer::Close), None);
+        assert_eq!(
+            session.poll_timeout(),
+            Some(later + crate::websocket::DRAIN_TIMEOUT)
+        );
+        assert!(!session.is_done());
+        session.handle_flushed(later);
+        assert!(session.is_done());
+        assert_eq!(session.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_protocol_error_after_the_close_frame_ends_the_handshake() {
+        let now = Instant::now();
+        let mut session = WebSocketSession::new(now, SessionConfig::default());
+        session.poll_frame(now);
+        session.close(now, CloseReason::Closed("bye".into()));
+        text(session.poll_frame(now));
+        session.poll_frame(now);
+        assert!(session.wants_read());
+        session.handle_incoming(
+            now,
+            Incoming::Failed {
+                code: 1002,
+                reason: "bad".into(),
+            },
+        );
+        assert!(events(&mut session).contains(&Event::Finished));
+        assert_eq!(
+            session.close_reason(),
+            Some(&CloseReason::Closed("bye".into()))
+        );
+    }
 }

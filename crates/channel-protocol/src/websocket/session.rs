@@ -705,4 +705,74 @@ mod tests {
             Err(SendError::QueueFull { limit: 1 })
         );
     }
+
+    #[test]
+    fn each_phase_runs_its_named_timer() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            ping_interval: Some(Duration::from_secs(10)),
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        assert_eq!(
+            session.timer(Timer::AutoPing),
+            Some(now + Duration::from_secs(10))
+        );
+        let at = now + Duration::from_secs(3);
+        session.handle_protocol_error(at, 1002, "bad".into());
+        assert_eq!(session.timer(Timer::AutoPing), None);
+        assert_eq!(
+            session.timer(Timer::FailureGrace),
+            Some(at + Duration::from_secs(1))
+        );
+        session.app_idle(at);
+        assert_eq!(session.timer(Timer::FailureGrace), None);
+        assert_eq!(
+            session.poll_timeout(),
+            None,
+            "the close frame is not out yet"
+        );
+        session.poll_transmit(at);
+        assert_eq!(
+            session.timer(Timer::Close),
+            Some(at + Duration::from_secs(5))
+        );
+        assert_eq!(session.poll_timeout(), session.timer(Timer::Close));
+    }
+
+    #[test]
+    fn a_finished_session_drains_until_flushed() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        session.handle_flushed(now);
+        assert!(!session.is_done(), "a flush before the end does not count");
+        session.handle_peer_close(now, Some(1000), String::new());
+        assert!(session.is_finished() && !session.is_done());
+        assert_eq!(
+            session.poll_timeout(),
+            Some(now + crate::websocket::DRAIN_TIMEOUT)
+        );
+        assert_eq!(session.timer(Timer::Drain), session.poll_timeout());
+        session.handle_flushed(now);
+        assert!(session.is_done());
+        assert_eq!(session.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_drain_that_never_flushes_ends_after_its_timeout() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        session.close(now, CloseReason::Closed("bye".into()));
+        session.poll_transmit(now);
+        // The peer never answers: the close timeout, then the drain.
+        let closed = now + Duration::from_secs(5);
+        session.handle_timeout(closed);
+        assert!(session.is_finished() && !session.is_done());
+        let drained = closed + crate::websocket::DRAIN_TIMEOUT;
+        session.handle_timeout(drained - Duration::from_millis(1));
+        assert!(!session.is_done());
+        session.handle_timeout(drained);
+        assert!(session.is_done());
+        assert_eq!(session.poll_timeout(), None);
+    }
 }
