@@ -4,15 +4,20 @@
 //! and query parameters into protocol events and protocol state into bytes, so
 //! that every rule of the wire format can be tested without a network. Every
 //! session engine takes the current time as an input and says when it wants
-//! to be woken, as quinn-proto does ([`engine`]):
+//! to be woken, as quinn-proto does ([`engine`]), and keeps its deadlines
+//! as named timers ([`timer`]):
 //!
 //! - [`browserchannel`]: Google's BrowserChannel protocol, version 8: query
-//!   parameters, forward channel decoding, back channel encoding and the
-//!   session engine (arrays, acknowledgements, heartbeats, timeout).
-//! - [`sockjs`]: SockJS 0.3 endpoints, framing, payloads and the session
-//!   engine (receivers, heartbeats, `response_limit`, disconnect delay).
-//! - [`websocket`]: the native WebSocket session engine (queue, pings,
-//!   closing handshake) and the fail-fast UTF-8 guard.
+//!   parameters, the connection test, forward channel decoding, back
+//!   channel encoding and the session engine (arrays, acknowledgements,
+//!   heartbeats, timeout).
+//! - [`sockjs`]: SockJS 0.3 endpoints, what each transport allows and
+//!   answers, framing, payloads and the session engine (receivers,
+//!   heartbeats, `response_limit`, disconnect delay).
+//! - [`websocket`]: the opening handshake, the native WebSocket session
+//!   engine (queue, pings), the closing handshake and drain every engine
+//!   on a WebSocket shares, the close code of each protocol violation, and
+//!   the fail-fast UTF-8 guard.
 //! - [`event_stream`]: the `text/event-stream` format and the EventSource
 //!   session engine.
 //! - [`hixie76`]: the legacy hixie-76 WebSocket handshake and framing.
