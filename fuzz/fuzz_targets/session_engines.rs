@@ -15,7 +15,9 @@
 //! - `Closed` comes at most once and before `Finished`, which comes at most
 //!   once; no client message follows `Closed`; once `Finished`, sends fail;
 //! - `handle_timeout` at or after the deadline of `poll_timeout` moves the
-//!   deadline past `now` (or removes it): the IO side never spins.
+//!   deadline past `now` (or removes it): the IO side never spins;
+//! - a WebSocket engine is done (`Framed::is_done`) only once finished,
+//!   and a finished one is done once the IO side flushed.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -253,6 +255,8 @@ enum Op {
     WebSocketText(String),
     End(Reason),
     Incoming(IncomingSpec),
+    /// The IO side flushed everything it took from a WebSocket engine.
+    Flushed,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -585,6 +589,12 @@ fn framed(engine: &mut dyn Framed, op: &Op, checks: &mut Checks) {
             engine.handle_incoming(now, incoming.incoming());
         }
         Op::WebSocketText(text) => engine.handle_incoming(now, Incoming::Text(text.clone())),
+        Op::Flushed => {
+            engine.handle_flushed(now);
+            if checks.finished {
+                assert!(engine.is_done(), "a finished connection flushed is done");
+            }
+        }
         _ => {}
     }
 }
@@ -598,6 +608,7 @@ fn sockjs_websocket(settings: &Settings, ops: &[Op], checks: &mut Checks) {
         }
         checks.events(&mut session);
         assert!(session.pending_messages() <= config.max_queued_messages);
+        assert!(!session.is_done() || checks.finished, "done before Finished");
     }
 }
 
@@ -619,6 +630,7 @@ fn websocket(settings: &Settings, ops: &[Op], checks: &mut Checks) {
         checks.events(&mut session);
         assert!(session.queued_messages() <= config.max_queued_messages);
         assert!(session.queued_pings() <= config.max_queued_messages.max(1));
+        assert!(!session.is_done() || checks.finished, "done before Finished");
     }
 }
 

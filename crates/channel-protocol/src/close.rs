@@ -1,5 +1,6 @@
 //! Why a session ended, in the same words for every transport.
 
+use crate::close_code::{GOING_AWAY, NORMAL_CLOSURE, POLICY_VIOLATION, SOCKJS_GO_AWAY};
 use std::fmt;
 
 /// Why a session ended.
@@ -61,14 +62,14 @@ impl CloseReason {
     /// (RFC 6455 section 7.4: 1000 normal, 1001 going away).
     pub fn websocket_close(&self) -> (u16, String) {
         match self {
-            CloseReason::Closed(text) => (1000, text.clone()),
+            CloseReason::Closed(text) => (NORMAL_CLOSURE, text.clone()),
             CloseReason::ClosedWithCode { code, reason } | CloseReason::Failed { code, reason } => {
                 (*code, reason.clone())
             }
-            CloseReason::Shutdown => (1001, "Server shutting down".into()),
-            CloseReason::PingTimeout => (1001, "Ping timeout".into()),
-            CloseReason::Lagging => (1008, "Too slow".into()),
-            other => (1000, other.to_string()),
+            CloseReason::Shutdown => (GOING_AWAY, "Server shutting down".into()),
+            CloseReason::PingTimeout => (GOING_AWAY, "Ping timeout".into()),
+            CloseReason::Lagging => (POLICY_VIOLATION, "Too slow".into()),
+            other => (NORMAL_CLOSURE, other.to_string()),
         }
     }
 
@@ -86,12 +87,14 @@ impl CloseReason {
     /// ```
     pub fn sockjs_close(&self) -> (u16, String) {
         match self {
-            CloseReason::Closed(text) if text.is_empty() => (1000, "Normal closure".into()),
-            CloseReason::Closed(text) => (3000, text.clone()),
+            CloseReason::Closed(text) if text.is_empty() => {
+                (NORMAL_CLOSURE, "Normal closure".into())
+            }
+            CloseReason::Closed(text) => (SOCKJS_GO_AWAY, text.clone()),
             CloseReason::ClosedWithCode { code, reason } | CloseReason::Failed { code, reason } => {
                 (*code, reason.clone())
             }
-            other => (3000, other.to_string()),
+            other => (SOCKJS_GO_AWAY, other.to_string()),
         }
     }
 }

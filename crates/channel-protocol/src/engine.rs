@@ -141,6 +141,27 @@ pub trait Engine {
     fn close_reason(&self) -> Option<&CloseReason>;
 }
 
+/// An engine whose receivers are HTTP responses (BrowserChannel back
+/// channels, SockJS receiving requests, the EventSource stream), so the IO
+/// side streams every one of them with the same code.
+///
+/// The IO side asks [`poll_receiver`](Self::poll_receiver) for the next
+/// piece of a response body whenever it can write, after an
+/// [`Event::Transmit`]; a [`Transmit::End`] ends the body. When the
+/// response is gone (it ended, or the client left), it calls
+/// [`receiver_gone`](Self::receiver_gone) once.
+pub trait HttpReceivers: Engine {
+    /// What receiver `id` writes next; `None` while it has nothing to
+    /// write. A receiver the engine does not know gets [`Transmit::End`].
+    fn poll_receiver(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit>;
+
+    /// Receiver `id`'s response is gone. Each protocol decides what that
+    /// means for the session: BrowserChannel waits for the next back
+    /// channel, SockJS ends a session whose attached receiver is
+    /// abandoned, EventSource ends with its one stream.
+    fn receiver_gone(&mut self, now: Instant, id: ReceiverId);
+}
+
 /// Refuses a message on a closed session with its reason.
 pub(crate) fn closed_error(reason: Option<&CloseReason>) -> SendError {
     SendError::Closed(reason.cloned().unwrap_or(CloseReason::ConnectionLost))

@@ -10,6 +10,7 @@
 
 use md5::{Digest, Md5};
 use std::fmt;
+use std::time::{Duration, Instant};
 
 /// Why a hixie-76 key was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,11 +60,70 @@ pub fn key_number(key: &str) -> Result<u32, KeyError> {
 
 /// The 16 bytes the server sends after its handshake headers.
 pub fn challenge_response(key1: &str, key2: &str, key3: &[u8; 8]) -> Result<[u8; 16], KeyError> {
+    Ok(response(key_number(key1)?, key_number(key2)?, key3))
+}
+
+/// The MD5 of both key numbers, big-endian, and the 8 bytes of `key3`.
+fn response(number1: u32, number2: u32, key3: &[u8; 8]) -> [u8; 16] {
     let mut challenge = [0u8; 16];
-    challenge[..4].copy_from_slice(&key_number(key1)?.to_be_bytes());
-    challenge[4..8].copy_from_slice(&key_number(key2)?.to_be_bytes());
+    challenge[..4].copy_from_slice(&number1.to_be_bytes());
+    challenge[4..8].copy_from_slice(&number2.to_be_bytes());
     challenge[8..].copy_from_slice(key3);
-    Ok(Md5::digest(challenge).into())
+    Md5::digest(challenge).into()
+}
+
+/// How long the server waits for the 8 bytes that follow a hixie-76
+/// request's headers before it gives the connection up.
+pub const KEY3_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The last step of a hixie-76 handshake, without IO: after the 101
+/// response's headers, the IO side reads the 8 bytes of `key3` until
+/// [`deadline`](Self::deadline), writes [`answer`](Self::answer), and only
+/// then starts framing. A client that sends nothing by the deadline is
+/// dropped.
+///
+/// ```
+/// use channel_protocol::hixie76::{key_number, Challenge, KEY3_TIMEOUT};
+/// use std::time::Instant;
+///
+/// // draft-hixie-thewebsocketprotocol-76, section 1.3.
+/// let key1 = key_number("18x 6]8vM;54 *(5:  {   U1]8  z [  8").unwrap();
+/// let key2 = key_number("1_ tx7X d  <  nw  334J702) 7]o}` 0").unwrap();
+/// let now = Instant::now();
+/// let challenge = Challenge::new(now, key1, key2);
+/// assert_eq!(challenge.deadline(), now + KEY3_TIMEOUT);
+/// assert_eq!(&challenge.answer(b"Tm[K T2u"), b"fQJ,fN/4F4!~K~MH");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Challenge {
+    numbers: [u32; 2],
+    deadline: Instant,
+}
+
+impl Challenge {
+    /// The challenge of a request whose keys hide `key1` and `key2` (see
+    /// [`key_number`]), started at `now`, when the 101 response went out.
+    pub fn new(now: Instant, key1: u32, key2: u32) -> Self {
+        Self {
+            numbers: [key1, key2],
+            deadline: now + KEY3_TIMEOUT,
+        }
+    }
+
+    /// When the IO side stops waiting for `key3`: [`KEY3_TIMEOUT`] after the start.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// True once `key3` can no longer come in time.
+    pub fn is_expired(&self, now: Instant) -> bool {
+        now >= self.deadline
+    }
+
+    /// The 16 bytes that answer `key3`, to write right after it was read.
+    pub fn answer(&self, key3: &[u8; 8]) -> [u8; 16] {
+        response(self.numbers[0], self.numbers[1], key3)
+    }
 }
 
 /// Encodes one text frame.
@@ -203,6 +263,15 @@ mod tests {
             &challenge_response(KEY1, KEY2, KEY3).unwrap(),
             b"fQJ,fN/4F4!~K~MH"
         );
+    }
+
+    #[test]
+    fn the_challenge_answers_as_the_spec_and_expires_after_ten_seconds() {
+        let now = Instant::now();
+        let challenge = Challenge::new(now, key_number(KEY1).unwrap(), key_number(KEY2).unwrap());
+        assert_eq!(&challenge.answer(KEY3), b"fQJ,fN/4F4!~K~MH");
+        assert!(!challenge.is_expired(now + Duration::from_millis(9_999)));
+        assert!(challenge.is_expired(now + Duration::from_secs(10)));
     }
 
     #[test]

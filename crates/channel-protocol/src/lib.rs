@@ -4,15 +4,20 @@
 //! and query parameters into protocol events and protocol state into bytes, so
 //! that every rule of the wire format can be tested without a network. Every
 //! session engine takes the current time as an input and says when it wants
-//! to be woken, as quinn-proto does ([`engine`]):
+//! to be woken, as quinn-proto does ([`engine`]), and keeps its deadlines
+//! as named timers ([`timer`]):
 //!
 //! - [`browserchannel`]: Google's BrowserChannel protocol, version 8: query
-//!   parameters, forward channel decoding, back channel encoding and the
-//!   session engine (arrays, acknowledgements, heartbeats, timeout).
-//! - [`sockjs`]: SockJS 0.3 endpoints, framing, payloads and the session
-//!   engine (receivers, heartbeats, `response_limit`, disconnect delay).
-//! - [`websocket`]: the native WebSocket session engine (queue, pings,
-//!   closing handshake) and the fail-fast UTF-8 guard.
+//!   parameters, the connection test, forward channel decoding, back
+//!   channel encoding and the session engine (arrays, acknowledgements,
+//!   heartbeats, timeout).
+//! - [`sockjs`]: SockJS 0.3 endpoints, what each transport allows and
+//!   answers, framing, payloads and the session engine (receivers,
+//!   heartbeats, `response_limit`, disconnect delay).
+//! - [`websocket`]: the opening handshake, the native WebSocket session
+//!   engine (queue, pings), the closing handshake and drain every engine
+//!   on a WebSocket shares, the close code of each protocol violation, and
+//!   the fail-fast UTF-8 guard.
 //! - [`event_stream`]: the `text/event-stream` format and the EventSource
 //!   session engine.
 //! - [`hixie76`]: the legacy hixie-76 WebSocket handshake and framing.
@@ -21,7 +26,8 @@
 //! - [`payload`]: what the app sends, encoded once per wire format.
 //! - [`cluster`]: what the nodes of a cluster tell each other: broadcasts,
 //!   questions and replies, and the topics they travel on.
-//! - [`message`], [`close`]: what the app receives, and why a session ended.
+//! - [`message`], [`close`]: what the app receives, and why a session ended;
+//!   [`close_code`]: the close codes, named after RFC 6455 and sockjs-node.
 //!
 //! The `axum-channel` crate drives these engines from real HTTP requests,
 //! WebSockets and timers.
@@ -30,6 +36,7 @@
 
 pub mod browserchannel;
 pub mod close;
+pub mod close_code;
 pub mod cluster;
 pub mod engine;
 pub mod event_stream;
@@ -39,10 +46,11 @@ pub mod message;
 pub mod order_buffer;
 pub mod payload;
 pub mod sockjs;
+pub mod timer;
 pub mod websocket;
 
 pub use close::{CloseReason, SendError};
-pub use engine::{Counter, Engine, Event, ReceiverId, Ticket, Transmit};
+pub use engine::{Counter, Engine, Event, HttpReceivers, ReceiverId, Ticket, Transmit};
 pub use message::Message;
 pub use order_buffer::{OrderBuffer, OrderError, Placement};
 pub use payload::{Payload, WireFormat};

@@ -11,16 +11,18 @@
 //!    next request.
 //!
 //! The modules follow the request kinds: [`query`] reads the parameters,
-//! [`forward_channel`] decodes POST bodies, [`back_channel`] encodes what the
-//! server writes, and [`session`] holds the per-session state that ties them
-//! together.
+//! [`connection_test`] answers the test requests, [`forward_channel`]
+//! decodes POST bodies, [`back_channel`] encodes what the server writes,
+//! and [`session`] holds the per-session state that ties them together.
 
 pub mod back_channel;
+pub mod connection_test;
 pub mod forward_channel;
 pub mod query;
 pub mod session;
 
 pub use back_channel::BackChannelEncoder;
+pub use connection_test::ConnectionTest;
 pub use forward_channel::{decode_forward_channel, ForwardBatch, ForwardError, ForwardMessage};
 pub use query::{Query, RequestId, RequestType};
 pub use session::{Session, SessionConfig};

@@ -22,11 +22,14 @@ use super::back_channel::BackChannelEncoder;
 use super::forward_channel::{ForwardBatch, ForwardMessage};
 use super::PROTOCOL_VERSION;
 use crate::close::{CloseReason, SendError};
-use crate::engine::{closed_error, Counter, Engine, Event, ReceiverId, Ticket, Transmit};
+use crate::engine::{
+    closed_error, Counter, Engine, Event, HttpReceivers, ReceiverId, Ticket, Transmit,
+};
 use crate::json;
 use crate::message::Message;
 use crate::order_buffer::{OrderBuffer, OrderError};
 use crate::payload::{Payload, WireFormat};
+use crate::timer::{self, TimerTable};
 use bytes::Bytes;
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -61,6 +64,30 @@ impl Default for SessionConfig {
             back_channel_chunk_limit: 10 * 1024,
             acknowledgement_timeout: Duration::from_secs(1),
         }
+    }
+}
+
+/// The timers of a BrowserChannel session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// A `["noop"]` goes down the open back channel every keep-alive interval.
+    Heartbeat,
+    /// A session without a back channel closes after this long.
+    SessionTimeout,
+    /// Sent arrays that carry messages have waited this long for their
+    /// acknowledgement: the back channel ends to ask for it.
+    Acknowledgement,
+}
+
+impl timer::Timer for Timer {
+    const ALL: &'static [Self] = &[
+        Timer::Heartbeat,
+        Timer::SessionTimeout,
+        Timer::Acknowledgement,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -132,10 +159,10 @@ pub struct Session {
     /// Back channels replaced by a newer one, each with what ends it.
     retired: Vec<(ReceiverId, &'static str)>,
     receivers_opened: u64,
-    no_back_channel_since: Instant,
-    heartbeat_due: Instant,
-    /// Since when sent arrays that carry messages wait for acknowledgement.
-    unacknowledged_since: Option<Instant>,
+    /// The heartbeat and acknowledgement timers count while a back channel
+    /// is open, the session timeout while none is; the acknowledgement
+    /// timer runs from when sent arrays that carry messages began to wait.
+    timers: TimerTable<Timer, 3>,
     /// The app's inbound queue is full: forward channel requests wait.
     backpressure: bool,
     close_reason: Option<CloseReason>,
@@ -154,6 +181,9 @@ impl Session {
         first_request: Option<u64>,
         config: SessionConfig,
     ) -> Self {
+        let mut timers = TimerTable::new(now);
+        timers.set(Timer::Heartbeat, now + config.keep_alive_interval);
+        timers.set(Timer::SessionTimeout, now + config.session_timeout);
         let mut session = Self {
             outgoing: VecDeque::new(),
             last_array_id: -1,
@@ -166,9 +196,7 @@ impl Session {
             back_channel: None,
             retired: Vec::new(),
             receivers_opened: 0,
-            no_back_channel_since: now,
-            heartbeat_due: now + config.keep_alive_interval,
-            unacknowledged_since: None,
+            timers,
             backpressure: false,
             close_reason: None,
             events: VecDeque::new(),
@@ -217,9 +245,9 @@ impl Session {
             }
         }
         if !self.awaits_acknowledgement() {
-            self.unacknowledged_since = None;
+            self.timers.stop(Timer::Acknowledgement);
         } else if through.is_some() {
-            self.unacknowledged_since = Some(now);
+            self.wait_for_acknowledgement(now);
         }
         if let Some(through) = through {
             self.confirmed = through;
@@ -238,7 +266,7 @@ impl Session {
     /// array, starting with `c`, as one length-prefixed chunk. It serves as
     /// the first, unchunked back channel.
     pub fn opening_reply(&mut self, now: Instant) -> String {
-        self.no_back_channel_since = now;
+        self.no_back_channel(now);
         let chunk = self.take_unsent().unwrap_or_default();
         BackChannelEncoder::xmlhttp().chunk(&chunk)
     }
@@ -363,7 +391,8 @@ impl Session {
         if let Some(front) = self.outgoing.front() {
             self.last_sent_array_id = front.id as i64 - 1;
         }
-        self.heartbeat_due = now + self.config.keep_alive_interval;
+        self.timers
+            .set(Timer::Heartbeat, now + self.config.keep_alive_interval);
         self.events.push_back(Event::Transmit);
         Some(id)
     }
@@ -374,8 +403,27 @@ impl Session {
         self.retired.retain(|(retired, _)| *retired != id);
         if self.back_channel.as_ref().is_some_and(|b| b.id == id) {
             self.back_channel = None;
-            self.no_back_channel_since = now;
+            self.no_back_channel(now);
         }
+    }
+
+    /// No back channel is open since `now`: the session timeout starts.
+    fn no_back_channel(&mut self, now: Instant) {
+        self.timers
+            .set(Timer::SessionTimeout, now + self.config.session_timeout);
+    }
+
+    /// Sent arrays that carry messages wait for acknowledgement since `now`.
+    fn wait_for_acknowledgement(&mut self, now: Instant) {
+        self.timers.set(
+            Timer::Acknowledgement,
+            now + self.config.acknowledgement_timeout,
+        );
+    }
+
+    /// When `timer` fires, if it runs (see [`Timer`] for when each counts).
+    pub fn timer(&self, timer: Timer) -> Option<Instant> {
+        self.timers.get(timer)
     }
 
     /// True while a back channel is open.
@@ -446,13 +494,13 @@ impl Session {
         if back_channel.ending {
             let tail = back_channel.encoder.end();
             self.back_channel = None;
-            self.no_back_channel_since = now;
+            self.no_back_channel(now);
             return Some(Transmit::End(Bytes::from_static(tail.as_bytes())));
         }
         let Some(chunk) = self.take_unsent() else {
             if closed {
                 let back_channel = self.back_channel.take().expect("matched above");
-                self.no_back_channel_since = now;
+                self.no_back_channel(now);
                 return Some(Transmit::End(Bytes::from_static(
                     back_channel.encoder.end().as_bytes(),
                 )));
@@ -460,8 +508,8 @@ impl Session {
             return None;
         };
         let awaits = self.awaits_acknowledgement();
-        if awaits && self.unacknowledged_since.is_none() {
-            self.unacknowledged_since = Some(now);
+        if awaits && !self.timers.is_set(Timer::Acknowledgement) {
+            self.wait_for_acknowledgement(now);
         }
         let solicit = blocked && awaits;
         let back_channel = self.back_channel.as_mut().expect("matched above");
@@ -487,13 +535,12 @@ impl Session {
         }
     }
 
-    /// When the acknowledgement timeout runs out, if it runs.
-    fn acknowledgement_due(&self) -> Option<Instant> {
-        let back_channel = self.back_channel.as_ref()?;
-        if back_channel.ending || back_channel.bytes_sent == 0 {
-            return None;
-        }
-        Some(self.unacknowledged_since? + self.config.acknowledgement_timeout)
+    /// True while the acknowledgement timer counts: a back channel is open,
+    /// has written something, and is not ending already.
+    fn acknowledgement_counts(&self) -> bool {
+        self.back_channel
+            .as_ref()
+            .is_some_and(|b| !b.ending && b.bytes_sent > 0)
     }
 
     /// The id of the last array written to a back channel (-1 if none).
@@ -515,6 +562,18 @@ impl Session {
     /// How many out-of-order maps wait for a gap to fill.
     pub fn held_maps(&self) -> usize {
         self.maps.held() + self.requests.as_ref().map_or(0, OrderBuffer::held)
+    }
+}
+
+/// A back channel's response is gone: the session waits for the next one
+/// until its session timeout.
+impl HttpReceivers for Session {
+    fn poll_receiver(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
+        self.poll_transmit(now, id)
+    }
+
+    fn receiver_gone(&mut self, now: Instant, id: ReceiverId) {
+        self.detach_back_channel(now, id);
     }
 }
 
@@ -555,6 +614,7 @@ impl Engine for Session {
             return;
         }
         self.close_reason = Some(reason.clone());
+        self.timers.stop_all();
         self.maps = OrderBuffer::new(self.maps.next_expected(), 0);
         self.events.push_back(Event::Closed(reason));
         self.events.push_back(Event::Finished);
@@ -574,13 +634,15 @@ impl Engine for Session {
         if self.close_reason.is_some() {
             return None;
         }
-        Some(match self.back_channel {
-            Some(_) => match self.acknowledgement_due() {
-                Some(due) => due.min(self.heartbeat_due),
-                None => self.heartbeat_due,
-            },
-            None => self.no_back_channel_since + self.config.session_timeout,
-        })
+        let open = self.back_channel.is_some();
+        let acknowledgement = self.acknowledgement_counts();
+        self.timers
+            .next_among(|timer| match timer {
+                Timer::Heartbeat => open,
+                Timer::SessionTimeout => !open,
+                Timer::Acknowledgement => acknowledgement,
+            })
+            .map(|(_, deadline)| deadline)
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -588,19 +650,22 @@ impl Engine for Session {
             return;
         }
         if self.back_channel.is_some() {
-            if now >= self.heartbeat_due {
+            if self.timers.expired(Timer::Heartbeat, now) {
                 self.push_control("noop");
-                self.heartbeat_due = now + self.config.keep_alive_interval;
+                self.timers
+                    .set(Timer::Heartbeat, now + self.config.keep_alive_interval);
                 // A client with nothing to send never acknowledges the
                 // heartbeats either; past a few, ask, so they cannot pile up.
                 if self.outgoing.len() - self.queued_app_arrays > MAX_UNACKNOWLEDGED_CONTROL {
                     self.request_acknowledgement();
                 }
             }
-            if self.acknowledgement_due().is_some_and(|due| now >= due) {
+            // The timer keeps its deadline: a later back channel that
+            // writes while the arrays still wait asks at once.
+            if self.acknowledgement_counts() && self.timers.expired(Timer::Acknowledgement, now) {
                 self.request_acknowledgement();
             }
-        } else if now >= self.no_back_channel_since + self.config.session_timeout {
+        } else if self.timers.expired(Timer::SessionTimeout, now) {
             self.close(now, CloseReason::TimedOut);
         }
     }
@@ -1032,5 +1097,35 @@ mod tests {
         session.send(now, &Payload::text("more")).unwrap();
         data(session.poll_transmit(now, next));
         assert_eq!(session.poll_transmit(now, next), None);
+    }
+
+    #[test]
+    fn each_timer_counts_only_in_its_state() {
+        let (now, mut session) = start();
+        assert_eq!(
+            session.timer(Timer::SessionTimeout),
+            Some(now + Duration::from_secs(30))
+        );
+        // Without a back channel the heartbeat waits; the session timeout counts.
+        assert_eq!(session.poll_timeout(), session.timer(Timer::SessionTimeout));
+        session.opening_reply(now);
+        session.acknowledge(now, 0);
+        let back = open(&mut session, now, true);
+        assert_eq!(session.poll_timeout(), session.timer(Timer::Heartbeat));
+        session.send(now, &Payload::text("a")).unwrap();
+        data(session.poll_transmit(now, back));
+        assert_eq!(
+            session.timer(Timer::Acknowledgement),
+            Some(now + Duration::from_secs(1))
+        );
+        assert_eq!(
+            session.poll_timeout(),
+            session.timer(Timer::Acknowledgement)
+        );
+        session.acknowledge(now, 1);
+        assert_eq!(session.timer(Timer::Acknowledgement), None);
+        session.close(now, CloseReason::Closed("bye".into()));
+        assert_eq!(session.poll_timeout(), None);
+        assert_eq!(session.timer(Timer::Heartbeat), None);
     }
 }

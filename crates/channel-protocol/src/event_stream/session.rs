@@ -8,8 +8,11 @@
 
 use super::{encode_comment, encode_retry, padding};
 use crate::close::{CloseReason, SendError};
-use crate::engine::{closed_error, Counter, Engine, Event, ReceiverId, Ticket, Transmit};
+use crate::engine::{
+    closed_error, Counter, Engine, Event, HttpReceivers, ReceiverId, Ticket, Transmit,
+};
 use crate::payload::{Payload, WireFormat};
+use crate::timer::{self, TimerTable};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -35,6 +38,22 @@ impl Default for SessionConfig {
     }
 }
 
+/// The timers of an EventSource session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// A comment goes out after a ping interval without a write, so
+    /// proxies keep the stream open.
+    Ping,
+}
+
+impl timer::Timer for Timer {
+    const ALL: &'static [Self] = &[Timer::Ping];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// The one response of a session.
 const STREAM: ReceiverId = ReceiverId(1);
 
@@ -56,12 +75,15 @@ const STREAM: ReceiverId = ReceiverId(1);
 /// ```
 #[derive(Debug)]
 pub struct Session {
-    prelude: Option<String>,
+    /// The padding (and `retry:`) is still to be written; it is made only
+    /// then, so a session keeps no copy of it.
+    prelude_due: bool,
     queue: VecDeque<Bytes>,
     /// The number of the oldest queued item.
     written: u64,
     attached: bool,
-    last_write: Instant,
+    /// Runs while attached and no ping is due; counts until the session closes.
+    timers: TimerTable<Timer, 1>,
     ping_due: bool,
     close_reason: Option<CloseReason>,
     finished: bool,
@@ -72,22 +94,35 @@ pub struct Session {
 impl Session {
     /// A new session, its response attached.
     pub fn new(now: Instant, config: SessionConfig) -> Self {
-        let mut prelude = padding();
-        if let Some(retry) = config.retry {
-            prelude.push_str(&encode_retry(retry.as_millis() as u64));
-        }
-        Self {
-            prelude: Some(prelude),
+        let mut session = Self {
+            prelude_due: true,
             queue: VecDeque::new(),
             written: 0,
             attached: true,
-            last_write: now,
+            timers: TimerTable::new(now),
             ping_due: false,
             close_reason: None,
             finished: false,
             events: VecDeque::new(),
             config,
+        };
+        session.wrote(now);
+        session
+    }
+
+    /// The stream wrote at `now` (or opened): a ping is due after another
+    /// ping interval of silence, unless one is due already.
+    fn wrote(&mut self, now: Instant) {
+        if let Some(every) = self.config.ping_interval {
+            if self.attached && !self.ping_due {
+                self.timers.set(Timer::Ping, now + every);
+            }
         }
+    }
+
+    /// When `timer` fires, if it runs.
+    pub fn timer(&self, timer: Timer) -> Option<Instant> {
+        self.timers.get(timer)
     }
 
     /// The session's response.
@@ -125,8 +160,12 @@ impl Session {
         if id != STREAM || !self.attached {
             return Some(Transmit::End(Bytes::new()));
         }
-        if let Some(prelude) = self.prelude.take() {
-            self.last_write = now;
+        if std::mem::take(&mut self.prelude_due) {
+            let mut prelude = padding();
+            if let Some(retry) = self.config.retry {
+                prelude.push_str(&encode_retry(retry.as_millis() as u64));
+            }
+            self.wrote(now);
             return Some(Transmit::Data {
                 bytes: Bytes::from(prelude),
                 confirms: None,
@@ -152,6 +191,7 @@ impl Session {
             (Bytes::from(encode_comment("")), None)
         } else if self.close_reason.is_some() {
             self.attached = false;
+            self.timers.stop(Timer::Ping);
             self.finish();
             return Some(Transmit::End(Bytes::new()));
         } else {
@@ -159,7 +199,7 @@ impl Session {
         };
         // Any write keeps the stream alive as well as a ping would.
         self.ping_due = false;
-        self.last_write = now;
+        self.wrote(now);
         Some(Transmit::Data { bytes, confirms })
     }
 
@@ -167,6 +207,7 @@ impl Session {
     pub fn detach(&mut self, now: Instant, id: ReceiverId) {
         if id == STREAM && self.attached {
             self.attached = false;
+            self.timers.stop(Timer::Ping);
             self.close(now, CloseReason::ConnectionLost);
             self.finish();
         }
@@ -178,6 +219,17 @@ impl Session {
             self.queue = VecDeque::new();
             self.events.push_back(Event::Finished);
         }
+    }
+}
+
+/// The one stream going away ends the session.
+impl HttpReceivers for Session {
+    fn poll_receiver(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
+        self.poll_transmit(now, id)
+    }
+
+    fn receiver_gone(&mut self, now: Instant, id: ReceiverId) {
+        self.detach(now, id);
     }
 }
 
@@ -205,21 +257,18 @@ impl Engine for Session {
         }
     }
 
+    /// The ping, until the session closes.
     fn poll_timeout(&self) -> Option<Instant> {
-        match self.config.ping_interval {
-            Some(every) if self.attached && self.close_reason.is_none() && !self.ping_due => {
-                Some(self.last_write + every)
-            }
-            _ => None,
-        }
+        let open = self.close_reason.is_none();
+        self.timers
+            .next_among(|_| open)
+            .map(|(_, deadline)| deadline)
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        if let Some(every) = self.config.ping_interval {
-            if self.attached && !self.ping_due && now >= self.last_write + every {
-                self.ping_due = true;
-                self.events.push_back(Event::Transmit);
-            }
+        if self.timers.expire(Timer::Ping, now) {
+            self.ping_due = true;
+            self.events.push_back(Event::Transmit);
         }
     }
 
@@ -333,5 +382,26 @@ mod tests {
         session.detach(now, STREAM);
         assert_eq!(session.close_reason(), Some(&CloseReason::ConnectionLost));
         assert!(session.send(now, &Payload::text("late")).is_err());
+    }
+
+    #[test]
+    fn the_ping_timer_stops_while_a_ping_is_due_and_after_the_close() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            ping_interval: Some(Duration::from_secs(15)),
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        assert_eq!(
+            session.timer(Timer::Ping),
+            Some(now + Duration::from_secs(15))
+        );
+        let due = now + Duration::from_secs(15);
+        session.handle_timeout(due);
+        assert_eq!(session.timer(Timer::Ping), None);
+        assert_eq!(session.poll_timeout(), None);
+        session.close(due, CloseReason::Closed("bye".into()));
+        data(session.poll_transmit(due, STREAM));
+        assert_eq!(session.poll_timeout(), None);
     }
 }

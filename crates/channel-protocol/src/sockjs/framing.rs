@@ -1,5 +1,6 @@
 //! SockJS frames.
 
+use crate::close_code::ANOTHER_CONNECTION_STILL_OPEN;
 use crate::json::{self, EscapePolicy};
 
 /// The open frame, the first a session sends.
@@ -33,7 +34,10 @@ pub fn close(code: u16, reason: &str) -> String {
 
 /// The close frame for a second receiving request while one is open.
 pub fn another_connection_still_open() -> String {
-    close(2010, "Another connection still open")
+    close(
+        ANOTHER_CONNECTION_STILL_OPEN,
+        "Another connection still open",
+    )
 }
 
 #[cfg(test)]

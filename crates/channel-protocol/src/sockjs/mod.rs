@@ -8,8 +8,9 @@
 //!
 //! [`path`] names the endpoint a request is for, [`pages`] holds the fixed pages, [`framing`] builds frames,
 //! [`payload`] decodes what clients send, [`receiver`] wraps frames for each
-//! transport, [`session`] holds a session's state, and [`websocket`] carries
-//! a session over one WebSocket.
+//! transport, [`transport`] says what each transport allows and answers,
+//! [`session`] holds a session's state, and [`websocket`] carries a session
+//! over one WebSocket.
 
 pub mod framing;
 pub mod pages;
@@ -17,10 +18,12 @@ pub mod path;
 pub mod payload;
 pub mod receiver;
 pub mod session;
+pub mod transport;
 pub mod websocket;
 
 pub use path::{Endpoint, TransportKind};
 pub use payload::PayloadError;
 pub use receiver::ReceiverEncoding;
 pub use session::{Attach, ReceiverKind, Session, SessionConfig};
+pub use transport::{CallbackError, Cors, Role, SendBody, SendReply};
 pub use websocket::WebSocketSession;

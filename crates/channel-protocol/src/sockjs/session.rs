@@ -17,9 +17,13 @@ use super::framing;
 use super::payload::{decode_websocket, WebSocketPayload};
 use super::receiver::ReceiverEncoding;
 use crate::close::{CloseReason, SendError};
-use crate::engine::{closed_error, Counter, Engine, Event, ReceiverId, Ticket, Transmit};
+use crate::close_code::{NORMAL_CLOSURE, SOCKJS_GO_AWAY};
+use crate::engine::{
+    closed_error, Counter, Engine, Event, HttpReceivers, ReceiverId, Ticket, Transmit,
+};
 use crate::message::Message;
 use crate::payload::{Payload, WireFormat};
+use crate::timer::{self, TimerTable};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -103,6 +107,25 @@ enum Phase {
     Forgotten,
 }
 
+/// The timers of a SockJS session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// An `h` frame goes to an attached receiver after this much silence
+    /// (sockjs-node's `heartbeat_delay`).
+    Heartbeat,
+    /// A session without a receiver is forgotten after this long
+    /// (sockjs-node's `disconnect_delay`).
+    DisconnectDelay,
+}
+
+impl timer::Timer for Timer {
+    const ALL: &'static [Self] = &[Timer::Heartbeat, Timer::DisconnectDelay];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 #[derive(Debug)]
 enum Sink {
     Http {
@@ -151,11 +174,10 @@ pub struct Session {
     written: u64,
     receiver: Option<Receiver>,
     receivers_attached: u64,
-    detached_since: Instant,
-    last_write: Instant,
-    /// How long the session outlives its last receiver: the disconnect
-    /// delay, or nothing once a WebSocket carried it.
-    linger: Duration,
+    timers: TimerTable<Timer, 2>,
+    /// The session outlives its last receiver by the disconnect delay;
+    /// not once a WebSocket carried it, nor at shutdown.
+    lingers: bool,
     close_reason: Option<CloseReason>,
     events: VecDeque<Event>,
     config: SessionConfig,
@@ -164,15 +186,17 @@ pub struct Session {
 impl Session {
     /// A new session, not yet opened: its first receiver opens it.
     pub fn new(now: Instant, config: SessionConfig) -> Self {
+        let mut timers = TimerTable::new(now);
+        // Created without a receiver: it waits for its first one.
+        timers.set(Timer::DisconnectDelay, now + config.disconnect_delay);
         Self {
             phase: Phase::Connecting,
             pending: VecDeque::new(),
             written: 0,
             receiver: None,
             receivers_attached: 0,
-            detached_since: now,
-            last_write: now,
-            linger: config.disconnect_delay,
+            timers,
+            lingers: true,
             close_reason: None,
             events: VecDeque::new(),
             config,
@@ -242,7 +266,7 @@ impl Session {
                 // A request that found the session just before it was
                 // forgotten gets its close frame once more.
                 let (code, text) = self.close_reason.as_ref().map_or_else(
-                    || (1000, "Normal closure".into()),
+                    || (NORMAL_CLOSURE, "Normal closure".into()),
                     CloseReason::sockjs_close,
                 );
                 return answer(&[framing::close(code, &text)], None);
@@ -264,7 +288,7 @@ impl Session {
                     frames.push(close_frame);
                 }
                 // The session lives on for another disconnect delay.
-                self.detached_since = now;
+                self.detached(now);
                 return answer(&frames, confirms);
             }
             Phase::Connecting | Phase::Open => {}
@@ -272,7 +296,7 @@ impl Session {
         let opened = self.phase == Phase::Connecting;
         self.phase = Phase::Open;
         if matches!(sink, Sink::WebSocket) {
-            self.linger = Duration::ZERO;
+            self.lingers = false;
         }
         self.receivers_attached += 1;
         let id = ReceiverId(self.receivers_attached);
@@ -284,7 +308,8 @@ impl Session {
             ending: false,
             heartbeat_due: false,
         });
-        self.last_write = now;
+        self.timers.stop(Timer::DisconnectDelay);
+        self.wrote(now);
         self.events.push_back(Event::Transmit);
         Attach::Attached { id, opened }
     }
@@ -297,7 +322,7 @@ impl Session {
             return;
         }
         self.receiver = None;
-        self.detached_since = now;
+        self.detached(now);
         self.close(now, reason);
         self.forget();
     }
@@ -312,12 +337,43 @@ impl Session {
 
     fn end_receiver(&mut self, now: Instant) {
         self.receiver = None;
-        self.detached_since = now;
+        self.detached(now);
+    }
+
+    /// How long the session outlives its last receiver.
+    fn linger(&self) -> Duration {
+        if self.lingers {
+            self.config.disconnect_delay
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// No receiver is attached since `now`: no heartbeats, and the
+    /// session is forgotten unless another comes within its linger.
+    fn detached(&mut self, now: Instant) {
+        self.timers.stop(Timer::Heartbeat);
+        self.timers.set(Timer::DisconnectDelay, now + self.linger());
+    }
+
+    /// The attached receiver wrote at `now`: an `h` is due after another
+    /// heartbeat delay of silence, unless one is due already.
+    fn wrote(&mut self, now: Instant) {
+        if self.receiver.as_ref().is_some_and(|r| !r.heartbeat_due) {
+            self.timers
+                .set(Timer::Heartbeat, now + self.config.heartbeat_delay);
+        }
+    }
+
+    /// When `timer` fires, if it runs.
+    pub fn timer(&self, timer: Timer) -> Option<Instant> {
+        self.timers.get(timer)
     }
 
     fn forget(&mut self) {
         if self.phase != Phase::Forgotten {
             self.phase = Phase::Forgotten;
+            self.timers.stop_all();
             self.receiver = None;
             self.pending = VecDeque::new();
             self.events.push_back(Event::Finished);
@@ -343,7 +399,7 @@ impl Session {
         match decode_websocket(text) {
             WebSocketPayload::Messages(messages) => self.handle_messages(now, messages),
             WebSocketPayload::Broken => {
-                let (code, reason) = (3000, "Broken framing.");
+                let (code, reason) = (SOCKJS_GO_AWAY, "Broken framing.");
                 self.close_with(
                     CloseReason::Failed {
                         code,
@@ -379,7 +435,7 @@ impl Session {
             _ => return Some(Transmit::End(Bytes::new())),
         };
         if let Some(prelude) = receiver.prelude.take() {
-            self.last_write = now;
+            self.wrote(now);
             return Some(Transmit::Data {
                 bytes: Bytes::from(prelude),
                 confirms: None,
@@ -398,7 +454,7 @@ impl Session {
                     reason: reason.clone(),
                 },
                 (Sink::WebSocket, _) => Transmit::Close {
-                    code: 1000,
+                    code: NORMAL_CLOSURE,
                     reason: "Normal closure".into(),
                 },
                 (Sink::Http { .. }, _) => Transmit::End(Bytes::new()),
@@ -440,7 +496,7 @@ impl Session {
                 receiver.ending = true;
             }
         }
-        self.last_write = now;
+        self.wrote(now);
         Some(Transmit::Data {
             bytes: Bytes::from(wrapped),
             confirms,
@@ -458,6 +514,18 @@ fn wrap(sink: &Sink, frame: &str) -> String {
     match sink {
         Sink::Http { encoding, .. } => encoding.wrap(frame),
         Sink::WebSocket => frame.to_owned(),
+    }
+}
+
+/// A receiving request that goes away while attached was abandoned by its
+/// client, which ends the session at once, as sockjs-node does.
+impl HttpReceivers for Session {
+    fn poll_receiver(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
+        self.poll_transmit(now, id)
+    }
+
+    fn receiver_gone(&mut self, now: Instant, id: ReceiverId) {
+        self.detach_receiver(now, id, CloseReason::ConnectionLost);
     }
 }
 
@@ -489,36 +557,36 @@ impl Engine for Session {
     /// attached receiver, or to the next one. At shutdown no next receiver
     /// will come: the session is forgotten once the close frame is out.
     fn close(&mut self, _now: Instant, reason: CloseReason) {
-        if reason == CloseReason::Shutdown {
-            self.linger = Duration::ZERO;
+        if reason == CloseReason::Shutdown && self.lingers {
+            self.lingers = false;
+            // Counted from the same detachment, the disconnect delay is
+            // now no delay at all.
+            if let Some(deadline) = self.timers.get(Timer::DisconnectDelay) {
+                let since = deadline
+                    .checked_sub(self.config.disconnect_delay)
+                    .unwrap_or(deadline);
+                self.timers.set(Timer::DisconnectDelay, since);
+            }
         }
         self.close_with(reason, None);
     }
 
+    /// The heartbeat while a receiver is attached and has no `h` due; the
+    /// disconnect delay while none is; nothing once forgotten.
     fn poll_timeout(&self) -> Option<Instant> {
-        match (&self.phase, &self.receiver) {
-            (Phase::Forgotten, _) => None,
-            (_, Some(receiver)) if !receiver.heartbeat_due => {
-                Some(self.last_write + self.config.heartbeat_delay)
-            }
-            (_, Some(_)) => None,
-            (_, None) => Some(self.detached_since + self.linger),
-        }
+        self.timers.next().map(|(_, deadline)| deadline)
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        let heartbeat_due = now >= self.last_write + self.config.heartbeat_delay;
-        match &mut self.receiver {
-            Some(receiver) if heartbeat_due && !receiver.heartbeat_due => {
+        if self.timers.expire(Timer::Heartbeat, now) {
+            if let Some(receiver) = &mut self.receiver {
                 receiver.heartbeat_due = true;
                 self.events.push_back(Event::Transmit);
             }
-            Some(_) => {}
-            None if self.phase != Phase::Forgotten && now >= self.detached_since + self.linger => {
-                self.close(now, CloseReason::TimedOut);
-                self.forget();
-            }
-            None => {}
+        }
+        if self.timers.expire(Timer::DisconnectDelay, now) && self.phase != Phase::Forgotten {
+            self.close(now, CloseReason::TimedOut);
+            self.forget();
         }
     }
 
@@ -802,5 +870,51 @@ mod tests {
             session.close_reason(),
             Some(CloseReason::Failed { code: 3000, .. })
         ));
+    }
+
+    #[test]
+    fn the_heartbeat_runs_while_attached_and_the_disconnect_delay_while_not() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        assert_eq!(session.timer(Timer::Heartbeat), None);
+        assert_eq!(
+            session.timer(Timer::DisconnectDelay),
+            Some(now + Duration::from_secs(5))
+        );
+        let id = attached(session.attach_receiver(now, streaming("")));
+        assert_eq!(session.timer(Timer::DisconnectDelay), None);
+        assert_eq!(text(session.poll_transmit(now, id)), "o\n");
+        assert_eq!(
+            session.timer(Timer::Heartbeat),
+            Some(now + Duration::from_secs(25))
+        );
+        session.handle_timeout(now + Duration::from_secs(25));
+        assert_eq!(session.timer(Timer::Heartbeat), None, "an h is due");
+        assert_eq!(session.poll_timeout(), None);
+        let later = now + Duration::from_secs(26);
+        assert_eq!(text(session.poll_transmit(later, id)), "h\n");
+        assert_eq!(
+            session.timer(Timer::Heartbeat),
+            Some(later + Duration::from_secs(25))
+        );
+    }
+
+    #[test]
+    fn shutdown_forgets_a_detached_session_from_its_detachment() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        let id = attached(session.attach_receiver(now, polling()));
+        session.poll_transmit(now, id);
+        let detached = now + Duration::from_secs(1);
+        session.poll_transmit(detached, id);
+        assert_eq!(
+            session.poll_timeout(),
+            Some(detached + Duration::from_secs(5))
+        );
+        session.close(detached + Duration::from_secs(2), CloseReason::Shutdown);
+        assert_eq!(session.poll_timeout(), Some(detached));
+        session.handle_timeout(detached + Duration::from_secs(2));
+        assert!(session.is_forgotten());
+        assert_eq!(session.poll_timeout(), None);
     }
 }

@@ -2,19 +2,52 @@
 //!
 //! The SockJS session writes its frames (`o`, `a[...]`, `h`, `c[...]`) as
 //! WebSocket text messages and reads JSON arrays of messages. Around it,
-//! this adds what the WebSocket itself needs: the closing handshake (the
-//! session is finished only once the peer answered the close frame, or the
-//! close timeout ran out) and a close code for the peer's protocol errors.
+//! this adds what the WebSocket itself needs: the closing handshake and
+//! the drain ([`ClosingHandshake`]: the session is finished only once the
+//! peer answered the close frame, or the close timeout ran out) and a
+//! close code for the peer's protocol errors.
+//!
+//! Timers: the SockJS session's own (heartbeat, disconnect delay) until
+//! the close frame is out, then the closing handshake's ([`Timer`]).
 
 use super::session::{Attach, ReceiverKind, Session, SessionConfig};
 use crate::close::{CloseReason, SendError};
+use crate::close_code::NORMAL_CLOSURE;
 use crate::engine::{Engine, Event, ReceiverId, Ticket, Transmit};
 use crate::payload::Payload;
+use crate::timer::{self, TimerTable};
+use crate::websocket::closing::{ClosingHandshake, ClosingTimers};
 use crate::websocket::{Framed, Incoming};
 use std::time::{Duration, Instant};
 
 /// How long the server waits for the peer's answer to its close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The WebSocket's timers; the SockJS session keeps its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// The peer's answer to the close frame (RFC 6455 section 7.1.1).
+    Close,
+    /// The IO side's last writes after the session finished.
+    Drain,
+}
+
+impl timer::Timer for Timer {
+    const ALL: &'static [Self] = &[Timer::Close, Timer::Drain];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl ClosingTimers for Timer {
+    const CLOSE: Self = Timer::Close;
+    const DRAIN: Self = Timer::Drain;
+}
+
+/// The WebSocket, the only receiver of its session: a new session numbers
+/// its first receiver 1.
+const RECEIVER: ReceiverId = ReceiverId(1);
 
 /// A SockJS session over one WebSocket.
 ///
@@ -32,31 +65,25 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct WebSocketSession {
     session: Session,
-    receiver: ReceiverId,
-    /// A close frame the WebSocket must send before anything else.
-    close_first: Option<(u16, String)>,
-    close_sent_at: Option<Instant>,
+    /// A close frame for the peer's protocol error waits in `Pending`, to
+    /// go out before anything else.
+    closing: ClosingHandshake,
+    timers: TimerTable<Timer, 2>,
     /// The SockJS session is gone; the WebSocket may still be closing.
     session_finished: bool,
-    finished: bool,
 }
 
 impl WebSocketSession {
     /// A new session, opened by its WebSocket.
     pub fn new(now: Instant, config: SessionConfig) -> Self {
         let mut session = Session::new(now, config);
-        let receiver = match session.attach_receiver(now, ReceiverKind::WebSocket) {
-            Attach::Attached { id, .. } => id,
-            // A new session has no other receiver and is not closed.
-            Attach::Answered { .. } => ReceiverId(0),
-        };
+        let attached = session.attach_receiver(now, ReceiverKind::WebSocket);
+        debug_assert!(matches!(attached, Attach::Attached { id: RECEIVER, .. }));
         Self {
             session,
-            receiver,
-            close_first: None,
-            close_sent_at: None,
+            closing: ClosingHandshake::new(),
+            timers: TimerTable::new(now),
             session_finished: false,
-            finished: false,
         }
     }
 
@@ -66,30 +93,42 @@ impl WebSocketSession {
         self.session.pending_messages()
     }
 
+    /// When `timer` fires, if it runs.
+    pub fn timer(&self, timer: Timer) -> Option<Instant> {
+        self.timers.get(timer)
+    }
+
     /// The WebSocket is done; the session ends with it (keeping an earlier close reason).
     fn finish(&mut self, now: Instant, reason: CloseReason) {
-        self.finished = true;
+        self.closing.finish(now, &mut self.timers);
         self.session.end(now, reason);
+    }
+
+    /// The closing handshake has taken over from the SockJS session's timers.
+    fn closing_runs_timers(&self) -> bool {
+        self.closing.is_sent() || self.closing.is_finished()
     }
 }
 
 impl Framed for WebSocketSession {
     fn poll_frame(&mut self, now: Instant) -> Option<Transmit> {
-        if self.finished || self.close_sent_at.is_some() {
+        if self.closing_runs_timers() {
             return None;
         }
-        if let Some((code, reason)) = self.close_first.take() {
-            self.close_sent_at = Some(now);
-            return Some(Transmit::Close { code, reason });
+        if let Some(close) = self
+            .closing
+            .poll_close(now, &mut self.timers, CLOSE_TIMEOUT)
+        {
+            return Some(close);
         }
-        let transmit = self.session.poll_transmit(now, self.receiver)?;
+        let transmit = self.session.poll_transmit(now, RECEIVER)?;
         match &transmit {
-            Transmit::Close { .. } => self.close_sent_at = Some(now),
+            Transmit::Close { .. } => self.closing.sent(now, &mut self.timers, CLOSE_TIMEOUT),
             // The session ended this receiver without a close frame of its own.
             Transmit::End(_) => {
-                self.close_sent_at = Some(now);
+                self.closing.sent(now, &mut self.timers, CLOSE_TIMEOUT);
                 return Some(Transmit::Close {
-                    code: 1000,
+                    code: NORMAL_CLOSURE,
                     reason: "Normal closure".into(),
                 });
             }
@@ -99,13 +138,13 @@ impl Framed for WebSocketSession {
     }
 
     fn wants_read(&self) -> bool {
-        !self.finished && self.close_first.is_none()
+        !self.closing.is_finished() && !self.closing.is_pending()
     }
 
     fn handle_incoming(&mut self, now: Instant, incoming: Incoming) {
         match incoming {
             Incoming::Text(text) => {
-                if self.close_sent_at.is_none() {
+                if !self.closing.is_sent() {
                     self.session.handle_websocket_text(now, &text);
                 }
             }
@@ -115,15 +154,27 @@ impl Framed for WebSocketSession {
                 self.finish(now, CloseReason::Peer { code, reason });
             }
             Incoming::Failed { code, reason } => {
-                self.close_first = Some((code, reason.clone()));
-                self.session.detach_receiver(
-                    now,
-                    self.receiver,
-                    CloseReason::Failed { code, reason },
-                );
+                if self.closing.is_sent() {
+                    // Reading the peer's close after our own failed: nothing more to wait for.
+                    self.finish(now, CloseReason::Failed { code, reason });
+                } else if self.closing.start(code, reason.clone()) {
+                    self.session.detach_receiver(
+                        now,
+                        RECEIVER,
+                        CloseReason::Failed { code, reason },
+                    );
+                }
             }
             Incoming::Lost => self.finish(now, CloseReason::ConnectionLost),
         }
+    }
+
+    fn handle_flushed(&mut self, _now: Instant) {
+        self.closing.handle_flushed(&mut self.timers);
+    }
+
+    fn is_done(&self) -> bool {
+        self.closing.is_done()
     }
 }
 
@@ -137,18 +188,15 @@ impl Engine for WebSocketSession {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        if self.finished {
-            return None;
-        }
-        if let Some(sent) = self.close_sent_at {
-            return Some(sent + CLOSE_TIMEOUT);
+        if self.closing_runs_timers() {
+            return self.timers.next().map(|(_, deadline)| deadline);
         }
         self.session.poll_timeout()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        if let Some(sent) = self.close_sent_at {
-            if now >= sent + CLOSE_TIMEOUT {
+        if self.closing_runs_timers() {
+            if self.closing.handle_timeout(now, &mut self.timers) {
                 self.finish(now, CloseReason::ConnectionLost);
             }
             return;
@@ -165,7 +213,7 @@ impl Engine for WebSocketSession {
                 None => break,
             }
         }
-        if self.finished && std::mem::take(&mut self.session_finished) {
+        if self.closing.is_finished() && std::mem::take(&mut self.session_finished) {
             return Some(Event::Finished);
         }
         None
@@ -279,5 +327,58 @@ mod tests {
         let events = events(&mut session);
         assert!(events.contains(&Event::Closed(CloseReason::ConnectionLost)));
         assert!(events.contains(&Event::Finished));
+    }
+
+    #[test]
+    fn the_close_timer_then_the_drain() {
+        let now = Instant::now();
+        let mut session = WebSocketSession::new(now, SessionConfig::default());
+        session.poll_frame(now);
+        // The SockJS session's heartbeat runs until the close frame is out.
+        assert_eq!(session.poll_timeout(), Some(now + Duration::from_secs(25)));
+        session.close(now, CloseReason::Closed("bye".into()));
+        text(session.poll_frame(now));
+        session.poll_frame(now);
+        assert_eq!(session.timer(Timer::Close), Some(now + CLOSE_TIMEOUT));
+        let later = now + Duration::from_secs(1);
+        session.handle_incoming(
+            later,
+            Incoming::Close {
+                code: Some(1000),
+                reason: String::new(),
+            },
+        );
+        assert_eq!(session.timer(Timer::Close), None);
+        assert_eq!(
+            session.poll_timeout(),
+            Some(later + crate::websocket::DRAIN_TIMEOUT)
+        );
+        assert!(!session.is_done());
+        session.handle_flushed(later);
+        assert!(session.is_done());
+        assert_eq!(session.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_protocol_error_after_the_close_frame_ends_the_handshake() {
+        let now = Instant::now();
+        let mut session = WebSocketSession::new(now, SessionConfig::default());
+        session.poll_frame(now);
+        session.close(now, CloseReason::Closed("bye".into()));
+        text(session.poll_frame(now));
+        session.poll_frame(now);
+        assert!(session.wants_read());
+        session.handle_incoming(
+            now,
+            Incoming::Failed {
+                code: 1002,
+                reason: "bad".into(),
+            },
+        );
+        assert!(events(&mut session).contains(&Event::Finished));
+        assert_eq!(
+            session.close_reason(),
+            Some(&CloseReason::Closed("bye".into()))
+        );
     }
 }

@@ -3,17 +3,24 @@
 //! The IO side decodes frames (with tungstenite, or the hixie-76 codec) and
 //! reports what it read; the session decides what to write: the app's
 //! messages in order, pings, and the closing handshake (RFC 6455 section
-//! 7). A message is delivered once written; a ping once its pong arrives.
+//! 7, [`ClosingHandshake`]). A message is delivered once written; a ping
+//! once its pong arrives.
 //!
 //! When the peer breaks the protocol, the session stops reading, lets the
 //! app answer every message that came before the violation, writes those
 //! answers, and only then closes with the error's code: the peer loses
 //! nothing it was owed.
+//!
+//! Timers ([`Timer`]): the automatic ping while open, the failure grace
+//! after a protocol error, the close timeout once the close frame is out,
+//! and the drain once the session finished.
 
+use super::closing::{ClosingHandshake, ClosingTimers};
 use crate::close::{CloseReason, SendError};
 use crate::engine::{closed_error, Counter, Engine, Event, Ticket, Transmit};
 use crate::message::Message;
 use crate::payload::{Payload, WireFormat};
+use crate::timer::{self, TimerTable};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -50,34 +57,41 @@ impl Default for SessionConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Phase {
-    Open,
-    /// The peer broke the protocol: no more reading; the app may still answer.
-    Failing {
-        reason: CloseReason,
-        since: Instant,
-    },
-    /// The close frame goes out once the queue is written.
-    Closing {
-        code: u16,
-        text: String,
-        sent_at: Option<Instant>,
-    },
-    Finished,
+/// The timers of a WebSocket session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// The next automatic ping, while open (RFC 6455 section 5.5.2).
+    AutoPing,
+    /// The app's last chance to answer before a protocol error closes the session.
+    FailureGrace,
+    /// The peer's answer to the close frame (RFC 6455 section 7.1.1).
+    Close,
+    /// The IO side's last writes after the session finished.
+    Drain,
+}
+
+impl timer::Timer for Timer {
+    const ALL: &'static [Self] = &[
+        Timer::AutoPing,
+        Timer::FailureGrace,
+        Timer::Close,
+        Timer::Drain,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl ClosingTimers for Timer {
+    const CLOSE: Self = Timer::Close;
+    const DRAIN: Self = Timer::Drain;
 }
 
 #[derive(Debug)]
 struct Outgoing {
     bytes: Bytes,
     binary: bool,
-}
-
-#[derive(Debug)]
-struct AutoPing {
-    every: Duration,
-    next_at: Instant,
-    awaiting_pong: bool,
 }
 
 /// One WebSocket session's state.
@@ -103,9 +117,15 @@ pub struct Session {
     /// Pings not yet written, then written and waiting for their pong.
     pings: VecDeque<(Bytes, u64, bool)>,
     next_ping: u64,
-    auto_ping: Option<AutoPing>,
-    phase: Phase,
-    close_reason: Option<CloseReason>,
+    /// The last automatic ping is still unanswered.
+    awaiting_pong: bool,
+    closing: ClosingHandshake,
+    timers: TimerTable<Timer, 4>,
+    /// Why the session closed; while the handshake is still open, the
+    /// protocol error it fails with once the app has answered.
+    reason: Option<CloseReason>,
+    /// The app was told `reason` (`Event::Closed`).
+    announced: bool,
     events: VecDeque<Event>,
     config: SessionConfig,
     /// A close without a reason says `Normal closure` (see [`Session::naming_normal_closure`]).
@@ -115,21 +135,20 @@ pub struct Session {
 impl Session {
     /// A new, open session.
     pub fn new(now: Instant, config: SessionConfig) -> Self {
+        let mut timers = TimerTable::new(now);
+        if let Some(every) = config.ping_interval.filter(|_| config.pings) {
+            timers.set(Timer::AutoPing, now + every);
+        }
         Self {
             queue: VecDeque::new(),
             written: 0,
             pings: VecDeque::new(),
             next_ping: 0,
-            auto_ping: config
-                .ping_interval
-                .filter(|_| config.pings)
-                .map(|every| AutoPing {
-                    every,
-                    next_at: now + every,
-                    awaiting_pong: false,
-                }),
-            phase: Phase::Open,
-            close_reason: None,
+            awaiting_pong: false,
+            closing: ClosingHandshake::new(),
+            timers,
+            reason: None,
+            announced: false,
             events: VecDeque::new(),
             config,
             name_normal_closure: false,
@@ -145,15 +164,25 @@ impl Session {
         self
     }
 
+    /// Open, and the peer has not broken the protocol.
+    fn is_open(&self) -> bool {
+        self.closing.is_open() && self.reason.is_none()
+    }
+
+    /// The peer broke the protocol; the app may still answer.
+    fn is_failing(&self) -> bool {
+        self.closing.is_open() && self.reason.is_some()
+    }
+
     /// True while the IO side should read from the peer: not after a
     /// protocol error, and not once the session is finished.
     pub fn wants_read(&self) -> bool {
-        matches!(self.phase, Phase::Open | Phase::Closing { .. })
+        self.is_open() || self.closing.is_closing()
     }
 
     /// True once nothing more will be written or read.
     pub fn is_finished(&self) -> bool {
-        self.phase == Phase::Finished
+        self.closing.is_finished()
     }
 
     /// How many messages are queued and not yet written: at most
@@ -169,9 +198,14 @@ impl Session {
         self.pings.len()
     }
 
+    /// When `timer` fires, if it runs.
+    pub fn timer(&self, timer: Timer) -> Option<Instant> {
+        self.timers.get(timer)
+    }
+
     /// A text or binary message from the peer.
     pub fn handle_message(&mut self, _now: Instant, message: Message) {
-        if self.phase == Phase::Open {
+        if self.is_open() {
             self.events.push_back(Event::Message(message));
         }
     }
@@ -179,9 +213,7 @@ impl Session {
     /// A pong: it answers the ping with the same payload and every ping
     /// before it (a peer may answer only the latest of several).
     pub fn handle_pong(&mut self, _now: Instant, payload: &[u8]) {
-        if let Some(auto) = &mut self.auto_ping {
-            auto.awaiting_pong = false;
-        }
+        self.awaiting_pong = false;
         // The latest ping with that payload: pings of one payload (the
         // automatic ones are all empty) are answered by the newest pong.
         let answered = self
@@ -201,7 +233,7 @@ impl Session {
     /// The peer's close frame. If the server closed first, this completes
     /// the handshake; otherwise the framing layer has answered it already.
     pub fn handle_peer_close(&mut self, now: Instant, code: Option<u16>, reason: String) {
-        if !matches!(self.phase, Phase::Closing { .. }) {
+        if !self.closing.is_closing() {
             self.set_closed(CloseReason::Peer { code, reason });
         }
         self.finish(now);
@@ -210,12 +242,12 @@ impl Session {
     /// The peer broke the protocol or a limit: the session fails with
     /// `code` (1002, 1007, 1009...) once the app has answered what came before.
     pub fn handle_protocol_error(&mut self, now: Instant, code: u16, reason: String) {
-        if self.phase == Phase::Open {
-            self.phase = Phase::Failing {
-                reason: CloseReason::Failed { code, reason },
-                since: now,
-            };
-        } else if matches!(self.phase, Phase::Closing { .. }) {
+        if self.is_open() {
+            self.reason = Some(CloseReason::Failed { code, reason });
+            self.timers.stop(Timer::AutoPing);
+            self.timers
+                .set(Timer::FailureGrace, now + self.config.failure_grace);
+        } else if self.closing.is_closing() {
             // Reading the peer's close after our own failed: nothing more to wait for.
             self.finish(now);
         }
@@ -223,8 +255,8 @@ impl Session {
 
     /// The connection dropped.
     pub fn handle_connection_lost(&mut self, now: Instant) {
-        let reason = match &self.phase {
-            Phase::Failing { reason, .. } => reason.clone(),
+        let reason = match &self.reason {
+            Some(failure) if self.is_failing() => failure.clone(),
             _ => CloseReason::ConnectionLost,
         };
         self.set_closed(reason);
@@ -232,15 +264,15 @@ impl Session {
     }
 
     fn set_closed(&mut self, reason: CloseReason) {
-        if self.close_reason.is_none() {
-            self.close_reason = Some(reason.clone());
+        if !self.announced {
+            self.announced = true;
+            self.reason = Some(reason.clone());
             self.events.push_back(Event::Closed(reason));
         }
     }
 
-    fn finish(&mut self, _now: Instant) {
-        if self.phase != Phase::Finished {
-            self.phase = Phase::Finished;
+    fn finish(&mut self, now: Instant) {
+        if self.closing.finish(now, &mut self.timers) {
             self.queue = VecDeque::new();
             self.pings = VecDeque::new();
             self.events.push_back(Event::Finished);
@@ -253,18 +285,16 @@ impl Session {
             text = "Normal closure".into();
         }
         self.set_closed(reason);
-        self.phase = Phase::Closing {
-            code,
-            text,
-            sent_at: None,
-        };
+        self.closing.start(code, text);
+        self.timers.stop(Timer::AutoPing);
+        self.timers.stop(Timer::FailureGrace);
         self.events.push_back(Event::Transmit);
     }
 
     /// What to write next: queued messages in order, pings, then the close
     /// frame once closing. `None` while there is nothing to write.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        if self.phase == Phase::Finished {
+        if self.closing.is_finished() {
             return None;
         }
         if let Some(outgoing) = self.queue.pop_front() {
@@ -289,19 +319,18 @@ impl Session {
             *sent = true;
             return Some(Transmit::Ping(payload.clone()));
         }
-        if let Phase::Closing {
-            code,
-            text,
-            sent_at: sent_at @ None,
-        } = &mut self.phase
-        {
-            *sent_at = Some(now);
-            return Some(Transmit::Close {
-                code: *code,
-                reason: text.clone(),
-            });
-        }
-        None
+        self.closing
+            .poll_close(now, &mut self.timers, self.config.close_timeout)
+    }
+
+    /// The IO side flushed everything it took (see [`super::Framed::handle_flushed`]).
+    pub fn handle_flushed(&mut self, _now: Instant) {
+        self.closing.handle_flushed(&mut self.timers);
+    }
+
+    /// True once the connection may be dropped (see [`super::Framed::is_done`]).
+    pub fn is_done(&self) -> bool {
+        self.closing.is_done()
     }
 
     fn queue_ping(&mut self, payload: Bytes) -> u64 {
@@ -311,12 +340,31 @@ impl Session {
         self.events.push_back(Event::Transmit);
         seq
     }
+
+    /// The automatic ping is due: a peer that left the previous one
+    /// unanswered is closed, any other is pinged again.
+    fn auto_ping(&mut self, now: Instant) {
+        let Some(every) = self.config.ping_interval else {
+            return;
+        };
+        if self.awaiting_pong {
+            self.start_closing(CloseReason::PingTimeout);
+            return;
+        }
+        self.awaiting_pong = true;
+        self.timers.set(Timer::AutoPing, now + every);
+        // A peer whose pongs answer no ping leaves its pings queued;
+        // while the queue is full, an earlier ping stands for this one.
+        if self.pings.len() < self.config.max_queued_messages.max(1) {
+            self.queue_ping(Bytes::new());
+        }
+    }
 }
 
 impl Engine for Session {
     fn send(&mut self, _now: Instant, payload: &Payload) -> Result<Ticket, SendError> {
-        if !matches!(self.phase, Phase::Open | Phase::Failing { .. }) {
-            return Err(closed_error(self.close_reason.as_ref()));
+        if !self.closing.is_open() {
+            return Err(closed_error(self.close_reason()));
         }
         let binary = payload.is_binary();
         if binary && !self.config.binary {
@@ -343,8 +391,8 @@ impl Engine for Session {
         if !self.config.pings {
             return Err(SendError::Unsupported("ping"));
         }
-        if !matches!(self.phase, Phase::Open | Phase::Failing { .. }) {
-            return Err(closed_error(self.close_reason.as_ref()));
+        if !self.closing.is_open() {
+            return Err(closed_error(self.close_reason()));
         }
         if self.pings.len() >= self.config.max_queued_messages {
             return Err(SendError::QueueFull {
@@ -360,63 +408,35 @@ impl Engine for Session {
     /// Writes what is queued, then the close frame; the session finishes
     /// when the peer answers it, or after the close timeout.
     fn close(&mut self, _now: Instant, reason: CloseReason) {
-        if matches!(self.phase, Phase::Open | Phase::Failing { .. }) {
+        if self.closing.is_open() {
             self.start_closing(reason);
         }
     }
 
     fn watches_app(&self) -> bool {
-        matches!(self.phase, Phase::Failing { .. })
+        self.is_failing()
     }
 
     fn app_idle(&mut self, _now: Instant) {
-        if let Phase::Failing { reason, .. } = &self.phase {
-            let reason = reason.clone();
-            self.start_closing(reason);
+        if let Some(failure) = self.reason.clone().filter(|_| self.is_failing()) {
+            self.start_closing(failure);
         }
     }
 
+    /// The earliest running timer: each runs in one phase only.
     fn poll_timeout(&self) -> Option<Instant> {
-        match &self.phase {
-            Phase::Open => self.auto_ping.as_ref().map(|auto| auto.next_at),
-            Phase::Failing { since, .. } => Some(*since + self.config.failure_grace),
-            Phase::Closing {
-                sent_at: Some(sent),
-                ..
-            } => Some(*sent + self.config.close_timeout),
-            Phase::Closing { sent_at: None, .. } | Phase::Finished => None,
-        }
+        self.timers.next().map(|(_, deadline)| deadline)
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        match &self.phase {
-            Phase::Open => {
-                let Some(auto) = &mut self.auto_ping else {
-                    return;
-                };
-                if now < auto.next_at {
-                    return;
-                }
-                if auto.awaiting_pong {
-                    self.start_closing(CloseReason::PingTimeout);
-                    return;
-                }
-                auto.awaiting_pong = true;
-                auto.next_at = now + auto.every;
-                // A peer whose pongs answer no ping leaves its pings queued;
-                // while the queue is full, an earlier ping stands for this one.
-                if self.pings.len() < self.config.max_queued_messages.max(1) {
-                    self.queue_ping(Bytes::new());
-                }
-            }
-            Phase::Failing { since, .. } if now >= *since + self.config.failure_grace => {
-                self.app_idle(now);
-            }
-            Phase::Closing {
-                sent_at: Some(sent),
-                ..
-            } if now >= *sent + self.config.close_timeout => self.finish(now),
-            _ => {}
+        if self.timers.expire(Timer::AutoPing, now) {
+            self.auto_ping(now);
+        }
+        if self.timers.expire(Timer::FailureGrace, now) {
+            self.app_idle(now);
+        }
+        if self.closing.handle_timeout(now, &mut self.timers) {
+            self.finish(now);
         }
     }
 
@@ -425,7 +445,7 @@ impl Engine for Session {
     }
 
     fn close_reason(&self) -> Option<&CloseReason> {
-        self.close_reason.as_ref()
+        self.reason.as_ref().filter(|_| self.announced)
     }
 }
 
@@ -684,5 +704,75 @@ mod tests {
             session.send(now, &Payload::text("b")),
             Err(SendError::QueueFull { limit: 1 })
         );
+    }
+
+    #[test]
+    fn each_phase_runs_its_named_timer() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            ping_interval: Some(Duration::from_secs(10)),
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        assert_eq!(
+            session.timer(Timer::AutoPing),
+            Some(now + Duration::from_secs(10))
+        );
+        let at = now + Duration::from_secs(3);
+        session.handle_protocol_error(at, 1002, "bad".into());
+        assert_eq!(session.timer(Timer::AutoPing), None);
+        assert_eq!(
+            session.timer(Timer::FailureGrace),
+            Some(at + Duration::from_secs(1))
+        );
+        session.app_idle(at);
+        assert_eq!(session.timer(Timer::FailureGrace), None);
+        assert_eq!(
+            session.poll_timeout(),
+            None,
+            "the close frame is not out yet"
+        );
+        session.poll_transmit(at);
+        assert_eq!(
+            session.timer(Timer::Close),
+            Some(at + Duration::from_secs(5))
+        );
+        assert_eq!(session.poll_timeout(), session.timer(Timer::Close));
+    }
+
+    #[test]
+    fn a_finished_session_drains_until_flushed() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        session.handle_flushed(now);
+        assert!(!session.is_done(), "a flush before the end does not count");
+        session.handle_peer_close(now, Some(1000), String::new());
+        assert!(session.is_finished() && !session.is_done());
+        assert_eq!(
+            session.poll_timeout(),
+            Some(now + crate::websocket::DRAIN_TIMEOUT)
+        );
+        assert_eq!(session.timer(Timer::Drain), session.poll_timeout());
+        session.handle_flushed(now);
+        assert!(session.is_done());
+        assert_eq!(session.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_drain_that_never_flushes_ends_after_its_timeout() {
+        let now = Instant::now();
+        let mut session = Session::new(now, SessionConfig::default());
+        session.close(now, CloseReason::Closed("bye".into()));
+        session.poll_transmit(now);
+        // The peer never answers: the close timeout, then the drain.
+        let closed = now + Duration::from_secs(5);
+        session.handle_timeout(closed);
+        assert!(session.is_finished() && !session.is_done());
+        let drained = closed + crate::websocket::DRAIN_TIMEOUT;
+        session.handle_timeout(drained - Duration::from_millis(1));
+        assert!(!session.is_done());
+        session.handle_timeout(drained);
+        assert!(session.is_done());
+        assert_eq!(session.poll_timeout(), None);
     }
 }
