@@ -5,26 +5,14 @@
 use crate::admission::Admission;
 use crate::base::transport::Transport;
 use crate::config::EventSourceConfig;
-use crate::live::body::{ReceiverBody, Receivers};
+use crate::live::body::ReceiverBody;
 use crate::live::Clock;
 use crate::reply;
 use axum::body::Body;
 use channel_protocol::event_stream::Session as Engine;
-use channel_protocol::{ReceiverId, Transmit};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use std::fmt;
-use std::time::Instant;
-
-impl Receivers for Engine {
-    fn transmit(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
-        self.poll_transmit(now, id)
-    }
-
-    fn receiver_gone(&mut self, now: Instant, id: ReceiverId) {
-        self.detach(now, id);
-    }
-}
 
 /// Serves the EventSource endpoint of one layer.
 pub(crate) struct EventSourceServer {

@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use channel_protocol::browserchannel::back_channel;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 
 /// Headers that keep proxies and browsers from caching or sniffing replies,
@@ -69,16 +69,4 @@ impl StandardHeaders {
             Body::from(back_channel::error_body(message)),
         )
     }
-}
-
-/// Adds a header to a reply.
-pub(crate) fn with_header(
-    mut response: Response<Body>,
-    name: HeaderName,
-    value: &'static str,
-) -> Response<Body> {
-    response
-        .headers_mut()
-        .insert(name, HeaderValue::from_static(value));
-    response
 }

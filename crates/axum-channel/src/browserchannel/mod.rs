@@ -11,34 +11,23 @@ use crate::base::link::Link;
 use crate::base::sync::now;
 use crate::base::transport::Transport;
 use crate::config::BrowserChannelConfig;
-use crate::live::body::{ReceiverBody, Receivers};
+use crate::live::body::ReceiverBody;
 use crate::live::{Clock, Live};
 use crate::reply::{read_body, BodyError};
 use axum::body::Body;
+use channel_protocol::browserchannel::connection_test::{self, ConnectionTest};
 use channel_protocol::browserchannel::{
-    back_channel as encoding, decode_forward_channel, BackChannelEncoder, ForwardBatch, Query,
-    RequestId, RequestType, Session as Engine, FORWARD_CHANNEL_HOLD,
+    decode_forward_channel, BackChannelEncoder, ForwardBatch, Query, RequestId, RequestType,
+    Session as Engine, FORWARD_CHANNEL_HOLD,
 };
-use channel_protocol::{CloseReason, ReceiverId, Transmit};
-use futures::StreamExt;
-use headers::{with_header, StandardHeaders};
+use channel_protocol::{CloseReason, Transmit};
+use headers::StandardHeaders;
 use http::{header, Method, Request, Response, StatusCode};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// A live BrowserChannel session.
 type BcLive = Live<Engine>;
-
-impl Receivers for Engine {
-    fn transmit(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
-        self.poll_transmit(now, id)
-    }
-
-    fn receiver_gone(&mut self, now: Instant, id: ReceiverId) {
-        self.detach_back_channel(now, id);
-    }
-}
 
 /// Serves BrowserChannel requests for one layer.
 pub(crate) struct BrowserChannelServer {
@@ -97,16 +86,12 @@ impl BrowserChannelServer {
     }
 
     fn host_prefix(&self) -> Option<&str> {
-        let prefixes = &self.config.host_prefixes;
-        if prefixes.is_empty() {
-            return None;
-        }
-        let pick = uuid::Uuid::new_v4().as_u128() % prefixes.len() as u128;
-        Some(prefixes[pick as usize].as_str())
+        connection_test::host_prefix(&self.config.host_prefixes, uuid::Uuid::new_v4().as_u128())
     }
 
     /// `GET test`: phase one answers the host prefix, phase two detects
-    /// buffering proxies with two writes `test_phase_delay` apart.
+    /// buffering proxies with two writes a phase delay apart (the rules and
+    /// the timer are the protocol crate's `ConnectionTest`).
     fn connection_test(&self, request: &Request<Body>, query: &Query) -> Response<Body> {
         if request.method() != Method::GET {
             return self.method_not_allowed();
@@ -114,32 +99,34 @@ impl BrowserChannelServer {
         if !query.is_version_8() {
             return self.headers.error(BAD_REQUEST, "Version 8 required");
         }
-        if query.is_test_init() {
-            let body = encoding::test_init_body(self.host_prefix());
-            let response = self.headers.text(StatusCode::OK, body);
-            return with_header(
-                response,
-                header::HeaderName::from_static("x-accept"),
-                "application/json; application/x-www-form-urlencoded",
-            );
+        if connection_test::Phase::of(query) == connection_test::Phase::Init {
+            let body = connection_test::init_body(self.host_prefix());
+            let mut response = self.headers.text(StatusCode::OK, body);
+            response
+                .headers_mut()
+                .insert(connection_test::X_ACCEPT, connection_test::X_ACCEPT_VALUE);
+            return response;
         }
-        let mut encoder = match query.request_type {
-            Some(RequestType::Html) => BackChannelEncoder::html(),
-            _ => BackChannelEncoder::xmlhttp(),
-        };
-        let first = encoder.prelude(query.domain()) + &encoder.raw(encoding::TEST_FIRST_CHUNK);
-        let second = encoder.raw(encoding::TEST_SECOND_CHUNK) + encoder.end();
-        let delay = self.config.test_phase_delay;
-        let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(first) })
-            .chain(futures::stream::once(async move {
-                tokio::time::sleep(delay).await;
-                Ok(second)
-            }));
-        self.headers.response(
-            StatusCode::OK,
-            encoder.content_type(),
-            Body::from_stream(stream),
-        )
+        let test = ConnectionTest::new(now(), query, self.config.test_phase_delay);
+        let content_type = test.content_type();
+        let stream = futures::stream::unfold(test, |mut test| async move {
+            loop {
+                match test.poll_transmit(now()) {
+                    Some(Transmit::Data { bytes, .. } | Transmit::End(bytes)) => {
+                        return Some((Ok::<_, std::convert::Infallible>(bytes), test));
+                    }
+                    Some(_) => return None,
+                    None if test.is_done() => return None,
+                    None => {
+                        let deadline = test.poll_timeout()?;
+                        tokio::time::sleep_until(deadline.into()).await;
+                        test.handle_timeout(now());
+                    }
+                }
+            }
+        });
+        self.headers
+            .response(StatusCode::OK, content_type, Body::from_stream(stream))
     }
 
     fn method_not_allowed(&self) -> Response<Body> {

@@ -9,24 +9,15 @@
 use crate::base::sync::now;
 use crate::live::Live;
 use bytes::Bytes;
-use channel_protocol::{Engine, ReceiverId, Transmit};
+use channel_protocol::{HttpReceivers, ReceiverId, Transmit};
 use http_body::{Body, Frame, SizeHint};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
-
-/// An engine whose receivers are HTTP responses.
-pub(crate) trait Receivers: Engine + Send + 'static {
-    /// What receiver `id` writes next (see the engines' `poll_transmit`).
-    fn transmit(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit>;
-    /// Receiver `id`'s response is gone.
-    fn receiver_gone(&mut self, now: Instant, id: ReceiverId);
-}
 
 /// The response body of receiver `id`.
-pub(crate) struct ReceiverBody<E: Receivers> {
+pub(crate) struct ReceiverBody<E: HttpReceivers + Send + 'static> {
     live: Arc<Live<E>>,
     id: ReceiverId,
     /// What the engine gave after the last piece, kept for the next poll.
@@ -34,7 +25,7 @@ pub(crate) struct ReceiverBody<E: Receivers> {
     done: bool,
 }
 
-impl<E: Receivers> ReceiverBody<E> {
+impl<E: HttpReceivers + Send + 'static> ReceiverBody<E> {
     pub(crate) fn new(live: Arc<Live<E>>, id: ReceiverId) -> Self {
         Self {
             live,
@@ -45,15 +36,16 @@ impl<E: Receivers> ReceiverBody<E> {
     }
 }
 
-impl<E: Receivers> ReceiverBody<E> {
+impl<E: HttpReceivers + Send + 'static> ReceiverBody<E> {
     fn take(&self, cx: &mut Context<'_>) -> Option<Transmit> {
         let id = self.id;
-        self.live
-            .poll_transmit(now(), id, cx, true, |engine, now| engine.transmit(now, id))
+        self.live.poll_transmit(now(), id, cx, true, |engine, now| {
+            engine.poll_receiver(now, id)
+        })
     }
 }
 
-impl<E: Receivers> Body for ReceiverBody<E> {
+impl<E: HttpReceivers + Send + 'static> Body for ReceiverBody<E> {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -117,7 +109,7 @@ impl<E: Receivers> Body for ReceiverBody<E> {
     }
 }
 
-impl<E: Receivers> Drop for ReceiverBody<E> {
+impl<E: HttpReceivers + Send + 'static> Drop for ReceiverBody<E> {
     fn drop(&mut self) {
         let id = self.id;
         self.live.with(|engine, now| engine.receiver_gone(now, id));

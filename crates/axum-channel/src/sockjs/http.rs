@@ -11,11 +11,8 @@ use std::time::{Duration, SystemTime};
 /// One year, the cache lifetime of static SockJS replies.
 const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
-pub(crate) const JAVASCRIPT: &str = "application/javascript; charset=UTF-8";
-pub(crate) const HTML: &str = "text/html; charset=UTF-8";
-pub(crate) const EVENT_STREAM: &str = "text/event-stream";
-
-pub(crate) use crate::reply::{reply, PLAIN};
+use crate::reply::reply;
+use channel_protocol::sockjs::transport::content_type::{HTML, JSON, PLAIN};
 
 /// An empty reply.
 pub(crate) fn empty(status: StatusCode) -> Response<Body> {
@@ -179,11 +176,7 @@ pub(crate) fn info(cors_of: &Cors<'_>) -> Response<Body> {
     if config.disable_cors {
         info.as_object_mut().expect("an object").remove("origins");
     }
-    let mut response = reply(
-        StatusCode::OK,
-        "application/json; charset=UTF-8",
-        info.to_string(),
-    );
+    let mut response = reply(StatusCode::OK, JSON, info.to_string());
     no_cache(response.headers_mut());
     cors(response.headers_mut(), cors_of);
     response

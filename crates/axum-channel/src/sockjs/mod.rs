@@ -1,48 +1,40 @@
 //! SockJS 0.3 over HTTP and WebSocket, as sockjs-node serves it: `/info`,
 //! the iframe page, and the websocket, xhr, xhr_streaming, eventsource,
 //! htmlfile and jsonp transports, plus a raw WebSocket. Every protocol rule
-//! is the engine's (`channel_protocol::sockjs`); this module turns requests
-//! into its inputs and its receivers into responses.
+//! is the protocol crate's (`channel_protocol::sockjs`: the engine, and
+//! `transport`'s table of what each transport allows, answers and wraps);
+//! this module turns requests into the engine's inputs and its receivers
+//! into responses.
 
 mod http;
 
 use crate::admission::{Admission, Admitted};
 use crate::base::link::Link;
+use crate::base::sync::now;
 use crate::base::transport::Transport;
 use crate::config::{SockJsConfig, WebSocketConfig};
-use crate::live::body::{ReceiverBody, Receivers};
+use crate::live::body::ReceiverBody;
 use crate::live::{Clock, Live};
-use crate::reply::{read_body, BodyError};
+use crate::reply::{read_body, reply, BodyError};
 use crate::services::registry::Refused;
-use crate::upgrade::handshake::{self, HandshakeOptions};
+use crate::upgrade::handshake::{check_upgradable, refused, upgrade};
 use crate::upgrade::socket::Buffers;
 use crate::upgrade::Upgrade;
 use ::http::header::{self, HeaderMap, HeaderValue};
 use ::http::request::Parts;
 use ::http::{Method, Request, Response, StatusCode};
 use axum::body::Body;
+use channel_protocol::sockjs::transport::{content_type, Cors, Role};
 use channel_protocol::sockjs::{
-    self as protocol, payload, receiver as encodings, Attach, Endpoint, ReceiverKind,
-    Session as Engine, TransportKind, WebSocketSession,
+    pages, path, transport::websocket_handshake, Attach, Endpoint, Session as Engine,
+    TransportKind, WebSocketSession,
 };
-use channel_protocol::{CloseReason, ReceiverId, Transmit};
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// A live SockJS session over HTTP receivers.
 type SjLive = Live<Engine>;
-
-impl Receivers for Engine {
-    fn transmit(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
-        self.poll_transmit(now, id)
-    }
-
-    fn receiver_gone(&mut self, now: Instant, id: ReceiverId) {
-        // A client that abandons a receiver ends the session, as in sockjs-node.
-        self.detach_receiver(now, id, CloseReason::ConnectionLost);
-    }
-}
 
 /// The headers sockjs-node exposes on a connection (and `origin`); others,
 /// cookies above all, stay hidden.
@@ -85,13 +77,6 @@ impl fmt::Debug for SockJsServer {
     }
 }
 
-fn query_param(parts: &Parts, name: &str) -> Option<String> {
-    let query = parts.uri.query()?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-}
-
 /// The HTTP session behind a registered SockJS key (only those have keys).
 fn downcast(link: Arc<dyn Link>) -> Option<Arc<SjLive>> {
     link.as_any().downcast::<SjLive>().ok()
@@ -120,6 +105,21 @@ impl SockJsServer {
         }
     }
 
+    /// Adds the CORS headers transport `kind` gives its replies.
+    fn transport_cors(&self, headers: &mut HeaderMap, parts: &Parts, kind: TransportKind) {
+        match kind.cors() {
+            Cors::Standard => http::cors(headers, &self.cors(parts)),
+            Cors::NullOriginAsAny => http::cors_event_source(headers, &self.cors(parts)),
+            Cors::NoSniff => {
+                headers.insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                );
+            }
+            Cors::None => {}
+        }
+    }
+
     /// The HTTP session its client named `key`.
     fn find(&self, key: &str) -> Option<Arc<SjLive>> {
         downcast(self.admission.services().registry.get_sockjs(key)?)
@@ -129,9 +129,9 @@ impl SockJsServer {
     pub(crate) async fn handle(&self, request: Request<Body>, sub_path: &str) -> Response<Body> {
         let method = request.method().clone();
         let (parts, body) = request.into_parts();
-        match protocol::path::endpoint(sub_path) {
+        match path::endpoint(sub_path) {
             Endpoint::Welcome => match method {
-                Method::GET => http::reply(StatusCode::OK, http::PLAIN, protocol::pages::WELCOME),
+                Method::GET => reply(StatusCode::OK, content_type::PLAIN, pages::WELCOME),
                 _ => http::method_not_allowed("GET"),
             },
             Endpoint::Info => match method {
@@ -149,7 +149,7 @@ impl SockJsServer {
             },
             Endpoint::RawWebSocket if !self.sockjs.websocket => http::not_found(),
             Endpoint::RawWebSocket => match method {
-                Method::GET => self.raw_websocket(parts).await,
+                Method::GET => self.websocket(parts, true).await,
                 _ => http::method_not_allowed("GET"),
             },
             Endpoint::Transport { session, kind } => {
@@ -167,28 +167,19 @@ impl SockJsServer {
         session: String,
         kind: TransportKind,
     ) -> Response<Body> {
-        use TransportKind::*;
-        let (allowed, allow) = match kind {
-            WebSocket | EventSource | HtmlFile | JsonpPolling => (method == Method::GET, "GET"),
-            XhrPolling | XhrStreaming | XhrSend => (
-                method == Method::POST || method == Method::OPTIONS,
-                "OPTIONS, POST",
-            ),
-            JsonpSend => (method == Method::POST, "POST"),
-        };
-        if kind == WebSocket && !self.sockjs.websocket {
+        if kind.role() == Role::WebSocket && !self.sockjs.websocket {
             return http::not_found();
         }
-        if !allowed {
-            return http::method_not_allowed(allow);
+        if !kind.allows(&method) {
+            return http::method_not_allowed(kind.allow());
         }
         let mut response = if method == Method::OPTIONS {
-            http::preflight(&self.cors(&parts), "OPTIONS, POST")
+            http::preflight(&self.cors(&parts), kind.allow())
         } else {
-            match kind {
-                WebSocket => return self.sockjs_websocket(parts).await,
-                XhrSend | JsonpSend => self.send(&parts, body, &session, kind).await,
-                _ => self.receive(&parts, session, kind).await,
+            match kind.role() {
+                Role::WebSocket => return self.websocket(parts, false).await,
+                Role::Send => self.send(&parts, body, &session, kind).await,
+                Role::Receive => self.receive(&parts, session, kind).await,
             }
         };
         http::jsessionid(response.headers_mut(), &parts.headers, &self.sockjs);
@@ -207,7 +198,7 @@ impl SockJsServer {
         }
         let mut admitted = self.admit(parts, kind.name()).await?;
         admitted.info.sockjs_key = Some(key.into());
-        let engine = Engine::new(crate::base::sync::now(), self.sockjs.session);
+        let engine = Engine::new(now(), self.sockjs.session);
         match self.admission.open(admitted, engine, Clock::Shared) {
             Ok(session) => Ok((session, true)),
             // Another request created it meanwhile: this one joins it, as
@@ -232,75 +223,19 @@ impl SockJsServer {
             .admit(parts, Transport::SockJs, Some(&exposed))
             .await
             .map_err(|refusal| refusal.response())?;
-        admitted.info.protocol = Some(std::borrow::Cow::Borrowed(protocol));
+        admitted.info.protocol = Some(Cow::Borrowed(protocol));
         Ok(admitted)
     }
 
     /// The receiving transports: xhr, xhr_streaming, eventsource, htmlfile, jsonp.
     async fn receive(&self, parts: &Parts, key: String, kind: TransportKind) -> Response<Body> {
-        let callback = match kind {
-            TransportKind::HtmlFile | TransportKind::JsonpPolling => {
-                let Some(callback) =
-                    query_param(parts, "c").or_else(|| query_param(parts, "callback"))
-                else {
-                    return http::reply(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        http::PLAIN,
-                        "\"callback\" parameter required",
-                    );
-                };
-                let max = (kind == TransportKind::JsonpPolling).then_some(32);
-                if !encodings::valid_callback(&callback, max) {
-                    return http::reply(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        http::PLAIN,
-                        "invalid \"callback\" parameter",
-                    );
-                }
-                callback
-            }
-            _ => String::new(),
-        };
-        let (content_type, prelude, encoding, polling) = match kind {
-            TransportKind::XhrPolling => (
-                http::JAVASCRIPT,
-                String::new(),
-                encodings::ReceiverEncoding::Xhr,
-                true,
-            ),
-            TransportKind::XhrStreaming => (
-                http::JAVASCRIPT,
-                encodings::xhr_streaming_prelude(),
-                encodings::ReceiverEncoding::Xhr,
-                false,
-            ),
-            TransportKind::EventSource => (
-                http::EVENT_STREAM,
-                encodings::EVENTSOURCE_PRELUDE.to_owned(),
-                encodings::ReceiverEncoding::EventSource,
-                false,
-            ),
-            TransportKind::HtmlFile => (
-                http::HTML,
-                encodings::htmlfile_prelude(&callback),
-                encodings::ReceiverEncoding::HtmlFile,
-                false,
-            ),
-            _ => (
-                http::JAVASCRIPT,
-                String::new(),
-                encodings::ReceiverEncoding::Jsonp { callback },
-                true,
-            ),
+        let receiver = match kind.receiver(parts.uri.query()) {
+            Ok(receiver) => receiver,
+            Err(error) => return reply(error.status(), content_type::PLAIN, error.message()),
         };
         let (session, created) = match self.session_for(parts, &key, kind).await {
             Ok(found) => found,
             Err(response) => return response,
-        };
-        let receiver = ReceiverKind::Http {
-            encoding,
-            prelude,
-            polling,
         };
         let body = match session.with(|engine, now| engine.attach_receiver(now, receiver)) {
             Attach::Attached { id, opened } => {
@@ -319,20 +254,9 @@ impl SockJsServer {
                 ))
             }
         };
-        let mut response = http::reply(StatusCode::OK, content_type, body);
-        let headers = response.headers_mut();
-        http::no_cache(headers);
-        match kind {
-            TransportKind::JsonpPolling => {
-                headers.insert(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                );
-            }
-            TransportKind::HtmlFile => {}
-            TransportKind::EventSource => http::cors_event_source(headers, &self.cors(parts)),
-            _ => http::cors(headers, &self.cors(parts)),
-        }
+        let mut response = reply(StatusCode::OK, kind.content_type(), body);
+        http::no_cache(response.headers_mut());
+        self.transport_cors(response.headers_mut(), parts, kind);
         response
     }
 
@@ -348,45 +272,39 @@ impl SockJsServer {
         let body = match read_body(body, self.admission.config().max_request_body).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
-                return http::reply(
+                return reply(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    http::PLAIN,
+                    content_type::PLAIN,
                     "Payload too large.",
                 )
             }
             Err(BodyError::Broken) => {
-                return http::reply(StatusCode::BAD_REQUEST, http::PLAIN, "Broken request body.")
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    content_type::PLAIN,
+                    "Broken request body.",
+                )
             }
         };
-        let decoded = if kind == TransportKind::JsonpSend {
-            let is_form = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-            payload::decode_jsonp_send(is_form, &body)
-        } else {
-            payload::decode_xhr_send(&body)
-        };
-        let messages = match decoded {
+        let posted_as = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let messages = match kind.decode_send(posted_as, &body) {
             Ok(messages) => messages,
             Err(error) => {
-                let mut response = http::reply(
+                let mut response = reply(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    http::PLAIN,
+                    content_type::PLAIN,
                     error.to_string(),
                 );
-                if kind == TransportKind::XhrSend {
-                    http::cors(response.headers_mut(), &self.cors(parts));
-                }
+                self.transport_cors(response.headers_mut(), parts, kind);
                 return response;
             }
         };
         let Some(session) = self.find(key) else {
             let mut response = http::not_found();
-            if kind == TransportKind::XhrSend {
-                http::cors(response.headers_mut(), &self.cors(parts));
-            }
+            self.transport_cors(response.headers_mut(), parts, kind);
             return response;
         };
         if !messages.is_empty() {
@@ -395,87 +313,57 @@ impl SockJsServer {
         // A closed session that is not yet forgotten takes and drops
         // messages, as sockjs-node's does.
         session.with(|engine, now| engine.handle_messages(now, messages));
-        let mut response = if kind == TransportKind::XhrSend {
-            let mut response = http::reply(StatusCode::NO_CONTENT, http::PLAIN, Body::empty());
-            http::cors(response.headers_mut(), &self.cors(parts));
-            response
-        } else {
-            http::reply(StatusCode::OK, http::PLAIN, "ok")
+        let Some(sent) = kind.send_reply() else {
+            return http::not_found();
         };
+        let mut response = reply(sent.status, content_type::PLAIN, sent.body);
+        self.transport_cors(response.headers_mut(), parts, kind);
         http::no_cache(response.headers_mut());
         response
     }
 
-    /// The WebSocket settings SockJS endpoints use: the defaults, with
-    /// SockJS's message size limit.
-    fn upgrade(&self) -> Upgrade {
-        Upgrade {
+    /// `/<server>/<session>/websocket` (SockJS frames over a WebSocket; each
+    /// connection is its own session, never found by its id) or, `raw`,
+    /// `/websocket` (plain messages).
+    async fn websocket(&self, mut parts: Parts, raw: bool) -> Response<Body> {
+        let accepted = match websocket_handshake(&parts, raw) {
+            Ok(accepted) => accepted,
+            Err(refusal) => return refused(refusal),
+        };
+        if let Err(refusal) = check_upgradable(&parts) {
+            return refused(refusal);
+        }
+        let name = if raw {
+            "websocket-raw"
+        } else {
+            TransportKind::WebSocket.name()
+        };
+        let admitted = match self.admit(&parts, name).await {
+            Ok(admitted) => admitted,
+            Err(response) => return response,
+        };
+        let upgrading = match upgrade(&mut parts, accepted, &HeaderMap::new()) {
+            Ok(upgrading) => upgrading,
+            Err(refusal) => return refused(refusal),
+        };
+        // The WebSocket defaults, with SockJS's message size limit.
+        let connection = Upgrade {
             admission: self.admission.clone(),
             buffers: Buffers::new(&WebSocketConfig::new(), self.sockjs.max_message_size),
-        }
-    }
-
-    /// `/<server>/<session>/websocket`: SockJS frames over a WebSocket. Each
-    /// connection is its own session, never found by its id.
-    async fn sockjs_websocket(&self, mut parts: Parts) -> Response<Body> {
-        let extra = HeaderMap::new();
-        let options = HandshakeOptions {
-            protocols: &[],
-            headers: &extra,
-            hixie: true,
-        };
-        let accepted = match handshake::accept(&mut parts, &options) {
-            Ok(accepted) => accepted,
-            Err(refusal) => return refusal.response(),
-        };
-        let admitted = match self.admit(&parts, TransportKind::WebSocket.name()).await {
-            Ok(admitted) => admitted,
-            Err(response) => return response,
         };
         let session = self.sockjs.session;
-        let (on_upgrade, kind) = (accepted.on_upgrade, accepted.handshake);
-        self.upgrade()
-            .spawn(on_upgrade, kind, admitted, move |now, _| {
-                WebSocketSession::new(now, session)
-            });
-        accepted.response
-    }
-
-    /// `/websocket`: a plain WebSocket, no SockJS framing.
-    async fn raw_websocket(&self, mut parts: Parts) -> Response<Body> {
-        let version = parts
-            .headers
-            .get(header::SEC_WEBSOCKET_VERSION)
-            .and_then(|v| v.to_str().ok());
-        if parts.headers.get(header::UPGRADE).is_some() && !matches!(version, Some("8" | "13")) {
-            return http::reply(
-                StatusCode::BAD_REQUEST,
-                http::PLAIN,
-                "Only supported WebSocket protocol is RFC 6455.",
-            );
-        }
-        let extra = HeaderMap::new();
-        let options = HandshakeOptions {
-            protocols: &[],
-            headers: &extra,
-            hixie: false,
-        };
-        let accepted = match handshake::accept(&mut parts, &options) {
-            Ok(accepted) => accepted,
-            Err(refusal) => return refusal.response(),
-        };
-        let admitted = match self.admit(&parts, "websocket-raw").await {
-            Ok(admitted) => admitted,
-            Err(response) => return response,
-        };
-        let websocket =
-            WebSocketConfig::new().max_queued_messages(self.sockjs.session.max_queued_messages);
-        let (on_upgrade, kind) = (accepted.on_upgrade, accepted.handshake);
-        self.upgrade()
-            .spawn(on_upgrade, kind, admitted, move |now, rfc6455| {
+        let (on_upgrade, handshake) = (upgrading.on_upgrade, upgrading.handshake);
+        if raw {
+            let websocket = WebSocketConfig::new().max_queued_messages(session.max_queued_messages);
+            connection.spawn(on_upgrade, handshake, admitted, move |now, rfc6455| {
                 channel_protocol::websocket::Session::new(now, websocket.session(rfc6455))
                     .naming_normal_closure()
             });
-        accepted.response
+        } else {
+            connection.spawn(on_upgrade, handshake, admitted, move |now, _| {
+                WebSocketSession::new(now, session)
+            });
+        }
+        upgrading.response
     }
 }

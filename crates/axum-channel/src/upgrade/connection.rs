@@ -18,7 +18,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
 use tokio::time::Sleep;
 
 /// The connection task's slot as the session's receiver.
@@ -26,9 +25,6 @@ const CONNECTION: ReceiverId = ReceiverId(0);
 
 /// How many rounds one poll runs before it yields to other tasks.
 const BUDGET: usize = 64;
-
-/// How long a finished connection may take to write its last frames.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs a session's connection until both the connection and the app's
 /// callback are done.
@@ -45,7 +41,7 @@ pub(crate) async fn run<E: Framed + Send + 'static>(
         timer: None,
         unflushed: false,
         confirms: None,
-        draining: None,
+        ending: false,
         waker: Waker::from(flag.clone()),
         flag,
         now: crate::base::sync::now(),
@@ -63,8 +59,9 @@ struct Connection<E> {
     unflushed: bool,
     /// Once flushed, every message below this is delivered.
     confirms: Option<u64>,
-    /// The session finished: write what is left, at most this long.
-    draining: Option<Pin<Box<Sleep>>>,
+    /// The session finished: only what is left gets written (for as long
+    /// as the engine's drain allows).
+    ending: bool,
     /// What everything polled inside the task is given as its waker.
     waker: Waker,
     /// The time this round began: one clock read serves every input of a round.
@@ -153,7 +150,7 @@ impl<E: Framed + Send + 'static> Connection<E> {
             return false;
         };
         let mut progress = false;
-        if self.draining.is_none() {
+        if !self.ending {
             loop {
                 match socket.poll_ready(cx) {
                     Poll::Pending => break,
@@ -218,8 +215,7 @@ impl<E: Framed + Send + 'static> Connection<E> {
             let Some(socket) = self.socket.as_mut() else {
                 return progress;
             };
-            if self.draining.is_some() || !self.live.poll_readable(cx, |engine| engine.wants_read())
-            {
+            if self.ending || !self.live.poll_readable(cx, |engine| engine.wants_read()) {
                 return progress;
             }
             let Poll::Ready(incoming) = socket.poll_read(cx) else {
@@ -264,23 +260,24 @@ impl<E: Framed + Send + 'static> Connection<E> {
         true
     }
 
-    /// Once the session finished (the caller checked), writes what is left (a close answer) and
-    /// drops the connection.
+    /// Once the session finished (the caller checked), writes what is left
+    /// (a close answer) and drops the connection when the engine says it
+    /// is done: everything flushed, or its drain timer ran out.
     fn poll_end(&mut self, cx: &mut Context<'_>) -> bool {
-        let draining = self
-            .draining
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(DRAIN_TIMEOUT)));
-        let done = match self.socket.as_mut() {
-            Some(socket) if !draining.as_mut().poll(cx).is_ready() => {
-                socket.poll_flush(cx).is_ready()
-            }
-            _ => true,
+        self.ending = true;
+        let flushed = match self.socket.as_mut() {
+            Some(socket) => socket.poll_flush(cx).is_ready(),
+            None => true,
         };
-        if done {
-            self.socket = None;
-            self.timer = None;
-            self.draining = None;
+        if flushed {
+            self.live
+                .with_at(self.now, |engine, now| engine.handle_flushed(now));
         }
-        done
+        if !self.live.peek(|engine| engine.is_done()) {
+            return false;
+        }
+        self.socket = None;
+        self.timer = None;
+        true
     }
 }

@@ -1,30 +1,25 @@
 //! The legacy hixie-75/76 WebSocket: the challenge that completes the
 //! hixie-76 handshake, and a socket over the draft's framing.
 
-use channel_protocol::hixie76::{self, Frame, FrameDecoder, FrameError};
-use channel_protocol::websocket::Incoming;
+use channel_protocol::hixie76::{self, Challenge, Frame, FrameDecoder};
+use channel_protocol::websocket::{Incoming, Violation};
 use channel_protocol::Transmit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-/// How long the server waits for the 8 key bytes that follow a hixie-76 request.
-const KEY3_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Completes the hixie-76 handshake: reads the 8 bytes sent after the
-/// request headers and answers with the MD5 challenge response.
-pub(crate) async fn answer_challenge<S>(io: &mut S, key1: &str, key2: &str) -> std::io::Result<()>
+/// request headers (until the challenge's deadline) and answers them.
+pub(crate) async fn answer_challenge<S>(io: &mut S, challenge: &Challenge) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut key3 = [0u8; 8];
-    tokio::time::timeout(KEY3_TIMEOUT, io.read_exact(&mut key3))
+    let deadline = tokio::time::Instant::from_std(challenge.deadline());
+    tokio::time::timeout_at(deadline, io.read_exact(&mut key3))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no hixie-76 key"))??;
-    let answer = hixie76::challenge_response(key1, key2, &key3)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    io.write_all(&answer).await?;
+    io.write_all(&challenge.answer(&key3)).await?;
     io.flush().await
 }
 
@@ -60,17 +55,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HixieSocket<S> {
                     });
                 }
                 Ok(None) => {}
-                Err(error) => {
-                    let code = match error {
-                        FrameError::TooLong { .. } => 1009,
-                        FrameError::InvalidUtf8 => 1007,
-                        FrameError::BadFrameType(_) => 1002,
-                    };
-                    return Poll::Ready(Incoming::Failed {
-                        code,
-                        reason: error.to_string(),
-                    });
-                }
+                Err(error) => return Poll::Ready(Violation::from(error).into()),
             }
             let mut buffer = [0u8; 2048];
             let mut read = ReadBuf::new(&mut buffer);

@@ -11,9 +11,9 @@ pub(crate) mod socket;
 use crate::admission::{Admission, Admitted};
 use crate::base::sync::now;
 use crate::live::{Clock, Live};
+use channel_protocol::websocket::handshake::Handshake;
 use channel_protocol::websocket::Framed;
 use futures::future::BoxFuture;
-use handshake::Handshake;
 use hixie::HixieSocket;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -95,18 +95,14 @@ impl Upgrade {
 /// The socket for an upgraded connection, once the handshake is complete
 /// (hixie-76 answers a challenge first).
 async fn establish(mut io: socket::Io, handshake: Handshake, buffers: &Buffers) -> Option<Socket> {
-    match handshake {
-        Handshake::Rfc6455 => Some(Socket::rfc6455(io, buffers).await),
-        Handshake::Hixie76 { key1, key2 } => {
-            hixie::answer_challenge(&mut io, &key1, &key2).await.ok()?;
-            Some(Socket::Hixie(Box::new(HixieSocket::new(
-                io,
-                buffers.max_message_size,
-            ))))
-        }
-        Handshake::Hixie75 => Some(Socket::Hixie(Box::new(HixieSocket::new(
-            io,
-            buffers.max_message_size,
-        )))),
+    if handshake.is_rfc6455() {
+        return Some(Socket::rfc6455(io, buffers).await);
     }
+    if let Some(challenge) = handshake.challenge(now()) {
+        hixie::answer_challenge(&mut io, &challenge).await.ok()?;
+    }
+    Some(Socket::Hixie(Box::new(HixieSocket::new(
+        io,
+        buffers.max_message_size,
+    ))))
 }

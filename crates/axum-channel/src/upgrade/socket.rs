@@ -3,7 +3,7 @@
 //! the hixie-76 codec).
 
 use super::hixie::HixieSocket;
-use channel_protocol::websocket::{Incoming, TextGuard};
+use channel_protocol::websocket::{Incoming, TextGuard, Violation};
 use channel_protocol::Transmit;
 use futures::{Sink, Stream};
 use hyper::upgrade::Upgraded;
@@ -122,31 +122,22 @@ impl Buffers {
     }
 }
 
-/// What a read error means: a code to fail with, or a lost connection.
-fn failure(error: &WsError) -> Incoming {
-    match error {
-        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => Incoming::Failed {
-            code: 1009,
-            reason: format!("Message of {size} bytes exceeds {max_size}"),
-        },
-        WsError::Capacity(other) => Incoming::Failed {
-            code: 1009,
-            reason: other.to_string(),
-        },
-        WsError::Utf8(_) => invalid_utf8(),
-        WsError::Protocol(problem) => Incoming::Failed {
-            code: 1002,
-            reason: problem.to_string(),
-        },
-        _ => Incoming::Lost,
-    }
-}
-
-fn invalid_utf8() -> Incoming {
-    Incoming::Failed {
-        code: 1007,
-        reason: "Invalid UTF-8 in text message".into(),
-    }
+/// What a read error means: a rule the peer broke (the protocol crate
+/// gives its close code), or a lost connection.
+fn failure(error: WsError) -> Incoming {
+    let violation = match error {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            Violation::MessageTooBig {
+                size: Some(size),
+                max: max_size,
+            }
+        }
+        WsError::Capacity(other) => Violation::LimitExceeded(other.to_string()),
+        WsError::Utf8(_) => Violation::InvalidUtf8,
+        WsError::Protocol(problem) => Violation::Protocol(problem.to_string()),
+        _ => return Incoming::Lost,
+    };
+    violation.into()
 }
 
 impl Socket {
@@ -178,13 +169,13 @@ impl Socket {
         match self {
             Socket::Rfc6455(ws) => loop {
                 if ws.get_ref().invalid {
-                    return Poll::Ready(invalid_utf8());
+                    return Poll::Ready(Violation::InvalidUtf8.into());
                 }
                 let next = Pin::new(&mut **ws).poll_next(cx);
                 let Poll::Ready(next) = next else {
                     // Bytes of a frame still arriving may already be invalid.
                     if ws.get_ref().invalid {
-                        return Poll::Ready(invalid_utf8());
+                        return Poll::Ready(Violation::InvalidUtf8.into());
                     }
                     return Poll::Pending;
                 };
@@ -200,7 +191,7 @@ impl Socket {
                             .unwrap_or_default(),
                     },
                     Some(Ok(WsMessage::Frame(_))) => continue,
-                    Some(Err(error)) => failure(&error),
+                    Some(Err(error)) => failure(error),
                     None => Incoming::Lost,
                 });
             },

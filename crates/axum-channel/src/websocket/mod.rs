@@ -5,13 +5,14 @@
 use crate::admission::Admission;
 use crate::base::transport::Transport;
 use crate::config::WebSocketConfig;
-use crate::reply;
-use crate::upgrade::handshake::{self, HandshakeOptions};
+use crate::upgrade::handshake::{check_upgradable, refused, upgrade};
 use crate::upgrade::socket::Buffers;
 use crate::upgrade::Upgrade;
 use axum::body::Body;
+use channel_protocol::websocket::handshake::{self, Options};
 use channel_protocol::websocket::Session as Engine;
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response};
+use std::borrow::Cow;
 use std::fmt;
 
 /// Serves the WebSocket endpoint of one layer.
@@ -36,19 +37,18 @@ impl WebSocketServer {
 
     /// Answers the handshake; the session starts once the connection is upgraded.
     pub(crate) async fn handle(&self, request: Request<Body>) -> Response<Body> {
-        if request.method() != Method::GET {
-            return reply::text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
-        }
         let (mut parts, _body) = request.into_parts();
-        let options = HandshakeOptions {
+        let options = Options {
             protocols: &self.websocket.protocols,
-            headers: &self.websocket.headers,
             hixie: self.websocket.hixie76,
         };
-        let accepted = match handshake::accept(&mut parts, &options) {
+        let accepted = match handshake::accept(&parts, &options) {
             Ok(accepted) => accepted,
-            Err(refusal) => return refusal.response(),
+            Err(refusal) => return refused(refusal),
         };
+        if let Err(refusal) = check_upgradable(&parts) {
+            return refused(refusal);
+        }
         let mut admitted = match self
             .admission
             .admit(&parts, Transport::WebSocket, None)
@@ -57,16 +57,22 @@ impl WebSocketServer {
             Ok(admitted) => admitted,
             Err(refusal) => return refusal.response(),
         };
-        admitted.info.protocol = accepted.protocol.map(std::borrow::Cow::Owned);
-        let upgrade = Upgrade {
+        admitted.info.protocol = accepted.protocol.clone().map(Cow::Owned);
+        let upgrading = match upgrade(&mut parts, accepted, &self.websocket.headers) {
+            Ok(upgrading) => upgrading,
+            Err(refusal) => return refused(refusal),
+        };
+        let connection = Upgrade {
             admission: self.admission.clone(),
             buffers: Buffers::new(&self.websocket, self.websocket.max_message_size),
         };
         let websocket = self.websocket.clone();
-        let (on_upgrade, kind) = (accepted.on_upgrade, accepted.handshake);
-        upgrade.spawn(on_upgrade, kind, admitted, move |now, rfc6455| {
-            Engine::new(now, websocket.session(rfc6455))
-        });
-        accepted.response
+        connection.spawn(
+            upgrading.on_upgrade,
+            upgrading.handshake,
+            admitted,
+            move |now, rfc6455| Engine::new(now, websocket.session(rfc6455)),
+        );
+        upgrading.response
     }
 }
