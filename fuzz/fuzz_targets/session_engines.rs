@@ -23,7 +23,7 @@
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use channel_protocol::browserchannel::{self, BackChannelEncoder, ForwardBatch, ForwardMessage};
-use channel_protocol::engine::{Counter, Engine, Event, ReceiverId, Transmit};
+use channel_protocol::engine::{Counter, Engine, Event, HttpReceivers, ReceiverId, Transmit};
 use channel_protocol::sockjs::{self, Attach, ReceiverEncoding, ReceiverKind};
 use channel_protocol::websocket::{self, Framed, Incoming};
 use channel_protocol::{event_stream, CloseReason, Message, Payload};
@@ -449,7 +449,7 @@ fn browserchannel(
         if !checks.common(&mut session, op) {
             match op {
                 Op::Transmit(index) => {
-                    let transmit = session.poll_transmit(now, pick(&ids, *index));
+                    let transmit = session.poll_receiver(now, pick(&ids, *index));
                     checks.transmit(&transmit);
                 }
                 Op::Attach {
@@ -549,7 +549,7 @@ fn sockjs(settings: &Settings, ops: &[Op], checks: &mut Checks) {
         if !checks.common(&mut session, op) {
             match op {
                 Op::Transmit(index) => {
-                    let transmit = session.poll_transmit(now, pick(&ids, *index));
+                    let transmit = session.poll_receiver(now, pick(&ids, *index));
                     checks.transmit(&transmit);
                 }
                 Op::Attach { receiver, .. } => {
@@ -647,7 +647,7 @@ fn event_source(settings: &Settings, ops: &[Op], checks: &mut Checks) {
         if !checks.common(&mut session, op) {
             match op {
                 Op::Transmit(index) => {
-                    let transmit = session.poll_transmit(now, pick(&ids, *index));
+                    let transmit = session.poll_receiver(now, pick(&ids, *index));
                     checks.transmit(&transmit);
                 }
                 Op::Detach(index, _) => session.detach(now, pick(&ids, *index)),

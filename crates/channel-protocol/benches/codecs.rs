@@ -4,7 +4,7 @@ use channel_protocol::browserchannel::{
     decode_forward_channel, BackChannelEncoder, ForwardBatch, ForwardMessage, Session,
     SessionConfig,
 };
-use channel_protocol::engine::{Engine, Transmit};
+use channel_protocol::engine::{Engine, HttpReceivers, Transmit};
 use channel_protocol::{json, Payload};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
@@ -54,7 +54,7 @@ fn back_channel(c: &mut Criterion) {
             for _ in 0..100 {
                 session.send(now, &Payload::json(ascii.clone())).unwrap();
             }
-            let Some(Transmit::Data { bytes, .. }) = session.poll_transmit(now, back) else {
+            let Some(Transmit::Data { bytes, .. }) = session.poll_receiver(now, back) else {
                 panic!("a chunk");
             };
             session.acknowledge(now, 100);

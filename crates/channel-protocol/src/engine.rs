@@ -19,6 +19,7 @@ use crate::close::{CloseReason, SendError};
 use crate::message::Message;
 use crate::payload::Payload;
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::time::Instant;
 
 /// Names one receiver (back channel, receiving request, WebSocket) of a
@@ -134,11 +135,77 @@ pub trait Engine {
     /// Runs every timer that is due at `now`.
     fn handle_timeout(&mut self, now: Instant);
 
+    /// What the engine has to tell the IO side, and why it closed.
+    fn outbox(&self) -> &Outbox;
+
+    /// The same, to take events from.
+    fn outbox_mut(&mut self) -> &mut Outbox;
+
     /// The next event, if any.
-    fn poll_event(&mut self) -> Option<Event>;
+    fn poll_event(&mut self) -> Option<Event> {
+        self.outbox_mut().pop()
+    }
 
     /// Why the session closed, once it has.
-    fn close_reason(&self) -> Option<&CloseReason>;
+    fn close_reason(&self) -> Option<&CloseReason> {
+        self.outbox().close_reason()
+    }
+}
+
+/// What an engine has to tell the IO side: its [`Event`]s in order, and
+/// why the session closed once it has. Every engine closes the same way:
+/// the first reason wins, and the app learns it once ([`Event::Closed`]).
+#[derive(Debug, Default)]
+pub struct Outbox {
+    events: VecDeque<Event>,
+    close_reason: Option<CloseReason>,
+}
+
+impl Outbox {
+    /// Queues an event for the IO side.
+    pub(crate) fn push(&mut self, event: Event) {
+        self.events.push_back(event);
+    }
+
+    /// Queues events for the IO side, in order.
+    pub(crate) fn extend(&mut self, events: impl IntoIterator<Item = Event>) {
+        self.events.extend(events);
+    }
+
+    /// The next event, if any.
+    pub fn pop(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Records why the session closed and tells the app, unless it had
+    /// closed already; true when this was the close.
+    pub(crate) fn close(&mut self, reason: CloseReason) -> bool {
+        if self.close_reason.is_some() {
+            return false;
+        }
+        self.close_reason = Some(reason.clone());
+        self.events.push_back(Event::Closed(reason));
+        true
+    }
+
+    /// True once the session closed.
+    pub fn is_closed(&self) -> bool {
+        self.close_reason.is_some()
+    }
+
+    /// Why the session closed, once it has.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.close_reason.as_ref()
+    }
+
+    /// Refuses a message on a closed session with its reason.
+    pub(crate) fn closed_error(&self) -> SendError {
+        SendError::Closed(
+            self.close_reason
+                .clone()
+                .unwrap_or(CloseReason::ConnectionLost),
+        )
+    }
 }
 
 /// An engine whose receivers are HTTP responses (BrowserChannel back
@@ -160,9 +227,4 @@ pub trait HttpReceivers: Engine {
     /// channel, SockJS ends a session whose attached receiver is
     /// abandoned, EventSource ends with its one stream.
     fn receiver_gone(&mut self, now: Instant, id: ReceiverId);
-}
-
-/// Refuses a message on a closed session with its reason.
-pub(crate) fn closed_error(reason: Option<&CloseReason>) -> SendError {
-    SendError::Closed(reason.cloned().unwrap_or(CloseReason::ConnectionLost))
 }

@@ -50,7 +50,7 @@ pub mod timer;
 pub mod websocket;
 
 pub use close::{CloseReason, SendError};
-pub use engine::{Counter, Engine, Event, HttpReceivers, ReceiverId, Ticket, Transmit};
+pub use engine::{Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket, Transmit};
 pub use message::Message;
 pub use order_buffer::{OrderBuffer, OrderError, Placement};
 pub use payload::{Payload, WireFormat};

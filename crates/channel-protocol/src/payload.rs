@@ -6,7 +6,7 @@
 //! makes each form the first time a session asks for it and hands the same
 //! bytes to every later session.
 
-use crate::event_stream;
+use crate::event_stream::format as event_stream;
 use crate::json::{self, EscapePolicy};
 use bytes::Bytes;
 use serde_json::Value;

@@ -14,7 +14,7 @@
 
 use bytes::Bytes;
 use channel_protocol::browserchannel::{self, BackChannelEncoder, ForwardBatch, ForwardMessage};
-use channel_protocol::engine::{Engine, ReceiverId};
+use channel_protocol::engine::{Engine, HttpReceivers, ReceiverId};
 use channel_protocol::sockjs::{self, Attach, ReceiverEncoding, ReceiverKind};
 use channel_protocol::websocket::{self, Framed, Incoming};
 use channel_protocol::{event_stream, CloseReason, OrderBuffer, Payload};
@@ -163,7 +163,7 @@ proptest! {
                 }
                 BcOp::PollTransmit => {
                     if let Some(id) = back_channel {
-                        session.poll_transmit(now, id);
+                        session.poll_receiver(now, id);
                     }
                 }
                 BcOp::DetachBackChannel => {
@@ -250,7 +250,7 @@ proptest! {
                 }
                 SockJsOp::PollTransmit => {
                     let id = receiver.unwrap_or(ReceiverId(0));
-                    session.poll_transmit(now, id);
+                    session.poll_receiver(now, id);
                 }
                 SockJsOp::Detach => {
                     if let Some(id) = receiver.take() {
@@ -427,7 +427,7 @@ proptest! {
                     let _ = session.ping(now, Bytes::from_static(b"p"));
                 }
                 EsOp::PollTransmit => {
-                    session.poll_transmit(now, stream);
+                    session.poll_receiver(now, stream);
                 }
                 EsOp::Close => session.close(now, CloseReason::Closed(String::new())),
                 EsOp::Wait(duration) => {

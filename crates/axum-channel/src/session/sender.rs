@@ -89,7 +89,7 @@ impl SessionSender {
     }
 
     /// What the authorisation hook attached to the session
-    /// ([`ChannelConfig::authorize_with`](crate::ChannelConfig::authorize_with)):
+    /// ([`ChannelConfig::authorize`](crate::ChannelConfig::authorize)):
     /// the authenticated user, a tenant...
     ///
     /// ```no_run

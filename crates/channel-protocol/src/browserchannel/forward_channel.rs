@@ -20,6 +20,12 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// The longest a forward channel request may be held while the app catches
+/// up. The client gives up on a request after 10 to 20 seconds without an
+/// answer and retries it, three times at most; an answer well before that
+/// keeps the client slowed down without making it fail.
+pub const FORWARD_CHANNEL_HOLD: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// One client message taken from the forward channel.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ForwardMessage {

@@ -23,15 +23,8 @@ pub mod session;
 
 pub use back_channel::BackChannelEncoder;
 pub use connection_test::ConnectionTest;
-pub use forward_channel::{decode_forward_channel, ForwardBatch, ForwardError, ForwardMessage};
-pub use query::{Query, RequestId, RequestType};
+pub use forward_channel::{
+    decode_forward_channel, ForwardBatch, ForwardError, ForwardMessage, FORWARD_CHANNEL_HOLD,
+};
+pub use query::{Query, RequestId, RequestType, PROTOCOL_VERSION};
 pub use session::{Session, SessionConfig};
-
-/// The only protocol version this implementation speaks (`VER=8`).
-pub const PROTOCOL_VERSION: u32 = 8;
-
-/// The longest a forward channel request may be held while the app catches
-/// up. The client gives up on a request after 10 to 20 seconds without an
-/// answer and retries it, three times at most; an answer well before that
-/// keeps the client slowed down without making it fail.
-pub const FORWARD_CHANNEL_HOLD: std::time::Duration = std::time::Duration::from_secs(8);

@@ -1,5 +1,8 @@
 //! The query parameters a BrowserChannel client puts on every request.
 
+/// The only protocol version this implementation speaks (`VER=8`).
+pub const PROTOCOL_VERSION: u32 = 8;
+
 /// The `RID` parameter: a forward channel request number, or `rpc` on back channels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestId {

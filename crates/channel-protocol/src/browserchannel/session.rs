@@ -20,11 +20,9 @@
 
 use super::back_channel::BackChannelEncoder;
 use super::forward_channel::{ForwardBatch, ForwardMessage};
-use super::PROTOCOL_VERSION;
+use super::query::PROTOCOL_VERSION;
 use crate::close::{CloseReason, SendError};
-use crate::engine::{
-    closed_error, Counter, Engine, Event, HttpReceivers, ReceiverId, Ticket, Transmit,
-};
+use crate::engine::{Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket, Transmit};
 use crate::json;
 use crate::message::Message;
 use crate::order_buffer::{OrderBuffer, OrderError};
@@ -122,7 +120,7 @@ struct BackChannel {
 ///
 /// ```
 /// use channel_protocol::browserchannel::{BackChannelEncoder, Session, SessionConfig};
-/// use channel_protocol::engine::{Engine, Event, Transmit};
+/// use channel_protocol::engine::{Engine, Event, HttpReceivers, Transmit};
 /// use channel_protocol::payload::Payload;
 /// use std::time::Instant;
 ///
@@ -132,7 +130,7 @@ struct BackChannel {
 /// session.acknowledge(now, 0); // the client's next request carries AID=0
 /// let back_channel = session.attach_back_channel(now, BackChannelEncoder::xmlhttp(), true, None).unwrap();
 /// let ticket = session.send(now, &Payload::text("hi")).unwrap();
-/// let Some(Transmit::Data { bytes, .. }) = session.poll_transmit(now, back_channel) else { panic!() };
+/// let Some(Transmit::Data { bytes, .. }) = session.poll_receiver(now, back_channel) else { panic!() };
 /// assert_eq!(&bytes[..], b"11\n[[1,\"hi\"]]\n");
 /// session.acknowledge(now, 1);
 /// while let Some(event) = session.poll_event() {
@@ -165,8 +163,7 @@ pub struct Session {
     timers: TimerTable<Timer, 3>,
     /// The app's inbound queue is full: forward channel requests wait.
     backpressure: bool,
-    close_reason: Option<CloseReason>,
-    events: VecDeque<Event>,
+    outbox: Outbox,
     config: SessionConfig,
 }
 
@@ -198,8 +195,7 @@ impl Session {
             receivers_opened: 0,
             timers,
             backpressure: false,
-            close_reason: None,
-            events: VecDeque::new(),
+            outbox: Outbox::default(),
             config,
         };
         let created = Value::Array(vec![
@@ -220,7 +216,7 @@ impl Session {
             app_seq,
         });
         if self.back_channel.is_some() {
-            self.events.push_back(Event::Transmit);
+            self.outbox.push(Event::Transmit);
         }
     }
 
@@ -251,7 +247,7 @@ impl Session {
         }
         if let Some(through) = through {
             self.confirmed = through;
-            self.events.push_back(Event::Confirmed {
+            self.outbox.push(Event::Confirmed {
                 counter: Counter::Messages,
                 through,
             });
@@ -302,7 +298,7 @@ impl Session {
         request: Option<u64>,
         batch: Option<ForwardBatch>,
     ) -> Result<(), OrderError> {
-        if self.close_reason.is_some() {
+        if self.outbox.is_closed() {
             return Ok(());
         }
         if let Some(batch) = &batch {
@@ -322,7 +318,7 @@ impl Session {
                 self.maps
                     .offer(batch.offset + index as u64, message, &mut released)?;
             }
-            self.events.extend(released.into_iter().map(|message| {
+            self.outbox.extend(released.into_iter().map(|message| {
                 Event::Message(match message {
                     ForwardMessage::Json(value) => Message::Json(value),
                     ForwardMessage::Map(map) => Message::Map(map),
@@ -371,7 +367,7 @@ impl Session {
         chunked: bool,
         domain: Option<&str>,
     ) -> Option<ReceiverId> {
-        if self.close_reason.is_some() {
+        if self.outbox.is_closed() {
             return None;
         }
         if let Some(old) = self.back_channel.take() {
@@ -393,7 +389,7 @@ impl Session {
         }
         self.timers
             .set(Timer::Heartbeat, now + self.config.keep_alive_interval);
-        self.events.push_back(Event::Transmit);
+        self.outbox.push(Event::Transmit);
         Some(id)
     }
 
@@ -464,6 +460,50 @@ impl Session {
         Some(chunk)
     }
 
+    /// Ends the back channel once it has written something, so the client's
+    /// next back channel request acknowledges what it received.
+    fn request_acknowledgement(&mut self) {
+        if let Some(back_channel) = &mut self.back_channel {
+            if back_channel.bytes_sent > 0 && !back_channel.ending {
+                back_channel.ending = true;
+                self.outbox.push(Event::Transmit);
+            }
+        }
+    }
+
+    /// True while the acknowledgement timer counts: a back channel is open,
+    /// has written something, and is not ending already.
+    fn acknowledgement_counts(&self) -> bool {
+        self.back_channel
+            .as_ref()
+            .is_some_and(|b| !b.ending && b.bytes_sent > 0)
+    }
+
+    /// The id of the last array written to a back channel (-1 if none).
+    pub fn last_sent_array_id(&self) -> i64 {
+        self.last_sent_array_id
+    }
+
+    /// How many arrays wait for acknowledgement, sent or not.
+    pub fn outstanding_arrays(&self) -> usize {
+        self.outgoing.len()
+    }
+
+    /// How many of those carry an app message: at most
+    /// [`SessionConfig::max_outgoing_arrays`].
+    pub fn outstanding_app_arrays(&self) -> usize {
+        self.queued_app_arrays
+    }
+
+    /// How many out-of-order maps wait for a gap to fill.
+    pub fn held_maps(&self) -> usize {
+        self.maps.held() + self.requests.as_ref().map_or(0, OrderBuffer::held)
+    }
+}
+
+/// A back channel's response is gone: the session waits for the next one
+/// until its session timeout.
+impl HttpReceivers for Session {
     /// What back channel `id` writes next: its prelude, a chunk of arrays,
     /// or its end. `None` while there is nothing to write.
     ///
@@ -472,12 +512,12 @@ impl Session {
     /// queue holds the forward channel up, after every chunk that carries a
     /// message: the client's next back channel request brings its `AID`,
     /// the one acknowledgement it can still send.
-    pub fn poll_transmit(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
+    fn poll_receiver(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
         if let Some(index) = self.retired.iter().position(|(r, _)| *r == id) {
             let (_, tail) = self.retired.swap_remove(index);
             return Some(Transmit::End(Bytes::from_static(tail.as_bytes())));
         }
-        let closed = self.close_reason.is_some();
+        let closed = self.outbox.is_closed();
         let blocked = self.backpressure;
         let limit = self.config.back_channel_chunk_limit;
         let back_channel = match &mut self.back_channel {
@@ -524,54 +564,6 @@ impl Session {
         })
     }
 
-    /// Ends the back channel once it has written something, so the client's
-    /// next back channel request acknowledges what it received.
-    fn request_acknowledgement(&mut self) {
-        if let Some(back_channel) = &mut self.back_channel {
-            if back_channel.bytes_sent > 0 && !back_channel.ending {
-                back_channel.ending = true;
-                self.events.push_back(Event::Transmit);
-            }
-        }
-    }
-
-    /// True while the acknowledgement timer counts: a back channel is open,
-    /// has written something, and is not ending already.
-    fn acknowledgement_counts(&self) -> bool {
-        self.back_channel
-            .as_ref()
-            .is_some_and(|b| !b.ending && b.bytes_sent > 0)
-    }
-
-    /// The id of the last array written to a back channel (-1 if none).
-    pub fn last_sent_array_id(&self) -> i64 {
-        self.last_sent_array_id
-    }
-
-    /// How many arrays wait for acknowledgement, sent or not.
-    pub fn outstanding_arrays(&self) -> usize {
-        self.outgoing.len()
-    }
-
-    /// How many of those carry an app message: at most
-    /// [`SessionConfig::max_outgoing_arrays`].
-    pub fn outstanding_app_arrays(&self) -> usize {
-        self.queued_app_arrays
-    }
-
-    /// How many out-of-order maps wait for a gap to fill.
-    pub fn held_maps(&self) -> usize {
-        self.maps.held() + self.requests.as_ref().map_or(0, OrderBuffer::held)
-    }
-}
-
-/// A back channel's response is gone: the session waits for the next one
-/// until its session timeout.
-impl HttpReceivers for Session {
-    fn poll_receiver(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
-        self.poll_transmit(now, id)
-    }
-
     fn receiver_gone(&mut self, now: Instant, id: ReceiverId) {
         self.detach_back_channel(now, id);
     }
@@ -579,8 +571,8 @@ impl HttpReceivers for Session {
 
 impl Engine for Session {
     fn send(&mut self, _now: Instant, payload: &Payload) -> Result<Ticket, SendError> {
-        if self.close_reason.is_some() {
-            return Err(closed_error(self.close_reason.as_ref()));
+        if self.outbox.is_closed() {
+            return Err(self.outbox.closed_error());
         }
         let json = payload
             .encode(WireFormat::BrowserChannel)
@@ -602,7 +594,7 @@ impl Engine for Session {
 
     /// Queues `["stop"]`, which tells the client to stop reconnecting.
     fn stop(&mut self, _now: Instant) {
-        if self.close_reason.is_none() {
+        if !self.outbox.is_closed() {
             self.push_control("stop");
         }
     }
@@ -610,16 +602,14 @@ impl Engine for Session {
     /// Closes the session: queued arrays are still written to the open back
     /// channel, which then ends; arrays not acknowledged by then are lost.
     fn close(&mut self, _now: Instant, reason: CloseReason) {
-        if self.close_reason.is_some() {
+        if !self.outbox.close(reason) {
             return;
         }
-        self.close_reason = Some(reason.clone());
         self.timers.stop_all();
         self.maps = OrderBuffer::new(self.maps.next_expected(), 0);
-        self.events.push_back(Event::Closed(reason));
-        self.events.push_back(Event::Finished);
+        self.outbox.push(Event::Finished);
         if self.back_channel.is_some() {
-            self.events.push_back(Event::Transmit);
+            self.outbox.push(Event::Transmit);
         }
     }
 
@@ -631,7 +621,7 @@ impl Engine for Session {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        if self.close_reason.is_some() {
+        if self.outbox.is_closed() {
             return None;
         }
         let open = self.back_channel.is_some();
@@ -646,7 +636,7 @@ impl Engine for Session {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        if self.close_reason.is_some() {
+        if self.outbox.is_closed() {
             return;
         }
         if self.back_channel.is_some() {
@@ -670,12 +660,12 @@ impl Engine for Session {
         }
     }
 
-    fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+    fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
-    fn close_reason(&self) -> Option<&CloseReason> {
-        self.close_reason.as_ref()
+    fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.outbox
     }
 }
 
@@ -753,10 +743,10 @@ mod tests {
         let b = session.send(now, &Payload::json(json!({"b": 1}))).unwrap();
         assert_eq!((a.seq, b.seq), (0, 1));
         assert_eq!(
-            data(session.poll_transmit(now, back)),
+            data(session.poll_receiver(now, back)),
             "46\n[[0,[\"c\",\"sid1\",null,8]],[1,\"a\"],[2,{\"b\":1}]]\n"
         );
-        assert_eq!(session.poll_transmit(now, back), None);
+        assert_eq!(session.poll_receiver(now, back), None);
         events(&mut session);
         session.acknowledge(now, 1);
         assert_eq!(
@@ -788,12 +778,12 @@ mod tests {
         let first = open(&mut session, now, true);
         session.send(now, &Payload::text("x")).unwrap();
         session.send(now, &Payload::text("y")).unwrap();
-        data(session.poll_transmit(now, first));
+        data(session.poll_receiver(now, first));
         session.acknowledge(now, 1);
         let second = open(&mut session, now, true);
-        assert!(is_end(session.poll_transmit(now, first)));
+        assert!(is_end(session.poll_receiver(now, first)));
         assert_eq!(
-            data(session.poll_transmit(now, second)),
+            data(session.poll_receiver(now, second)),
             "10\n[[2,\"y\"]]\n"
         );
         session.detach_back_channel(now, first);
@@ -806,10 +796,10 @@ mod tests {
         let back = session
             .attach_back_channel(now, BackChannelEncoder::html(), false, Some("x.com"))
             .unwrap();
-        assert!(data(session.poll_transmit(now, back)).contains("document.domain="));
-        assert!(data(session.poll_transmit(now, back)).starts_with("<script>try{parent.m("));
+        assert!(data(session.poll_receiver(now, back)).contains("document.domain="));
+        assert!(data(session.poll_receiver(now, back)).starts_with("<script>try{parent.m("));
         assert_eq!(
-            session.poll_transmit(now, back),
+            session.poll_receiver(now, back),
             Some(Transmit::End(Bytes::from_static(
                 b"<script>try{parent.d()}catch(e){}</script>\n"
             )))
@@ -821,8 +811,8 @@ mod tests {
     fn ci_1_and_the_chunk_limit_end_the_back_channel() {
         let (now, mut session) = start();
         let back = open(&mut session, now, false);
-        data(session.poll_transmit(now, back));
-        assert!(is_end(session.poll_transmit(now, back)));
+        data(session.poll_receiver(now, back));
+        assert!(is_end(session.poll_receiver(now, back)));
 
         let config = SessionConfig {
             back_channel_chunk_limit: 40,
@@ -830,10 +820,10 @@ mod tests {
         };
         let mut session = Session::new(now, "s", None, None, config);
         let back = open(&mut session, now, true);
-        data(session.poll_transmit(now, back));
+        data(session.poll_receiver(now, back));
         session.send(now, &Payload::text("0123456789")).unwrap();
-        data(session.poll_transmit(now, back));
-        assert!(is_end(session.poll_transmit(now, back)));
+        data(session.poll_receiver(now, back));
+        assert!(is_end(session.poll_receiver(now, back)));
     }
 
     #[test]
@@ -845,7 +835,7 @@ mod tests {
         let back = open(&mut session, now, true);
         session.send(now, &Payload::text("ab")).unwrap();
         session.send(now, &Payload::json(json!(12))).unwrap();
-        data(session.poll_transmit(now, back));
+        data(session.poll_receiver(now, back));
         session.send(now, &Payload::text("unsent")).unwrap();
         // JSON of the sent data list: ["ab",12] is 9 characters.
         assert_eq!(session.forward_reply(), "7\n[1,2,9]");
@@ -972,14 +962,14 @@ mod tests {
     fn heartbeats_go_down_an_open_back_channel_only() {
         let (now, mut session) = start();
         let back = open(&mut session, now, true);
-        data(session.poll_transmit(now, back));
+        data(session.poll_receiver(now, back));
         let due = session.poll_timeout().unwrap();
         assert_eq!(due, now + Duration::from_secs(20));
         session.handle_timeout(due - Duration::from_millis(1));
-        assert_eq!(session.poll_transmit(due, back), None);
+        assert_eq!(session.poll_receiver(due, back), None);
         session.handle_timeout(due);
         assert_eq!(
-            data(session.poll_transmit(due, back)),
+            data(session.poll_receiver(due, back)),
             "15\n[[1,[\"noop\"]]]\n"
         );
         assert_eq!(session.poll_timeout(), Some(due + Duration::from_secs(20)));
@@ -996,7 +986,7 @@ mod tests {
         for _ in 0..20 {
             at += Duration::from_secs(20);
             session.handle_timeout(at);
-            if let Some(Transmit::End(_)) = session.poll_transmit(at, back) {
+            if let Some(Transmit::End(_)) = session.poll_receiver(at, back) {
                 ended = true;
                 break;
             }
@@ -1027,14 +1017,14 @@ mod tests {
     fn close_flushes_then_ends_the_back_channel() {
         let (now, mut session) = start();
         let back = open(&mut session, now, true);
-        data(session.poll_transmit(now, back));
+        data(session.poll_receiver(now, back));
         session.send(now, &Payload::text("last")).unwrap();
         session.close(now, CloseReason::Closed("bye".into()));
         assert_eq!(
-            data(session.poll_transmit(now, back)),
+            data(session.poll_receiver(now, back)),
             "13\n[[1,\"last\"]]\n"
         );
-        assert!(is_end(session.poll_transmit(now, back)));
+        assert!(is_end(session.poll_receiver(now, back)));
         assert!(matches!(
             session.send(now, &Payload::text("late")),
             Err(SendError::Closed(CloseReason::Closed(_)))
@@ -1054,15 +1044,15 @@ mod tests {
         // Nothing written yet: no timer for acknowledgements.
         assert_eq!(session.poll_timeout(), Some(now + Duration::from_secs(20)));
         session.send(now, &Payload::text("a")).unwrap();
-        data(session.poll_transmit(now, back));
+        data(session.poll_receiver(now, back));
         let due = now + Duration::from_secs(1);
         assert_eq!(session.poll_timeout(), Some(due));
         session.handle_timeout(due);
-        assert!(is_end(session.poll_transmit(due, back)));
+        assert!(is_end(session.poll_receiver(due, back)));
         // The client's new back channel acknowledges; nothing more is due.
         session.acknowledge(due, 1);
         let next = open(&mut session, due, true);
-        assert_eq!(session.poll_transmit(due, next), None);
+        assert_eq!(session.poll_receiver(due, next), None);
         assert_eq!(session.poll_timeout(), Some(due + Duration::from_secs(20)));
     }
 
@@ -1074,9 +1064,9 @@ mod tests {
         let back = open(&mut session, now, true);
         session.set_backpressure(now, true);
         // It resends `c` and `a`, then ends to ask for their acknowledgement.
-        let chunk = data(session.poll_transmit(now, back));
+        let chunk = data(session.poll_receiver(now, back));
         assert!(chunk.contains("\"a\""));
-        assert!(is_end(session.poll_transmit(now, back)));
+        assert!(is_end(session.poll_receiver(now, back)));
     }
 
     #[test]
@@ -1087,16 +1077,16 @@ mod tests {
         let back = open(&mut session, now, true);
         session.send(now, &Payload::text("echo")).unwrap();
         session.set_backpressure(now, true);
-        data(session.poll_transmit(now, back));
-        assert!(is_end(session.poll_transmit(now, back)));
+        data(session.poll_receiver(now, back));
+        assert!(is_end(session.poll_receiver(now, back)));
         // The next back channel brings the acknowledgement and stays open.
         session.acknowledge(now, 1);
         let next = open(&mut session, now, true);
-        assert_eq!(session.poll_transmit(now, next), None);
+        assert_eq!(session.poll_receiver(now, next), None);
         session.set_backpressure(now, false);
         session.send(now, &Payload::text("more")).unwrap();
-        data(session.poll_transmit(now, next));
-        assert_eq!(session.poll_transmit(now, next), None);
+        data(session.poll_receiver(now, next));
+        assert_eq!(session.poll_receiver(now, next), None);
     }
 
     #[test]
@@ -1113,7 +1103,7 @@ mod tests {
         let back = open(&mut session, now, true);
         assert_eq!(session.poll_timeout(), session.timer(Timer::Heartbeat));
         session.send(now, &Payload::text("a")).unwrap();
-        data(session.poll_transmit(now, back));
+        data(session.poll_receiver(now, back));
         assert_eq!(
             session.timer(Timer::Acknowledgement),
             Some(now + Duration::from_secs(1))

@@ -6,6 +6,7 @@
 //! reply (JSON). The JSON header never holds a raw newline, so the first
 //! `\n` ends it.
 
+use super::topic::Topic;
 use crate::payload::{Parts, PartsKind, Payload};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -72,10 +73,10 @@ pub enum Audience<'a> {
 
 impl Envelope {
     /// The topics this broadcast is published on: one per target room.
-    pub fn topics(&self) -> Vec<super::Topic> {
+    pub fn topics(&self) -> Vec<Topic> {
         match &self.target {
-            Target::All => vec![super::Topic::All],
-            Target::Rooms(rooms) => rooms.iter().cloned().map(super::Topic::Room).collect(),
+            Target::All => vec![Topic::All],
+            Target::Rooms(rooms) => rooms.iter().cloned().map(Topic::Room).collect(),
             Target::Session(_) => Vec::new(),
         }
     }
@@ -96,10 +97,10 @@ impl Envelope {
     /// assert_eq!(envelope.audience(&Topic::Room("b".into())), Audience::Room { room: "b", not_in: &not_in });
     /// assert_eq!(envelope.audience(&Topic::All), Audience::Nobody);
     /// ```
-    pub fn audience(&self, topic: &super::Topic) -> Audience<'_> {
+    pub fn audience(&self, topic: &Topic) -> Audience<'_> {
         match (&self.target, topic) {
-            (Target::All, super::Topic::All) => Audience::Everyone,
-            (Target::Rooms(rooms), super::Topic::Room(room)) => {
+            (Target::All, Topic::All) => Audience::Everyone,
+            (Target::Rooms(rooms), Topic::Room(room)) => {
                 match rooms.iter().position(|r| r == room) {
                     Some(index) => Audience::Room {
                         room: &rooms[index],
@@ -108,7 +109,7 @@ impl Envelope {
                     None => Audience::Nobody,
                 }
             }
-            (Target::Session(id), super::Topic::Node(_)) => Audience::Session(id),
+            (Target::Session(id), Topic::Node(_)) => Audience::Session(id),
             _ => Audience::Nobody,
         }
     }
@@ -440,7 +441,7 @@ mod tests {
             except: vec![],
             payload: Payload::text("x"),
         };
-        let rooms = ["a", "b", "c"].map(|r| super::super::Topic::Room(r.into()));
+        let rooms = ["a", "b", "c"].map(|r| crate::cluster::topic::Topic::Room(r.into()));
         // A member of b and c: the copy on b is its, the one on c is not.
         let member = ["b", "c"];
         let takes: Vec<bool> = rooms
@@ -454,7 +455,7 @@ mod tests {
             .collect();
         assert_eq!(takes, [false, true, false]);
         assert_eq!(
-            envelope.audience(&super::super::Topic::Room("z".into())),
+            envelope.audience(&crate::cluster::topic::Topic::Room("z".into())),
             Audience::Nobody
         );
     }

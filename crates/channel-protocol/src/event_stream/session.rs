@@ -6,11 +6,9 @@
 //! the stream open. An event is delivered once it is written. The client
 //! cannot send; the session ends when the response does.
 
-use super::{encode_comment, encode_retry, padding};
+use super::format::{encode_comment, encode_retry, padding};
 use crate::close::{CloseReason, SendError};
-use crate::engine::{
-    closed_error, Counter, Engine, Event, HttpReceivers, ReceiverId, Ticket, Transmit,
-};
+use crate::engine::{Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket, Transmit};
 use crate::payload::{Payload, WireFormat};
 use crate::timer::{self, TimerTable};
 use bytes::{Bytes, BytesMut};
@@ -60,7 +58,7 @@ const STREAM: ReceiverId = ReceiverId(1);
 /// One EventSource session's state.
 ///
 /// ```
-/// use channel_protocol::engine::{Engine, Transmit};
+/// use channel_protocol::engine::{Engine, HttpReceivers, Transmit};
 /// use channel_protocol::event_stream::{Session, SessionConfig};
 /// use channel_protocol::payload::Payload;
 /// use std::time::Instant;
@@ -68,9 +66,9 @@ const STREAM: ReceiverId = ReceiverId(1);
 /// let now = Instant::now();
 /// let mut session = Session::new(now, SessionConfig::default());
 /// let stream = session.stream();
-/// session.poll_transmit(now, stream); // the padding
+/// session.poll_receiver(now, stream); // the padding
 /// session.send(now, &Payload::text("hi")).unwrap();
-/// let Some(Transmit::Data { bytes, confirms }) = session.poll_transmit(now, stream) else { panic!() };
+/// let Some(Transmit::Data { bytes, confirms }) = session.poll_receiver(now, stream) else { panic!() };
 /// assert_eq!((&bytes[..], confirms), (&b"data: hi\n\n"[..], Some(1)));
 /// ```
 #[derive(Debug)]
@@ -85,9 +83,8 @@ pub struct Session {
     /// Runs while attached and no ping is due; counts until the session closes.
     timers: TimerTable<Timer, 1>,
     ping_due: bool,
-    close_reason: Option<CloseReason>,
     finished: bool,
-    events: VecDeque<Event>,
+    outbox: Outbox,
     config: SessionConfig,
 }
 
@@ -101,9 +98,8 @@ impl Session {
             attached: true,
             timers: TimerTable::new(now),
             ping_due: false,
-            close_reason: None,
             finished: false,
-            events: VecDeque::new(),
+            outbox: Outbox::default(),
             config,
         };
         session.wrote(now);
@@ -137,8 +133,8 @@ impl Session {
     }
 
     fn queue(&mut self, bytes: Bytes) -> Result<Ticket, SendError> {
-        if self.close_reason.is_some() {
-            return Err(closed_error(self.close_reason.as_ref()));
+        if self.outbox.is_closed() {
+            return Err(self.outbox.closed_error());
         }
         if self.queue.len() >= self.config.max_queued_events {
             return Err(SendError::QueueFull {
@@ -147,16 +143,37 @@ impl Session {
         }
         let seq = self.written + self.queue.len() as u64;
         self.queue.push_back(bytes);
-        self.events.push_back(Event::Transmit);
+        self.outbox.push(Event::Transmit);
         Ok(Ticket {
             counter: Counter::Messages,
             seq,
         })
     }
 
+    /// The response is gone (the client left, or it ended).
+    pub fn detach(&mut self, now: Instant, id: ReceiverId) {
+        if id == STREAM && self.attached {
+            self.attached = false;
+            self.timers.stop(Timer::Ping);
+            self.close(now, CloseReason::ConnectionLost);
+            self.finish();
+        }
+    }
+
+    fn finish(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.queue = VecDeque::new();
+            self.outbox.push(Event::Finished);
+        }
+    }
+}
+
+/// The one stream going away ends the session.
+impl HttpReceivers for Session {
     /// What the response writes next: every queued event at once, a ping
     /// comment, or its end once the session closed. `None` while idle.
-    pub fn poll_transmit(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
+    fn poll_receiver(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
         if id != STREAM || !self.attached {
             return Some(Transmit::End(Bytes::new()));
         }
@@ -189,7 +206,7 @@ impl Session {
             (bytes, Some(self.written))
         } else if self.ping_due {
             (Bytes::from(encode_comment("")), None)
-        } else if self.close_reason.is_some() {
+        } else if self.outbox.is_closed() {
             self.attached = false;
             self.timers.stop(Timer::Ping);
             self.finish();
@@ -201,31 +218,6 @@ impl Session {
         self.ping_due = false;
         self.wrote(now);
         Some(Transmit::Data { bytes, confirms })
-    }
-
-    /// The response is gone (the client left, or it ended).
-    pub fn detach(&mut self, now: Instant, id: ReceiverId) {
-        if id == STREAM && self.attached {
-            self.attached = false;
-            self.timers.stop(Timer::Ping);
-            self.close(now, CloseReason::ConnectionLost);
-            self.finish();
-        }
-    }
-
-    fn finish(&mut self) {
-        if !self.finished {
-            self.finished = true;
-            self.queue = VecDeque::new();
-            self.events.push_back(Event::Finished);
-        }
-    }
-}
-
-/// The one stream going away ends the session.
-impl HttpReceivers for Session {
-    fn poll_receiver(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
-        self.poll_transmit(now, id)
     }
 
     fn receiver_gone(&mut self, now: Instant, id: ReceiverId) {
@@ -250,16 +242,14 @@ impl Engine for Session {
 
     /// Ends the response once the queued events are written.
     fn close(&mut self, _now: Instant, reason: CloseReason) {
-        if self.close_reason.is_none() {
-            self.close_reason = Some(reason.clone());
-            self.events.push_back(Event::Closed(reason));
-            self.events.push_back(Event::Transmit);
+        if self.outbox.close(reason) {
+            self.outbox.push(Event::Transmit);
         }
     }
 
     /// The ping, until the session closes.
     fn poll_timeout(&self) -> Option<Instant> {
-        let open = self.close_reason.is_none();
+        let open = !self.outbox.is_closed();
         self.timers
             .next_among(|_| open)
             .map(|(_, deadline)| deadline)
@@ -268,16 +258,16 @@ impl Engine for Session {
     fn handle_timeout(&mut self, now: Instant) {
         if self.timers.expire(Timer::Ping, now) {
             self.ping_due = true;
-            self.events.push_back(Event::Transmit);
+            self.outbox.push(Event::Transmit);
         }
     }
 
-    fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+    fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
-    fn close_reason(&self) -> Option<&CloseReason> {
-        self.close_reason.as_ref()
+    fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.outbox
     }
 }
 
@@ -302,17 +292,17 @@ mod tests {
             ..SessionConfig::default()
         };
         let mut session = Session::new(now, config);
-        let (prelude, confirms) = data(session.poll_transmit(now, STREAM));
+        let (prelude, confirms) = data(session.poll_receiver(now, STREAM));
         assert!(prelude.starts_with(':') && prelude.ends_with("\nretry: 1500\n\n"));
         assert_eq!(confirms, None);
-        assert_eq!(session.poll_transmit(now, STREAM), None);
+        assert_eq!(session.poll_receiver(now, STREAM), None);
     }
 
     #[test]
     fn queued_events_leave_together_and_are_confirmed() {
         let now = Instant::now();
         let mut session = Session::new(now, SessionConfig::default());
-        session.poll_transmit(now, STREAM);
+        session.poll_receiver(now, STREAM);
         session.send(now, &Payload::text("a")).unwrap();
         session
             .send(
@@ -323,7 +313,7 @@ mod tests {
         let ping = session.ping(now, Bytes::from_static(b"p")).unwrap();
         assert_eq!(ping.seq, 2);
         assert_eq!(
-            data(session.poll_transmit(now, STREAM)),
+            data(session.poll_receiver(now, STREAM)),
             (
                 "data: a\n\nevent: t\nid: 2\ndata: b\n\n:p\n\n".into(),
                 Some(3)
@@ -340,12 +330,12 @@ mod tests {
             ..SessionConfig::default()
         };
         let mut session = Session::new(now, config);
-        session.poll_transmit(now, STREAM);
+        session.poll_receiver(now, STREAM);
         let due = session.poll_timeout().unwrap();
         assert_eq!(due, now + Duration::from_secs(15));
         session.handle_timeout(due);
         assert_eq!(
-            data(session.poll_transmit(due, STREAM)),
+            data(session.poll_receiver(due, STREAM)),
             (":\n\n".into(), None)
         );
         assert_eq!(session.poll_timeout(), Some(due + Duration::from_secs(15)));
@@ -365,10 +355,10 @@ mod tests {
             Err(SendError::QueueFull { limit: 1 })
         );
         session.close(now, CloseReason::Closed("bye".into()));
-        session.poll_transmit(now, STREAM);
-        assert_eq!(data(session.poll_transmit(now, STREAM)).1, Some(1));
+        session.poll_receiver(now, STREAM);
+        assert_eq!(data(session.poll_receiver(now, STREAM)).1, Some(1));
         assert_eq!(
-            session.poll_transmit(now, STREAM),
+            session.poll_receiver(now, STREAM),
             Some(Transmit::End(Bytes::new()))
         );
         let events: Vec<_> = std::iter::from_fn(|| session.poll_event()).collect();
@@ -401,7 +391,7 @@ mod tests {
         assert_eq!(session.timer(Timer::Ping), None);
         assert_eq!(session.poll_timeout(), None);
         session.close(due, CloseReason::Closed("bye".into()));
-        data(session.poll_transmit(due, STREAM));
+        data(session.poll_receiver(due, STREAM));
         assert_eq!(session.poll_timeout(), None);
     }
 }

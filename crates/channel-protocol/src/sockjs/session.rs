@@ -18,9 +18,7 @@ use super::payload::{decode_websocket, WebSocketPayload};
 use super::receiver::ReceiverEncoding;
 use crate::close::{CloseReason, SendError};
 use crate::close_code::{NORMAL_CLOSURE, SOCKJS_GO_AWAY};
-use crate::engine::{
-    closed_error, Counter, Engine, Event, HttpReceivers, ReceiverId, Ticket, Transmit,
-};
+use crate::engine::{Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket, Transmit};
 use crate::message::Message;
 use crate::payload::{Payload, WireFormat};
 use crate::timer::{self, TimerTable};
@@ -72,7 +70,7 @@ pub enum ReceiverKind {
 /// What a new receiver gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attach {
-    /// It is attached: take its bytes with [`Session::poll_transmit`].
+    /// It is attached: take its bytes with [`HttpReceivers::poll_receiver`].
     Attached {
         /// The receiver's id.
         id: ReceiverId,
@@ -151,7 +149,7 @@ struct Receiver {
 /// One SockJS session's protocol state.
 ///
 /// ```
-/// use channel_protocol::engine::{Engine, Transmit};
+/// use channel_protocol::engine::{Engine, HttpReceivers, Transmit};
 /// use channel_protocol::payload::Payload;
 /// use channel_protocol::sockjs::{Attach, ReceiverEncoding, ReceiverKind, Session, SessionConfig};
 /// use std::time::Instant;
@@ -160,9 +158,9 @@ struct Receiver {
 /// let mut session = Session::new(now, SessionConfig::default());
 /// let polling = ReceiverKind::Http { encoding: ReceiverEncoding::Xhr, prelude: String::new(), polling: true };
 /// let Attach::Attached { id, opened: true } = session.attach_receiver(now, polling) else { panic!() };
-/// let Some(Transmit::Data { bytes, .. }) = session.poll_transmit(now, id) else { panic!() };
+/// let Some(Transmit::Data { bytes, .. }) = session.poll_receiver(now, id) else { panic!() };
 /// assert_eq!(&bytes[..], b"o\n");
-/// assert!(matches!(session.poll_transmit(now, id), Some(Transmit::End(_))));
+/// assert!(matches!(session.poll_receiver(now, id), Some(Transmit::End(_))));
 /// session.send(now, &Payload::text("hi")).unwrap();
 /// ```
 #[derive(Debug)]
@@ -178,8 +176,7 @@ pub struct Session {
     /// The session outlives its last receiver by the disconnect delay;
     /// not once a WebSocket carried it, nor at shutdown.
     lingers: bool,
-    close_reason: Option<CloseReason>,
-    events: VecDeque<Event>,
+    outbox: Outbox,
     config: SessionConfig,
 }
 
@@ -197,8 +194,7 @@ impl Session {
             receivers_attached: 0,
             timers,
             lingers: true,
-            close_reason: None,
-            events: VecDeque::new(),
+            outbox: Outbox::default(),
             config,
         }
     }
@@ -265,7 +261,7 @@ impl Session {
             Phase::Forgotten => {
                 // A request that found the session just before it was
                 // forgotten gets its close frame once more.
-                let (code, text) = self.close_reason.as_ref().map_or_else(
+                let (code, text) = self.outbox.close_reason().map_or_else(
                     || (NORMAL_CLOSURE, "Normal closure".into()),
                     CloseReason::sockjs_close,
                 );
@@ -310,7 +306,7 @@ impl Session {
         });
         self.timers.stop(Timer::DisconnectDelay);
         self.wrote(now);
-        self.events.push_back(Event::Transmit);
+        self.outbox.push(Event::Transmit);
         Attach::Attached { id, opened }
     }
 
@@ -376,7 +372,7 @@ impl Session {
             self.timers.stop_all();
             self.receiver = None;
             self.pending = VecDeque::new();
-            self.events.push_back(Event::Finished);
+            self.outbox.push(Event::Finished);
         }
     }
 
@@ -384,7 +380,7 @@ impl Session {
     /// takes and drops them, as sockjs-node's does.
     pub fn handle_messages(&mut self, _now: Instant, messages: Vec<String>) {
         if self.phase == Phase::Open {
-            self.events.extend(
+            self.outbox.extend(
                 messages
                     .into_iter()
                     .map(|m| Event::Message(Message::Text(m))),
@@ -420,15 +416,31 @@ impl Session {
             frame: framing::close(code, &text),
             websocket,
         };
-        self.close_reason = Some(reason.clone());
-        self.events.push_back(Event::Closed(reason));
+        self.outbox.close(reason);
         if self.receiver.is_some() {
-            self.events.push_back(Event::Transmit);
+            self.outbox.push(Event::Transmit);
         }
     }
 
+    /// How many messages wait for a receiver.
+    pub fn pending_messages(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// Wraps one frame for the receiver: WebSocket frames go as they are.
+fn wrap(sink: &Sink, frame: &str) -> String {
+    match sink {
+        Sink::Http { encoding, .. } => encoding.wrap(frame),
+        Sink::WebSocket => frame.to_owned(),
+    }
+}
+
+/// A receiving request that goes away while attached was abandoned by its
+/// client, which ends the session at once, as sockjs-node does.
+impl HttpReceivers for Session {
     /// What receiver `id` writes next. `None` while there is nothing to write.
-    pub fn poll_transmit(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
+    fn poll_receiver(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
         let limit = self.config.response_limit;
         let receiver = match self.receiver.as_mut() {
             Some(receiver) if receiver.id == id => receiver,
@@ -475,7 +487,7 @@ impl Session {
             receiver.ending = true;
             if broken && matches!(receiver.sink, Sink::WebSocket) {
                 // Broken framing: the WebSocket closes with the code alone.
-                return self.poll_transmit(now, id);
+                return self.poll_receiver(now, id);
             }
             (frame, None)
         } else if heartbeat {
@@ -503,27 +515,6 @@ impl Session {
         })
     }
 
-    /// How many messages wait for a receiver.
-    pub fn pending_messages(&self) -> usize {
-        self.pending.len()
-    }
-}
-
-/// Wraps one frame for the receiver: WebSocket frames go as they are.
-fn wrap(sink: &Sink, frame: &str) -> String {
-    match sink {
-        Sink::Http { encoding, .. } => encoding.wrap(frame),
-        Sink::WebSocket => frame.to_owned(),
-    }
-}
-
-/// A receiving request that goes away while attached was abandoned by its
-/// client, which ends the session at once, as sockjs-node does.
-impl HttpReceivers for Session {
-    fn poll_receiver(&mut self, now: Instant, id: ReceiverId) -> Option<Transmit> {
-        self.poll_transmit(now, id)
-    }
-
     fn receiver_gone(&mut self, now: Instant, id: ReceiverId) {
         self.detach_receiver(now, id, CloseReason::ConnectionLost);
     }
@@ -532,7 +523,7 @@ impl HttpReceivers for Session {
 impl Engine for Session {
     fn send(&mut self, _now: Instant, payload: &Payload) -> Result<Ticket, SendError> {
         if self.phase != Phase::Open {
-            return Err(closed_error(self.close_reason.as_ref()));
+            return Err(self.outbox.closed_error());
         }
         let quoted = payload
             .encode(WireFormat::SockJs)
@@ -545,7 +536,7 @@ impl Engine for Session {
         let seq = self.written + self.pending.len() as u64;
         self.pending.push_back(quoted);
         if self.receiver.is_some() {
-            self.events.push_back(Event::Transmit);
+            self.outbox.push(Event::Transmit);
         }
         Ok(Ticket {
             counter: Counter::Messages,
@@ -581,7 +572,7 @@ impl Engine for Session {
         if self.timers.expire(Timer::Heartbeat, now) {
             if let Some(receiver) = &mut self.receiver {
                 receiver.heartbeat_due = true;
-                self.events.push_back(Event::Transmit);
+                self.outbox.push(Event::Transmit);
             }
         }
         if self.timers.expire(Timer::DisconnectDelay, now) && self.phase != Phase::Forgotten {
@@ -590,12 +581,12 @@ impl Engine for Session {
         }
     }
 
-    fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+    fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
-    fn close_reason(&self) -> Option<&CloseReason> {
-        self.close_reason.as_ref()
+    fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.outbox
     }
 }
 
@@ -656,9 +647,9 @@ mod tests {
                 opened: true
             }
         );
-        assert_eq!(text(session.poll_transmit(now, ReceiverId(1))), "o\n");
+        assert_eq!(text(session.poll_receiver(now, ReceiverId(1))), "o\n");
         assert_eq!(
-            session.poll_transmit(now, ReceiverId(1)),
+            session.poll_receiver(now, ReceiverId(1)),
             Some(Transmit::End(Bytes::new()))
         );
         assert!(!session.is_attached());
@@ -681,14 +672,14 @@ mod tests {
         let now = Instant::now();
         let mut session = Session::new(now, SessionConfig::default());
         let first = attached(session.attach_receiver(now, polling()));
-        text(session.poll_transmit(now, first));
-        session.poll_transmit(now, first);
+        text(session.poll_receiver(now, first));
+        session.poll_receiver(now, first);
         session.send(now, &Payload::text("a")).unwrap();
         let b = session.send(now, &Payload::text("b\u{2028}")).unwrap();
         assert_eq!(b.seq, 1);
         let second = attached(session.attach_receiver(now, polling()));
         assert_eq!(
-            session.poll_transmit(now, second),
+            session.poll_receiver(now, second),
             Some(Transmit::Data {
                 bytes: Bytes::from_static(b"a[\"a\",\"b\\u2028\"]\n"),
                 confirms: Some(2)
@@ -722,12 +713,12 @@ mod tests {
         };
         let mut session = Session::new(now, config);
         let id = attached(session.attach_receiver(now, streaming("hhh\n")));
-        assert_eq!(text(session.poll_transmit(now, id)), "hhh\n");
-        assert_eq!(text(session.poll_transmit(now, id)), "o\n");
+        assert_eq!(text(session.poll_receiver(now, id)), "hhh\n");
+        assert_eq!(text(session.poll_receiver(now, id)), "o\n");
         session.send(now, &Payload::text("0123456789")).unwrap();
-        text(session.poll_transmit(now, id));
+        text(session.poll_receiver(now, id));
         assert_eq!(
-            session.poll_transmit(now, id),
+            session.poll_receiver(now, id),
             Some(Transmit::End(Bytes::new()))
         );
         // The session waits for the client's next request.
@@ -739,11 +730,11 @@ mod tests {
         let now = Instant::now();
         let mut session = Session::new(now, SessionConfig::default());
         let id = attached(session.attach_receiver(now, streaming("")));
-        text(session.poll_transmit(now, id));
+        text(session.poll_receiver(now, id));
         let due = session.poll_timeout().unwrap();
         assert_eq!(due, now + Duration::from_secs(25));
         session.handle_timeout(due);
-        assert_eq!(text(session.poll_transmit(due, id)), "h\n");
+        assert_eq!(text(session.poll_receiver(due, id)), "h\n");
         assert_eq!(session.poll_timeout(), Some(due + Duration::from_secs(25)));
     }
 
@@ -752,8 +743,8 @@ mod tests {
         let now = Instant::now();
         let mut session = Session::new(now, SessionConfig::default());
         let id = attached(session.attach_receiver(now, polling()));
-        session.poll_transmit(now, id);
-        session.poll_transmit(now, id);
+        session.poll_receiver(now, id);
+        session.poll_receiver(now, id);
         session.send(now, &Payload::text("last")).unwrap();
         session.close(now, CloseReason::Closed(String::new()));
         assert_eq!(
@@ -783,7 +774,7 @@ mod tests {
         let now = Instant::now();
         let mut session = Session::new(now, SessionConfig::default());
         let id = attached(session.attach_receiver(now, streaming("")));
-        text(session.poll_transmit(now, id));
+        text(session.poll_receiver(now, id));
         session.close(
             now,
             CloseReason::ClosedWithCode {
@@ -791,9 +782,9 @@ mod tests {
                 reason: "bye".into(),
             },
         );
-        assert_eq!(text(session.poll_transmit(now, id)), "c[4000,\"bye\"]\n");
+        assert_eq!(text(session.poll_receiver(now, id)), "c[4000,\"bye\"]\n");
         assert_eq!(
-            session.poll_transmit(now, id),
+            session.poll_receiver(now, id),
             Some(Transmit::End(Bytes::new()))
         );
     }
@@ -811,8 +802,8 @@ mod tests {
 
         let mut session = Session::new(now, SessionConfig::default());
         let id = attached(session.attach_receiver(now, polling()));
-        session.poll_transmit(now, id);
-        session.poll_transmit(now, id);
+        session.poll_receiver(now, id);
+        session.poll_receiver(now, id);
         session.handle_timeout(now + Duration::from_secs(5));
         assert_eq!(session.close_reason(), Some(&CloseReason::TimedOut));
         assert!(session.is_forgotten());
@@ -823,7 +814,7 @@ mod tests {
         let now = Instant::now();
         let mut session = Session::new(now, SessionConfig::default());
         let id = attached(session.attach_receiver(now, ReceiverKind::WebSocket));
-        assert_eq!(text(session.poll_transmit(now, id)), "o");
+        assert_eq!(text(session.poll_receiver(now, id)), "o");
         session.handle_websocket_text(now, r#"["a","b"]"#);
         session.handle_websocket_text(now, r#""c""#);
         let messages: Vec<_> = events(&mut session)
@@ -836,13 +827,13 @@ mod tests {
         assert_eq!(messages, ["a", "b", "c"]);
         session.send(now, &Payload::text("x")).unwrap();
         session.close(now, CloseReason::Closed(String::new()));
-        assert_eq!(text(session.poll_transmit(now, id)), "a[\"x\"]");
+        assert_eq!(text(session.poll_receiver(now, id)), "a[\"x\"]");
         assert_eq!(
-            text(session.poll_transmit(now, id)),
+            text(session.poll_receiver(now, id)),
             "c[1000,\"Normal closure\"]"
         );
         assert_eq!(
-            session.poll_transmit(now, id),
+            session.poll_receiver(now, id),
             Some(Transmit::Close {
                 code: 1000,
                 reason: "Normal closure".into()
@@ -857,10 +848,10 @@ mod tests {
         let now = Instant::now();
         let mut session = Session::new(now, SessionConfig::default());
         let id = attached(session.attach_receiver(now, ReceiverKind::WebSocket));
-        text(session.poll_transmit(now, id));
+        text(session.poll_receiver(now, id));
         session.handle_websocket_text(now, "[\"a");
         assert_eq!(
-            session.poll_transmit(now, id),
+            session.poll_receiver(now, id),
             Some(Transmit::Close {
                 code: 3000,
                 reason: "Broken framing.".into()
@@ -883,7 +874,7 @@ mod tests {
         );
         let id = attached(session.attach_receiver(now, streaming("")));
         assert_eq!(session.timer(Timer::DisconnectDelay), None);
-        assert_eq!(text(session.poll_transmit(now, id)), "o\n");
+        assert_eq!(text(session.poll_receiver(now, id)), "o\n");
         assert_eq!(
             session.timer(Timer::Heartbeat),
             Some(now + Duration::from_secs(25))
@@ -892,7 +883,7 @@ mod tests {
         assert_eq!(session.timer(Timer::Heartbeat), None, "an h is due");
         assert_eq!(session.poll_timeout(), None);
         let later = now + Duration::from_secs(26);
-        assert_eq!(text(session.poll_transmit(later, id)), "h\n");
+        assert_eq!(text(session.poll_receiver(later, id)), "h\n");
         assert_eq!(
             session.timer(Timer::Heartbeat),
             Some(later + Duration::from_secs(25))
@@ -904,9 +895,9 @@ mod tests {
         let now = Instant::now();
         let mut session = Session::new(now, SessionConfig::default());
         let id = attached(session.attach_receiver(now, polling()));
-        session.poll_transmit(now, id);
+        session.poll_receiver(now, id);
         let detached = now + Duration::from_secs(1);
-        session.poll_transmit(detached, id);
+        session.poll_receiver(detached, id);
         assert_eq!(
             session.poll_timeout(),
             Some(detached + Duration::from_secs(5))

@@ -13,7 +13,7 @@
 use super::session::{Attach, ReceiverKind, Session, SessionConfig};
 use crate::close::{CloseReason, SendError};
 use crate::close_code::NORMAL_CLOSURE;
-use crate::engine::{Engine, Event, ReceiverId, Ticket, Transmit};
+use crate::engine::{Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket, Transmit};
 use crate::payload::Payload;
 use crate::timer::{self, TimerTable};
 use crate::websocket::closing::{ClosingHandshake, ClosingTimers};
@@ -121,7 +121,7 @@ impl Framed for WebSocketSession {
         {
             return Some(close);
         }
-        let transmit = self.session.poll_transmit(now, RECEIVER)?;
+        let transmit = self.session.poll_receiver(now, RECEIVER)?;
         match &transmit {
             Transmit::Close { .. } => self.closing.sent(now, &mut self.timers, CLOSE_TIMEOUT),
             // The session ended this receiver without a close frame of its own.
@@ -219,8 +219,12 @@ impl Engine for WebSocketSession {
         None
     }
 
-    fn close_reason(&self) -> Option<&CloseReason> {
-        self.session.close_reason()
+    fn outbox(&self) -> &Outbox {
+        self.session.outbox()
+    }
+
+    fn outbox_mut(&mut self) -> &mut Outbox {
+        self.session.outbox_mut()
     }
 }
 

@@ -17,7 +17,7 @@
 
 use super::closing::{ClosingHandshake, ClosingTimers};
 use crate::close::{CloseReason, SendError};
-use crate::engine::{closed_error, Counter, Engine, Event, Ticket, Transmit};
+use crate::engine::{Counter, Engine, Event, Outbox, Ticket, Transmit};
 use crate::message::Message;
 use crate::payload::{Payload, WireFormat};
 use crate::timer::{self, TimerTable};
@@ -121,12 +121,10 @@ pub struct Session {
     awaiting_pong: bool,
     closing: ClosingHandshake,
     timers: TimerTable<Timer, 4>,
-    /// Why the session closed; while the handshake is still open, the
-    /// protocol error it fails with once the app has answered.
-    reason: Option<CloseReason>,
-    /// The app was told `reason` (`Event::Closed`).
-    announced: bool,
-    events: VecDeque<Event>,
+    /// The protocol error the session fails with once the app has answered
+    /// (boxed: it is rare, and an idle session pays for every byte).
+    failure: Option<Box<CloseReason>>,
+    outbox: Outbox,
     config: SessionConfig,
     /// A close without a reason says `Normal closure` (see [`Session::naming_normal_closure`]).
     name_normal_closure: bool,
@@ -147,9 +145,8 @@ impl Session {
             awaiting_pong: false,
             closing: ClosingHandshake::new(),
             timers,
-            reason: None,
-            announced: false,
-            events: VecDeque::new(),
+            failure: None,
+            outbox: Outbox::default(),
             config,
             name_normal_closure: false,
         }
@@ -166,12 +163,12 @@ impl Session {
 
     /// Open, and the peer has not broken the protocol.
     fn is_open(&self) -> bool {
-        self.closing.is_open() && self.reason.is_none()
+        self.closing.is_open() && self.failure.is_none() && !self.outbox.is_closed()
     }
 
     /// The peer broke the protocol; the app may still answer.
     fn is_failing(&self) -> bool {
-        self.closing.is_open() && self.reason.is_some()
+        self.closing.is_open() && self.failure.is_some()
     }
 
     /// True while the IO side should read from the peer: not after a
@@ -206,7 +203,7 @@ impl Session {
     /// A text or binary message from the peer.
     pub fn handle_message(&mut self, _now: Instant, message: Message) {
         if self.is_open() {
-            self.events.push_back(Event::Message(message));
+            self.outbox.push(Event::Message(message));
         }
     }
 
@@ -223,7 +220,7 @@ impl Session {
         if let Some(index) = answered {
             let through = self.pings[index].1 + 1;
             self.pings.drain(..=index);
-            self.events.push_back(Event::Confirmed {
+            self.outbox.push(Event::Confirmed {
                 counter: Counter::Pings,
                 through,
             });
@@ -243,7 +240,7 @@ impl Session {
     /// `code` (1002, 1007, 1009...) once the app has answered what came before.
     pub fn handle_protocol_error(&mut self, now: Instant, code: u16, reason: String) {
         if self.is_open() {
-            self.reason = Some(CloseReason::Failed { code, reason });
+            self.failure = Some(Box::new(CloseReason::Failed { code, reason }));
             self.timers.stop(Timer::AutoPing);
             self.timers
                 .set(Timer::FailureGrace, now + self.config.failure_grace);
@@ -255,8 +252,8 @@ impl Session {
 
     /// The connection dropped.
     pub fn handle_connection_lost(&mut self, now: Instant) {
-        let reason = match &self.reason {
-            Some(failure) if self.is_failing() => failure.clone(),
+        let reason = match &self.failure {
+            Some(failure) if self.is_failing() => (**failure).clone(),
             _ => CloseReason::ConnectionLost,
         };
         self.set_closed(reason);
@@ -264,18 +261,14 @@ impl Session {
     }
 
     fn set_closed(&mut self, reason: CloseReason) {
-        if !self.announced {
-            self.announced = true;
-            self.reason = Some(reason.clone());
-            self.events.push_back(Event::Closed(reason));
-        }
+        self.outbox.close(reason);
     }
 
     fn finish(&mut self, now: Instant) {
         if self.closing.finish(now, &mut self.timers) {
             self.queue = VecDeque::new();
             self.pings = VecDeque::new();
-            self.events.push_back(Event::Finished);
+            self.outbox.push(Event::Finished);
         }
     }
 
@@ -288,7 +281,7 @@ impl Session {
         self.closing.start(code, text);
         self.timers.stop(Timer::AutoPing);
         self.timers.stop(Timer::FailureGrace);
-        self.events.push_back(Event::Transmit);
+        self.outbox.push(Event::Transmit);
     }
 
     /// What to write next: queued messages in order, pings, then the close
@@ -323,12 +316,12 @@ impl Session {
             .poll_close(now, &mut self.timers, self.config.close_timeout)
     }
 
-    /// The IO side flushed everything it took (see [`super::Framed::handle_flushed`]).
+    /// The IO side flushed everything it took (see [`Framed::handle_flushed`](super::framed::Framed::handle_flushed)).
     pub fn handle_flushed(&mut self, _now: Instant) {
         self.closing.handle_flushed(&mut self.timers);
     }
 
-    /// True once the connection may be dropped (see [`super::Framed::is_done`]).
+    /// True once the connection may be dropped (see [`Framed::is_done`](super::framed::Framed::is_done)).
     pub fn is_done(&self) -> bool {
         self.closing.is_done()
     }
@@ -337,7 +330,7 @@ impl Session {
         let seq = self.next_ping;
         self.next_ping += 1;
         self.pings.push_back((payload, seq, false));
-        self.events.push_back(Event::Transmit);
+        self.outbox.push(Event::Transmit);
         seq
     }
 
@@ -364,7 +357,7 @@ impl Session {
 impl Engine for Session {
     fn send(&mut self, _now: Instant, payload: &Payload) -> Result<Ticket, SendError> {
         if !self.closing.is_open() {
-            return Err(closed_error(self.close_reason()));
+            return Err(self.outbox.closed_error());
         }
         let binary = payload.is_binary();
         if binary && !self.config.binary {
@@ -380,7 +373,7 @@ impl Engine for Session {
         }
         let seq = self.written + self.queue.len() as u64;
         self.queue.push_back(Outgoing { bytes, binary });
-        self.events.push_back(Event::Transmit);
+        self.outbox.push(Event::Transmit);
         Ok(Ticket {
             counter: Counter::Messages,
             seq,
@@ -392,7 +385,7 @@ impl Engine for Session {
             return Err(SendError::Unsupported("ping"));
         }
         if !self.closing.is_open() {
-            return Err(closed_error(self.close_reason()));
+            return Err(self.outbox.closed_error());
         }
         if self.pings.len() >= self.config.max_queued_messages {
             return Err(SendError::QueueFull {
@@ -418,8 +411,8 @@ impl Engine for Session {
     }
 
     fn app_idle(&mut self, _now: Instant) {
-        if let Some(failure) = self.reason.clone().filter(|_| self.is_failing()) {
-            self.start_closing(failure);
+        if let Some(failure) = self.failure.clone().filter(|_| self.is_failing()) {
+            self.start_closing(*failure);
         }
     }
 
@@ -440,12 +433,12 @@ impl Engine for Session {
         }
     }
 
-    fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+    fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
-    fn close_reason(&self) -> Option<&CloseReason> {
-        self.reason.as_ref().filter(|_| self.announced)
+    fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.outbox
     }
 }
 

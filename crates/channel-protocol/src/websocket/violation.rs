@@ -17,8 +17,8 @@
 //! );
 //! ```
 
+use super::framed::Incoming;
 use super::utf8_guard::InvalidUtf8;
-use super::Incoming;
 use crate::close_code::{INVALID_PAYLOAD, MESSAGE_TOO_BIG, PROTOCOL_ERROR};
 use crate::hixie76::FrameError;
 use std::fmt;
