@@ -125,23 +125,47 @@ async fn the_client_library_is_served_with_etag_and_head() {
 }
 
 #[tokio::test]
-async fn cors_headers_are_added_when_configured() {
-    let server = TestServer::start(
-        ChannelConfig::new().browserchannel(
-            "/channel",
-            BrowserChannelConfig::new()
-                .cors("https://app.example")
-                .cors_allow_credentials(true),
-        ),
-    )
-    .await;
-    let reply = server.get("/channel/test?VER=8&MODE=init").await;
+async fn allowed_origins_may_read_browserchannel_replies() {
+    let server =
+        TestServer::start(ChannelConfig::new().allowed_origins(["https://app.example"])).await;
+    let read = |origin: &'static str| {
+        let server = &server;
+        async move {
+            Reply::read(
+                server
+                    .send(
+                        Method::GET,
+                        "/channel/test?VER=8&MODE=init",
+                        &[("origin", origin)],
+                        Bytes::new(),
+                    )
+                    .await,
+            )
+            .await
+        }
+    };
+    let allowed = read("https://app.example").await;
     assert_eq!(
-        reply.header("access-control-allow-origin"),
+        allowed.header("access-control-allow-origin"),
         Some("https://app.example")
     );
     assert_eq!(
-        reply.header("access-control-allow-credentials"),
+        allowed.header("access-control-allow-credentials"),
         Some("true")
     );
+    let other = read("https://evil.example").await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
+    let refused = Reply::read(
+        server
+            .send(
+                Method::POST,
+                "/channel/bind?VER=8&RID=1",
+                &[("origin", "https://evil.example")],
+                "count=0",
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.body, "Origin not allowed");
 }

@@ -33,6 +33,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy (warnings are errors, incompatible_msrv included)"
 cargo clippy --workspace --all-targets --locked -- -D warnings -D clippy::incompatible_msrv
+step "no import circles between the modules of any crate"
+python3 tests/module_cycles.py
 step "rust-version covers every dependency"
 python3 tests/msrv.py
 step "cargo test (unit, property, integration, doc)"

@@ -53,6 +53,7 @@ impl EventSourceServer {
         if request.method() != Method::GET {
             return reply::text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
         }
+        let readable_by = self.admission.readable_by(&request);
         let (parts, _body) = request.into_parts();
         let mut admitted = match self
             .admission
@@ -79,6 +80,7 @@ impl EventSourceServer {
             HeaderValue::from_static("no-cache, no-store"),
         );
         headers.extend(self.event_source.headers().clone());
+        reply::readable_by(&mut response, readable_by);
         response
     }
 }

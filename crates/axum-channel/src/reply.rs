@@ -29,6 +29,20 @@ pub(crate) fn text(status: StatusCode, body: impl Into<Body>) -> Response<Body> 
     reply(status, PLAIN, body)
 }
 
+/// Lets the page at `origin` read a reply with credentials (CORS): what
+/// BrowserChannel and EventSource replies say to an allowed origin.
+pub(crate) fn readable_by(response: &mut Response<Body>, origin: Option<HeaderValue>) {
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = origin {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+}
+
 /// Why a request body could not be read.
 #[derive(Debug)]
 pub(crate) enum BodyError {

@@ -202,6 +202,34 @@ async fn shutdown_signal(channels: ChannelHandle, cluster: Option<RedisAdapter>)
     }
 }
 
+/// The origin policy and trusted proxies from the environment:
+/// `ALLOWED_ORIGINS` (comma-separated `scheme://host[:port]`, or `*` for
+/// any page; default: the server's own pages) and `TRUSTED_PROXIES`
+/// (comma-separated addresses or networks whose `X-Forwarded-For` is
+/// believed, such as `127.0.0.1`).
+fn security_from_env(mut config: ChannelConfig) -> ChannelConfig {
+    if let Ok(origins) = std::env::var("ALLOWED_ORIGINS") {
+        config = if origins.trim() == "*" {
+            config.any_origin()
+        } else {
+            config.allowed_origins(origins.split(',').map(str::trim).filter(|o| !o.is_empty()))
+        };
+    }
+    if let Ok(proxies) = std::env::var("TRUSTED_PROXIES") {
+        let networks = proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<axum_channel::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(Into::into))
+                    .expect("TRUSTED_PROXIES holds addresses or networks")
+            });
+        config = config.trusted_proxies(networks.collect::<Vec<_>>());
+    }
+    config
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
@@ -238,7 +266,7 @@ async fn main() -> std::io::Result<()> {
     };
     let bcsocket = installed_file("BCSOCKET_JS", "browserchannel/dist/bcsocket.js");
     let sockjs_client = installed_file("SOCKJS_CLIENT_JS", "sockjs-client/dist/sockjs.min.js");
-    let mut config = ChannelConfig::new();
+    let mut config = security_from_env(ChannelConfig::new());
     if let Some(adapter) = &cluster {
         config = config.cluster(adapter.clone());
     }

@@ -88,6 +88,34 @@ async fn tick(session: &Session) {
     tracing::info!(id = session.id(), reason = ?session.close_reason(), "session ended");
 }
 
+/// The origin policy and trusted proxies from the environment:
+/// `ALLOWED_ORIGINS` (comma-separated `scheme://host[:port]`, or `*` for
+/// any page; default: the server's own pages) and `TRUSTED_PROXIES`
+/// (comma-separated addresses or networks whose `X-Forwarded-For` is
+/// believed, such as `127.0.0.1`).
+fn security_from_env(mut config: ChannelConfig) -> ChannelConfig {
+    if let Ok(origins) = std::env::var("ALLOWED_ORIGINS") {
+        config = if origins.trim() == "*" {
+            config.any_origin()
+        } else {
+            config.allowed_origins(origins.split(',').map(str::trim).filter(|o| !o.is_empty()))
+        };
+    }
+    if let Ok(proxies) = std::env::var("TRUSTED_PROXIES") {
+        let networks = proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<axum_channel::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(Into::into))
+                    .expect("TRUSTED_PROXIES holds addresses or networks")
+            });
+        config = config.trusted_proxies(networks.collect::<Vec<_>>());
+    }
+    config
+}
+
 async fn shutdown_signal(channels: axum_channel::ChannelHandle) {
     let interrupt = tokio::signal::ctrl_c();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -124,7 +152,7 @@ async fn main() -> std::io::Result<()> {
     }
     let sockjs_websocket = std::env::var("ECHO_SOCKJS_WEBSOCKET").as_deref() != Ok("off");
 
-    let mut config = ChannelConfig::new();
+    let mut config = security_from_env(ChannelConfig::new());
     if let Ok(max) = std::env::var("ECHO_MAX_SESSIONS") {
         config = config.max_sessions(max.parse().expect("ECHO_MAX_SESSIONS must be a number"));
     }

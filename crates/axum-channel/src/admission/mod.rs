@@ -25,7 +25,7 @@ use channel_protocol::Engine;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use http::request::Parts;
-use http::{Extensions, HeaderMap, Response, StatusCode};
+use http::{Extensions, HeaderMap, HeaderValue, Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -122,9 +122,13 @@ impl Admission {
     /// Who sent the request: its address and the host it asked for,
     /// behind trusted proxies the ones they forwarded.
     pub(crate) fn client(&self, parts: &Parts) -> Client {
+        self.client_of(&parts.headers, &parts.extensions)
+    }
+
+    fn client_of(&self, headers: &HeaderMap, extensions: &Extensions) -> Client {
         self.config
             .trusted_proxies
-            .client(connect_info(&parts.extensions), &parts.headers)
+            .client(connect_info(extensions), headers)
     }
 
     /// True when a reply may tell the page at `origin` that it can read it
@@ -134,6 +138,19 @@ impl Admission {
         self.config
             .origins
             .allows_origin(origin, client.host.as_deref())
+    }
+
+    /// The origin a reply to `request` may name in its CORS headers: the
+    /// request's `Origin`, when the policy allows that page to read it.
+    pub(crate) fn readable_by<B>(&self, request: &http::Request<B>) -> Option<HeaderValue> {
+        let origin = request.headers().get(http::header::ORIGIN)?;
+        let client = self.client_of(request.headers(), request.extensions());
+        let allowed = origin.to_str().is_ok_and(|origin| {
+            self.config
+                .origins
+                .allows_origin(origin, client.host.as_deref())
+        });
+        allowed.then(|| origin.clone())
     }
 
     /// Who may frame the layer's pages (SockJS's iframe): the value of

@@ -13,7 +13,7 @@ pub(crate) struct StandardHeaders {
 }
 
 impl StandardHeaders {
-    pub(crate) fn new(cors_origin: Option<&str>, allow_credentials: bool) -> Self {
+    pub(crate) fn new() -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CACHE_CONTROL,
@@ -28,15 +28,6 @@ impl StandardHeaders {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
-        if let Some(origin) = cors_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        }
-        if allow_credentials {
-            headers.insert(
-                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
-            );
-        }
         Self { headers }
     }
 

@@ -13,7 +13,7 @@ use crate::base::transport::Transport;
 use crate::config::BrowserChannelConfig;
 use crate::live::body::ReceiverBody;
 use crate::live::{Clock, Live};
-use crate::reply::{read_body, BodyError};
+use crate::reply::{self, read_body, BodyError};
 use axum::body::Body;
 use channel_protocol::browserchannel::connection_test::{self, ConnectionTest};
 use channel_protocol::browserchannel::{
@@ -49,12 +49,10 @@ const BAD_REQUEST: StatusCode = StatusCode::BAD_REQUEST;
 
 impl BrowserChannelServer {
     pub(crate) fn new(admission: Admission, config: BrowserChannelConfig) -> Self {
-        let headers =
-            StandardHeaders::new(config.cors_origin.as_deref(), config.cors_allow_credentials);
         Self {
             admission,
             config,
-            headers,
+            headers: StandardHeaders::new(),
         }
     }
 
@@ -69,8 +67,16 @@ impl BrowserChannelServer {
             .ok()
     }
 
-    /// Answers one request; `sub_path` is the path after the prefix.
+    /// Answers one request; `sub_path` is the path after the prefix. Pages
+    /// of origins the layer allows may read every reply (CORS).
     pub(crate) async fn handle(&self, request: Request<Body>, sub_path: &str) -> Response<Body> {
+        let readable_by = self.admission.readable_by(&request);
+        let mut response = self.answer(request, sub_path).await;
+        reply::readable_by(&mut response, readable_by);
+        response
+    }
+
+    async fn answer(&self, request: Request<Body>, sub_path: &str) -> Response<Body> {
         let query = Query::parse(request.uri().query().unwrap_or(""));
         match sub_path {
             "/bcsocket.js" => match &self.config.client_library {

@@ -26,8 +26,6 @@ pub struct BrowserChannelConfig {
     pub(crate) host_prefixes: Vec<String>,
     pub(crate) test_phase_delay: Duration,
     pub(crate) max_maps_per_request: usize,
-    pub(crate) cors_origin: Option<String>,
-    pub(crate) cors_allow_credentials: bool,
     pub(crate) client_library: Option<PathBuf>,
 }
 
@@ -38,8 +36,6 @@ impl Default for BrowserChannelConfig {
             host_prefixes: Vec::new(),
             test_phase_delay: Duration::from_secs(2),
             max_maps_per_request: 10_000,
-            cors_origin: None,
-            cors_allow_credentials: false,
             client_library: None,
         }
     }
@@ -112,18 +108,6 @@ impl BrowserChannelConfig {
     /// 1 s). A client with nothing to send acknowledges only then.
     pub fn acknowledgement_timeout(mut self, timeout: Duration) -> Self {
         self.session.acknowledgement_timeout = timeout;
-        self
-    }
-
-    /// Sets `Access-Control-Allow-Origin` on every reply.
-    pub fn cors(mut self, origin: impl Into<String>) -> Self {
-        self.cors_origin = Some(origin.into());
-        self
-    }
-
-    /// Adds `Access-Control-Allow-Credentials: true` to every reply.
-    pub fn cors_allow_credentials(mut self, allow: bool) -> Self {
-        self.cors_allow_credentials = allow;
         self
     }
 
