@@ -42,6 +42,8 @@ function startServer(binary, env) {
           url: match[1],
           port: Number(match[2]),
           address: `127.0.0.1:${match[2]}`,
+          /** Everything it printed so far (its log lines, with RUST_LOG). */
+          output: () => output,
           /** Stops it as an operator would; resolves with its exit code. */
           stop: () => signal('SIGTERM'),
           /** Kills it at once, as a crash would; resolves with 'SIGKILL'. */
