@@ -408,3 +408,35 @@ test('two echo nodes behind nginx with sticky sessions', async (t) => {
     assert.ok(sockjs.some((e) => e.path.endsWith('/xhr_streaming')), 'xhr_streaming went through nginx');
   });
 });
+
+test('behind nginx, sessions see the client\'s address when nginx is a trusted proxy', async (t) => {
+  if (!installed(NGINX)) return t.skip(`nginx is not installed (${NGINX})`);
+  // The client connects from 127.0.0.2; nginx reaches the nodes from
+  // 127.0.0.1. Only the node that trusts 127.0.0.1 believes X-Forwarded-For.
+  const trusting = await startEcho({ RUST_LOG: 'echo=info', TRUSTED_PROXIES: '127.0.0.1' });
+  const wary = await startEcho({ RUST_LOG: 'echo=info' });
+  t.after(() => Promise.all([trusting.stop(), wary.stop()]));
+  for (const node of [trusting, wary]) {
+    const nginx = await startNginx([node.address, node.address]);
+    try {
+      const ws = new WebSocket(`${nginx.url.replace('http', 'ws')}/ws`, { localAddress: '127.0.0.2' });
+      await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+      ws.send('hi');
+      await new Promise((resolve) => ws.once('message', resolve));
+      ws.close();
+      // A client that lies about its address is not believed either way.
+      const liar = new WebSocket(`${nginx.url.replace('http', 'ws')}/ws`, {
+        localAddress: '127.0.0.2', headers: { 'X-Forwarded-For': '6.6.6.6' },
+      });
+      await new Promise((resolve, reject) => { liar.once('open', resolve); liar.once('error', reject); });
+      liar.close();
+    } finally {
+      await nginx.stop();
+      fs.rmSync(nginx.dir, { recursive: true, force: true });
+    }
+  }
+  const remotes = (node) => [...node.output().replace(/\x1b\[[0-9;]*m/g, '').matchAll(/session opened.*?remote=Some\(([^)]*)\)/g)].map((m) => m[1]);
+  assert.deepEqual(remotes(trusting), ['127.0.0.2:0', '127.0.0.2:0']);
+  for (const remote of remotes(wary)) assert.match(remote, /^127\.0\.0\.1:\d+$/);
+  assert.equal(remotes(wary).length, 2);
+});

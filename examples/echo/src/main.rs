@@ -38,7 +38,12 @@ fn installed_file(variable: &str, package_path: &str) -> PathBuf {
 }
 
 async fn on_session(session: Session) {
-    tracing::info!(id = session.id(), transport = %session.transport(), "session opened");
+    tracing::info!(
+        id = session.id(),
+        transport = %session.transport(),
+        remote = ?session.remote_addr(),
+        "session opened"
+    );
     match session.transport() {
         Transport::EventSource => tick(&session).await,
         _ => echo(session).await,
