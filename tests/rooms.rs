@@ -230,7 +230,7 @@ async fn a_member_with_a_full_queue_gets_the_overflow_policy() {
         let mut server = TestServer::start(
             ChannelConfig::new()
                 .event_source("/events", EventSourceConfig::new().max_queued_events(1))
-                .broadcast_overflow(overflow),
+                .overflow(overflow),
         )
         .await;
         // A member that has not taken its first event when the second comes.

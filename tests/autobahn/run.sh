@@ -120,7 +120,8 @@ trap 'exit 143' TERM
 start_server() {
   local name="$1" bin="$2" fifo="$run_dir/$1.fifo" log="$run_dir/$1.log" line fd
   mkfifo "$fifo"
-  PORT=0 RUST_LOG="${RUST_LOG:-warn}" "$bin" >"$fifo" 2>"$run_dir/$name.stderr" &
+  # Section 9 sends messages of up to 16 MiB; the echo's default limit is 1 MiB.
+  PORT=0 ECHO_MAX_MESSAGE_SIZE=33554432 RUST_LOG="${RUST_LOG:-warn}" "$bin" >"$fifo" 2>"$run_dir/$name.stderr" &
   pids+=("$!")
   exec {fd}<"$fifo"
   address=""

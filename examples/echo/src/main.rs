@@ -3,7 +3,9 @@
 //! `/events` get `tick N` every second, with id N.
 //!
 //! `ECHO_SOCKJS_WEBSOCKET=off` turns SockJS's websocket transports off, so
-//! SockJS clients fall back to streaming or polling.
+//! SockJS clients fall back to streaming or polling; `ECHO_MAX_MESSAGE_SIZE`
+//! raises the WebSocket message limit (1 MiB). `ALLOWED_ORIGINS` and
+//! `TRUSTED_PROXIES` set the origin policy and the proxies believed.
 //!
 //! Run with `cargo run --release -p echo` after `npm ci --prefix examples/echo`
 //! (which fetches the BrowserChannel browser client), then open
@@ -156,6 +158,11 @@ async fn main() -> std::io::Result<()> {
         }
     }
     let sockjs_websocket = std::env::var("ECHO_SOCKJS_WEBSOCKET").as_deref() != Ok("off");
+    // The Autobahn testsuite sends messages of 16 MiB; the layer's default is 1 MiB.
+    let max_message_size = std::env::var("ECHO_MAX_MESSAGE_SIZE").map_or(1 << 20, |size| {
+        size.parse()
+            .expect("ECHO_MAX_MESSAGE_SIZE must be a number of bytes")
+    });
 
     let mut config = security_from_env(ChannelConfig::new());
     if let Ok(max) = std::env::var("ECHO_MAX_SESSIONS") {
@@ -171,9 +178,13 @@ async fn main() -> std::io::Result<()> {
                 "/sockjs",
                 SockJsConfig::new()
                     .sockjs_url("/sockjs-client.js")
-                    .websocket(sockjs_websocket),
+                    .websocket(sockjs_websocket)
+                    .max_message_size(max_message_size),
             )
-            .websocket("/ws", WebSocketConfig::new())
+            .websocket(
+                "/ws",
+                WebSocketConfig::new().max_message_size(max_message_size),
+            )
             .event_source(
                 "/events",
                 EventSourceConfig::new().ping_interval(Duration::from_secs(15)),

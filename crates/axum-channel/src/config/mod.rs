@@ -345,10 +345,11 @@ impl ChannelConfig {
         self
     }
 
-    /// What a broadcast does with a member whose queue is full: drop the
-    /// message for it (the default), or close it with
-    /// [`CloseReason::Lagging`](crate::CloseReason::Lagging).
-    pub fn broadcast_overflow(mut self, overflow: Overflow) -> Self {
+    /// What happens to a message for a session whose queue to its client
+    /// is full (in messages or bytes), on every transport, for the app's
+    /// sends and broadcasts alike: refuse it (the default), or also close
+    /// the session with [`CloseReason::Lagging`](crate::CloseReason::Lagging).
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.overflow = overflow;
         self
     }

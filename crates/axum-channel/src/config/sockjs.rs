@@ -40,8 +40,9 @@ impl Default for SockJsConfig {
             websocket: true,
             jsessionid: JSessionId::Off,
             disable_cors: false,
-            // sockjs-node's (faye-websocket's) default: 2^26 - 1 bytes.
-            max_message_size: (1 << 26) - 1,
+            // A realtime message limit (socket.io's is 1 MB), not
+            // sockjs-node's 64 MiB, which would let one client pin that much.
+            max_message_size: 1 << 20,
         }
     }
 }
@@ -127,9 +128,9 @@ impl SockJsConfig {
         self
     }
 
-    /// Largest WebSocket message accepted (default 2^26 - 1 bytes, as
-    /// sockjs-node); a larger one closes with 1009. Send bodies are bounded
-    /// by the layer's `max_request_body`.
+    /// Largest WebSocket message accepted (default 1 MiB; sockjs-node's is
+    /// 2^26 - 1 bytes); a larger one closes with 1009. Send bodies are
+    /// bounded by the layer's `max_request_body`.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self

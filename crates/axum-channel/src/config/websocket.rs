@@ -33,8 +33,9 @@ impl Default for WebSocketConfig {
         Self {
             session: SessionConfig::default(),
             protocols: Vec::new(),
-            // faye-websocket's default: 2^26 - 1 bytes.
-            max_message_size: (1 << 26) - 1,
+            // A realtime message limit (socket.io's is 1 MB): faye-websocket's
+            // 64 MiB would let one client pin that much per message.
+            max_message_size: 1 << 20,
             headers: HeaderMap::new(),
             hixie76: false,
             read_buffer_size: 128,
@@ -44,7 +45,7 @@ impl Default for WebSocketConfig {
 }
 
 impl WebSocketConfig {
-    /// The defaults: no subprotocols, 64 MiB - 1 messages, no automatic
+    /// The defaults: no subprotocols, 1 MiB messages, no automatic
     /// ping, hixie-76 off, a 128-byte read buffer.
     pub fn new() -> Self {
         Self::default()
@@ -61,8 +62,8 @@ impl WebSocketConfig {
         self
     }
 
-    /// The largest message (and frame) accepted; a larger one closes the
-    /// session with 1009.
+    /// The largest message (and frame) accepted, default 1 MiB; a larger
+    /// one closes the session with 1009.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self

@@ -19,6 +19,7 @@ pub(crate) mod body;
 use crate::base::info::SessionInfo;
 use crate::base::link::Link;
 use crate::base::sync::{lock, now};
+use crate::services::fanout::{overflowed, Overflow};
 use crate::services::registry::{Refused, Slot};
 use crate::services::telemetry::TransportMetrics;
 use crate::services::timers::Timed;
@@ -498,8 +499,18 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
         &self.info
     }
 
+    /// Queues a message; a full queue gets the layer's overflow policy.
     fn send(&self, payload: &Payload) -> Result<Ticket, SendError> {
-        let sent = self.with(|engine, now| engine.send(now, payload));
+        let overflow = self.services.overflow;
+        let sent = self.with(|engine, now| {
+            let sent = engine.send(now, payload);
+            if let Err(error) = &sent {
+                if overflowed(error) && overflow == Overflow::Close {
+                    engine.close(now, CloseReason::Lagging);
+                }
+            }
+            sent
+        });
         match &sent {
             Ok(_) => self.metrics().sent.increment(1),
             Err(_) => self.metrics().deliveries_failed.increment(1),
@@ -612,7 +623,6 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
 mod tests {
     use super::*;
     use crate::base::transport::Transport;
-    use crate::services::fanout::Overflow;
     use crate::services::Settings;
     use channel_protocol::sockjs;
 

@@ -12,18 +12,29 @@ use super::rooms::Rooms;
 use super::telemetry::Telemetry;
 use crate::base::info::SessionKey;
 use crate::base::link::Link;
-use channel_protocol::{CloseReason, Payload, SendError, Ticket};
+use channel_protocol::{Payload, SendError, Ticket};
 use std::sync::Arc;
 
-/// What a broadcast does with a member whose queue is full.
+/// What happens to a message for a session whose queue to its client is
+/// full (in messages or in bytes): the same on every transport, for the
+/// app's own sends and for broadcasts alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Overflow {
-    /// The member misses this message (counted as dropped); it stays open.
+    /// The message is refused (`send` fails with the queue's error, a
+    /// broadcast counts the member as dropped); the session stays open.
     #[default]
     Drop,
-    /// The member is closed with [`CloseReason::Lagging`].
+    /// The message is refused and the session closed with
+    /// [`CloseReason::Lagging`](crate::CloseReason::Lagging): a client that
+    /// does not read is let go.
     Close,
+}
+
+/// True when `error` says the session's queue is full (its overflow
+/// policy applies).
+pub(crate) fn overflowed(error: &SendError) -> bool {
+    matches!(error, SendError::QueueFull { .. })
 }
 
 /// What a broadcast did on this node.
@@ -103,12 +114,10 @@ pub(crate) fn deliver(
                     tickets.push((link, ticket));
                 }
             }
-            Err(SendError::QueueFull { .. }) => match overflow {
+            // The session applied its overflow policy already.
+            Err(error) if overflowed(&error) => match overflow {
                 Overflow::Drop => report.dropped += 1,
-                Overflow::Close => {
-                    link.close(CloseReason::Lagging);
-                    report.closed += 1;
-                }
+                Overflow::Close => report.closed += 1,
             },
             Err(SendError::Unsupported(_)) => report.unsupported += 1,
             // Closed meanwhile: no longer a member.
