@@ -51,6 +51,8 @@ struct Settings {
     time_d: u16,
     limit: u16,
     flags: u8,
+    /// The byte bounds: small, so that fuzzed messages reach them.
+    bytes: u16,
 }
 
 /// A duration of 1 ms to about a minute: zero would make a timer due
@@ -617,6 +619,7 @@ fn websocket(settings: &Settings, ops: &[Op], checks: &mut Checks) {
     let config = websocket::SessionConfig {
         ping_interval: (settings.flags & 2 != 0).then(|| millis(settings.time_a)),
         max_queued_messages: usize::from(settings.bound_a % 8),
+        max_queued_bytes: usize::from(settings.bytes % 512),
         close_timeout: millis(settings.time_b),
         failure_grace: millis(settings.time_c),
         binary: rfc6455,
