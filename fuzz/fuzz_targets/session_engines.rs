@@ -538,6 +538,7 @@ fn sockjs_config(settings: &Settings) -> sockjs::SessionConfig {
         disconnect_delay: millis(settings.time_b),
         response_limit: usize::from(settings.limit % 4096),
         max_queued_messages: usize::from(settings.bound_a % 8),
+        max_queued_bytes: usize::from(settings.bytes % 512),
     }
 }
 
