@@ -643,6 +643,7 @@ fn event_source(settings: &Settings, ops: &[Op], checks: &mut Checks) {
         retry: (settings.flags & 1 != 0).then(|| millis(settings.time_d)),
         ping_interval: (settings.flags & 2 != 0).then(|| millis(settings.time_a)),
         max_queued_events: usize::from(settings.bound_a % 8),
+        max_queued_bytes: usize::from(settings.bytes % 512),
     };
     let mut session = event_stream::Session::new(checks.now, config);
     let ids = [session.stream()];
