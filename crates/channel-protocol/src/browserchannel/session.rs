@@ -149,7 +149,6 @@ pub struct Session {
     /// Application arrays among `outgoing`, bounded by the config.
     queued_app_arrays: usize,
     next_app_seq: u64,
-    confirmed: u64,
     maps: OrderBuffer<ForwardMessage>,
     /// Forward channel request numbers; `true` marks a `terminate`.
     requests: Option<OrderBuffer<bool>>,
@@ -187,7 +186,6 @@ impl Session {
             last_sent_array_id: -1,
             queued_app_arrays: 0,
             next_app_seq: 0,
-            confirmed: 0,
             maps: OrderBuffer::new(0, config.max_held_maps),
             requests: first_request.map(|rid| OrderBuffer::new(rid, config.max_held_maps)),
             back_channel: None,
@@ -246,7 +244,6 @@ impl Session {
             self.wait_for_acknowledgement(now);
         }
         if let Some(through) = through {
-            self.confirmed = through;
             self.outbox.push(Event::Confirmed {
                 counter: Counter::Messages,
                 through,
