@@ -435,6 +435,7 @@ fn browserchannel(
 ) {
     let config = browserchannel::SessionConfig {
         max_outgoing_arrays: usize::from(settings.bound_a % 8),
+        max_queued_bytes: usize::from(settings.bytes % 512),
         max_held_maps: usize::from(settings.bound_b % 8),
         keep_alive_interval: millis(settings.time_a),
         session_timeout: millis(settings.time_b),

@@ -22,7 +22,10 @@ use super::back_channel::BackChannelEncoder;
 use super::forward_channel::{ForwardBatch, ForwardMessage};
 use super::query::PROTOCOL_VERSION;
 use crate::close::{CloseReason, SendError};
-use crate::engine::{Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket, Transmit};
+use crate::engine::{
+    check_queued_bytes, Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket,
+    Transmit, DEFAULT_MAX_QUEUED_BYTES,
+};
 use crate::json;
 use crate::message::Message;
 use crate::order_buffer::{OrderBuffer, OrderError};
@@ -38,6 +41,10 @@ use std::time::{Duration, Instant};
 pub struct SessionConfig {
     /// Most application arrays queued and not yet acknowledged.
     pub max_outgoing_arrays: usize,
+    /// Most bytes of array data queued and not yet acknowledged, control
+    /// arrays (`c`, `noop`, `stop`) included. A message that would pass it
+    /// is refused unless no app array waits ([`SendError::QueueTooLarge`]).
+    pub max_queued_bytes: usize,
     /// Most maps (and forward channel requests) held while a gap before them fills.
     pub max_held_maps: usize,
     /// How often a `["noop"]` goes down an open back channel.
@@ -56,6 +63,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         Self {
             max_outgoing_arrays: 4096,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             max_held_maps: 1024,
             keep_alive_interval: Duration::from_secs(20),
             session_timeout: Duration::from_secs(30),
@@ -148,6 +156,9 @@ pub struct Session {
     last_sent_array_id: i64,
     /// Application arrays among `outgoing`, bounded by the config.
     queued_app_arrays: usize,
+    /// The bytes of array data in `outgoing`, kept as it changes so a send
+    /// need not add them up.
+    queued_bytes: usize,
     next_app_seq: u64,
     maps: OrderBuffer<ForwardMessage>,
     /// Forward channel request numbers; `true` marks a `terminate`.
@@ -185,6 +196,7 @@ impl Session {
             last_array_id: -1,
             last_sent_array_id: -1,
             queued_app_arrays: 0,
+            queued_bytes: 0,
             next_app_seq: 0,
             maps: OrderBuffer::new(0, config.max_held_maps),
             requests: first_request.map(|rid| OrderBuffer::new(rid, config.max_held_maps)),
@@ -208,6 +220,7 @@ impl Session {
 
     fn push(&mut self, json: Bytes, app_seq: Option<u64>) {
         self.last_array_id += 1;
+        self.queued_bytes += json.len();
         self.outgoing.push_back(OutgoingArray {
             id: self.last_array_id as u64,
             json,
@@ -233,6 +246,7 @@ impl Session {
                 break;
             }
             let array = self.outgoing.pop_front().expect("front exists");
+            self.queued_bytes -= array.json.len();
             if let Some(seq) = array.app_seq {
                 self.queued_app_arrays -= 1;
                 through = Some(seq + 1);
@@ -492,6 +506,14 @@ impl Session {
         self.queued_app_arrays
     }
 
+    /// How many bytes of array data wait for acknowledgement, sent or not,
+    /// control arrays included: at most [`SessionConfig::max_queued_bytes`]
+    /// and the control arrays queued since, or one message and those when
+    /// that message alone is larger.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     /// How many out-of-order maps wait for a gap to fill.
     pub fn held_maps(&self) -> usize {
         self.maps.held() + self.requests.as_ref().map_or(0, OrderBuffer::held)
@@ -579,6 +601,15 @@ impl Engine for Session {
                 limit: self.config.max_outgoing_arrays,
             });
         }
+        // Control arrays count, but a session always has some waiting
+        // (its `c` array until the first acknowledgement, heartbeats): the
+        // queue is empty when no app array waits.
+        check_queued_bytes(
+            self.queued_app_arrays == 0,
+            self.queued_bytes,
+            json.len(),
+            self.config.max_queued_bytes,
+        )?;
         self.queued_app_arrays += 1;
         let seq = self.next_app_seq;
         self.next_app_seq += 1;
@@ -836,6 +867,40 @@ mod tests {
         session.send(now, &Payload::text("unsent")).unwrap();
         // JSON of the sent data list: ["ab",12] is 9 characters.
         assert_eq!(session.forward_reply(), "7\n[1,2,9]");
+    }
+
+    #[test]
+    fn the_outgoing_queue_is_bounded_in_bytes_until_acknowledged() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            max_queued_bytes: 30,
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, "s", None, None, config);
+        let created = r#"["c","s",null,8]"#.len();
+        assert_eq!(session.queued_bytes(), created);
+        let too_large = Err(SendError::QueueTooLarge { limit_bytes: 30 });
+        // No app array waits: one larger than the bound is queued alone.
+        session.send(now, &Payload::text("x".repeat(40))).unwrap();
+        assert_eq!(session.queued_bytes(), created + 42);
+        assert_eq!(session.send(now, &Payload::json(json!(1))), too_large);
+        // Written is not enough: the client's acknowledgement frees it.
+        session.opening_reply(now);
+        assert_eq!(session.send(now, &Payload::json(json!(1))), too_large);
+        session.acknowledge(now, 1);
+        assert_eq!(session.queued_bytes(), 0);
+        for _ in 0..6 {
+            session.send(now, &Payload::text("abc")).unwrap();
+        }
+        assert_eq!(session.queued_bytes(), 30, "at the bound exactly");
+        assert_eq!(session.send(now, &Payload::json(json!(1))), too_large);
+        // Control arrays are never refused, and count.
+        session.stop(now);
+        assert_eq!(session.queued_bytes(), 30 + r#"["stop"]"#.len());
+        session.opening_reply(now);
+        session.acknowledge(now, 4);
+        assert_eq!(session.queued_bytes(), 3 * 5 + 8);
+        session.send(now, &Payload::text("a")).unwrap();
     }
 
     #[test]
