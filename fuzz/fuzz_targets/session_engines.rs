@@ -437,6 +437,7 @@ fn browserchannel(
         max_outgoing_arrays: usize::from(settings.bound_a % 8),
         max_queued_bytes: usize::from(settings.bytes % 512),
         max_held_maps: usize::from(settings.bound_b % 8),
+        max_held_bytes: usize::from(settings.bytes / 512 % 64),
         keep_alive_interval: millis(settings.time_a),
         session_timeout: millis(settings.time_b),
         back_channel_chunk_limit: usize::from(settings.limit % 2048),

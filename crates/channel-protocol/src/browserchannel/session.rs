@@ -28,7 +28,7 @@ use crate::engine::{
 };
 use crate::json;
 use crate::message::Message;
-use crate::order_buffer::{OrderBuffer, OrderError};
+use crate::order_buffer::{OrderBuffer, OrderError, WeightedOrderBuffer};
 use crate::payload::{Payload, WireFormat};
 use crate::timer::{self, TimerTable};
 use bytes::Bytes;
@@ -47,6 +47,10 @@ pub struct SessionConfig {
     pub max_queued_bytes: usize,
     /// Most maps (and forward channel requests) held while a gap before them fills.
     pub max_held_maps: usize,
+    /// Most bytes of maps held while a gap before them fills, as
+    /// [`ForwardMessage::size`] weighs them: a request that would pass it
+    /// is refused ([`OrderError::Overweight`]) and changes nothing.
+    pub max_held_bytes: usize,
     /// How often a `["noop"]` goes down an open back channel.
     pub keep_alive_interval: Duration,
     /// How long the session lives without a back channel.
@@ -65,6 +69,10 @@ impl Default for SessionConfig {
             max_outgoing_arrays: 4096,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             max_held_maps: 1024,
+            // As much as one forward channel request may carry by default
+            // (axum-channel's `max_request_body`): one request held
+            // whole, not a thousand.
+            max_held_bytes: 1 << 20,
             keep_alive_interval: Duration::from_secs(20),
             session_timeout: Duration::from_secs(30),
             back_channel_chunk_limit: 10 * 1024,
@@ -160,7 +168,7 @@ pub struct Session {
     /// need not add them up.
     queued_bytes: usize,
     next_app_seq: u64,
-    maps: OrderBuffer<ForwardMessage>,
+    maps: WeightedOrderBuffer<ForwardMessage>,
     /// Forward channel request numbers; `true` marks a `terminate`.
     requests: Option<OrderBuffer<bool>>,
     back_channel: Option<BackChannel>,
@@ -198,7 +206,7 @@ impl Session {
             queued_app_arrays: 0,
             queued_bytes: 0,
             next_app_seq: 0,
-            maps: OrderBuffer::new(0, config.max_held_maps),
+            maps: WeightedOrderBuffer::new(0, config.max_held_maps, config.max_held_bytes),
             requests: first_request.map(|rid| OrderBuffer::new(rid, config.max_held_maps)),
             back_channel: None,
             retired: Vec::new(),
@@ -312,8 +320,11 @@ impl Session {
         if self.outbox.is_closed() {
             return Ok(());
         }
+        let weights: Vec<usize> = batch.as_ref().map_or_else(Vec::new, |batch| {
+            batch.messages.iter().map(ForwardMessage::size).collect()
+        });
         if let Some(batch) = &batch {
-            self.maps.check_run(batch.offset, batch.messages.len())?;
+            self.maps.check_run(batch.offset, &weights)?;
         }
         if let (Some(rid), Some(requests)) = (request, &self.requests) {
             requests.check(rid)?;
@@ -325,9 +336,9 @@ impl Session {
         if let Some(batch) = batch {
             let mut released = Vec::new();
             // `check_run` accepted the run: every number fits below `u64::MAX`.
-            for (index, message) in batch.messages.into_iter().enumerate() {
+            for ((index, message), weight) in batch.messages.into_iter().enumerate().zip(weights) {
                 self.maps
-                    .offer(batch.offset + index as u64, message, &mut released)?;
+                    .offer(batch.offset + index as u64, message, weight, &mut released)?;
             }
             self.outbox.extend(released.into_iter().map(|message| {
                 Event::Message(match message {
@@ -518,6 +529,12 @@ impl Session {
     pub fn held_maps(&self) -> usize {
         self.maps.held() + self.requests.as_ref().map_or(0, OrderBuffer::held)
     }
+
+    /// How many bytes those maps hold, as [`ForwardMessage::size`] weighs
+    /// them: at most [`SessionConfig::max_held_bytes`].
+    pub fn held_bytes(&self) -> usize {
+        self.maps.held_weight()
+    }
 }
 
 /// A back channel's response is gone: the session waits for the next one
@@ -634,7 +651,7 @@ impl Engine for Session {
             return;
         }
         self.timers.stop_all();
-        self.maps = OrderBuffer::new(self.maps.next_expected(), 0);
+        self.maps = WeightedOrderBuffer::new(self.maps.next_expected(), 0, 0);
         self.outbox.push(Event::Finished);
         if self.back_channel.is_some() {
             self.outbox.push(Event::Transmit);
@@ -970,6 +987,49 @@ mod tests {
             .handle_forward(now, Some(0), batch(0, &["a"]))
             .unwrap();
         assert_eq!(texts(&mut session), ["a", "b"]);
+    }
+
+    #[test]
+    fn held_maps_are_bounded_in_bytes_and_a_refusal_changes_nothing() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            max_held_bytes: 10,
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, "s", None, Some(0), config);
+        let heavy = Err(OrderError::Overweight { limit: 10 });
+        // Maps far ahead, each small, but 12 bytes together.
+        assert_eq!(
+            session.handle_forward(now, Some(1), batch(5, &["abcd", "efgh", "ijkl"])),
+            heavy
+        );
+        assert_eq!((session.held_maps(), session.held_bytes()), (0, 0));
+        session
+            .handle_forward(now, Some(1), batch(2, &["cc", "dddd"]))
+            .unwrap();
+        assert_eq!(session.held_bytes(), 6);
+        // A retry of held maps adds nothing; a new one that does not fit is
+        // refused, with its request number.
+        assert_eq!(
+            session.handle_forward(now, Some(2), batch(2, &["cc", "dddd", "eeeee"])),
+            heavy
+        );
+        assert_eq!(session.held_bytes(), 6);
+        assert_eq!(
+            session.held_maps(),
+            3,
+            "maps 2 and 3, and request 1; request 2 was refused"
+        );
+        // The gap fills: in order, maps go through at any size.
+        session
+            .handle_forward(now, Some(0), batch(0, &["a", &"b".repeat(100)]))
+            .unwrap();
+        assert_eq!(texts(&mut session).len(), 4);
+        assert_eq!((session.held_maps(), session.held_bytes()), (0, 0));
+        session
+            .handle_forward(now, Some(2), batch(2, &["cc", "dddd", "eeeee"]))
+            .unwrap();
+        assert_eq!(texts(&mut session), ["eeeee"]);
     }
 
     #[test]
