@@ -247,8 +247,10 @@ impl<T> WeightedOrderBuffer<T> {
         if weights.is_empty() || first <= self.buffer.next {
             return Ok(());
         }
-        // `check_run` accepted the run: every number fits below `u64::MAX`.
-        let adding = (first..)
+        // `check_run` accepted the run: every number fits below `u64::MAX`,
+        // and so does `end` (an open range would step past it).
+        let end = first + weights.len() as u64;
+        let adding = (first..end)
             .zip(weights)
             .filter(|(seq, _)| !self.buffer.held.contains_key(seq))
             .fold(0, |sum: usize, (_, weight)| sum.saturating_add(*weight));
@@ -420,6 +422,13 @@ mod tests {
         // A run from the expected number releases itself, at any weight.
         assert_eq!(buffer.check_run(0, &[100, 100]), Ok(()));
         assert_eq!(buffer.check_run(9, &[]), Ok(()));
+        // A run that ends at the last number is weighed without stepping past it.
+        let mut buffer = WeightedOrderBuffer::<u64>::new(u64::MAX - 4, 8, 10);
+        assert_eq!(buffer.check_run(u64::MAX - 2, &[5, 5]), Ok(()));
+        assert_eq!(
+            buffer.check_run(u64::MAX - 2, &[5, 6]),
+            Err(OrderError::Overweight { limit: 10 })
+        );
         // Too many items is still an overflow.
         let mut buffer = WeightedOrderBuffer::new(0, 1, 100);
         assert_eq!(
