@@ -106,10 +106,11 @@ const JSON_SCALAR: usize = 8;
 const JSON_SLOT: usize = 8;
 
 /// A cheap estimate of the bytes a JSON value holds, without serializing
-/// it: the length of every string and object key, [`JSON_SCALAR`] bytes
-/// for each number, boolean and null, and [`JSON_SLOT`] bytes for each
-/// array item and object entry. It walks the value with a stack of its
-/// own, so no nesting depth can overflow the thread's stack.
+/// it: the length of every string and object key, 8 bytes for each
+/// number, boolean and null (its data), and 8 more for each array item and
+/// object entry (its place in the array or object). It walks the value
+/// with a stack of its own, so no nesting depth can overflow the thread's
+/// stack.
 ///
 /// ```
 /// use channel_protocol::message::json_size;

@@ -423,7 +423,7 @@ mod tests {
         assert_eq!(buffer.check_run(0, &[100, 100]), Ok(()));
         assert_eq!(buffer.check_run(9, &[]), Ok(()));
         // A run that ends at the last number is weighed without stepping past it.
-        let mut buffer = WeightedOrderBuffer::<u64>::new(u64::MAX - 4, 8, 10);
+        let buffer = WeightedOrderBuffer::<u64>::new(u64::MAX - 4, 8, 10);
         assert_eq!(buffer.check_run(u64::MAX - 2, &[5, 5]), Ok(()));
         assert_eq!(
             buffer.check_run(u64::MAX - 2, &[5, 6]),
