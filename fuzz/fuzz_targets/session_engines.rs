@@ -9,6 +9,15 @@
 //! - every bound holds: BrowserChannel's outstanding app arrays and held
 //!   maps, SockJS's pending messages, WebSocket's queued messages and pings,
 //!   EventSource's queued events;
+//! - every byte bound holds: a send or ping is refused exactly when it
+//!   would take the queue past `max_queued_bytes` while something waits;
+//!   the queue holds at most the bound or the largest message queued
+//!   (BrowserChannel: plus its control arrays); `queued_bytes()` is the
+//!   sum of what the harness knows is queued (each message as encoded for
+//!   the engine's wire format, ping payloads, control arrays), and so
+//!   drops to zero as the queue drains; BrowserChannel's held maps stay
+//!   within `max_held_bytes`, and a refused request leaves them as they
+//!   were;
 //! - the app's messages are numbered 0, 1, 2...; confirmations never go
 //!   back and never confirm a message that was not sent;
 //! - BrowserChannel releases client maps each once, in map order;
@@ -24,12 +33,13 @@ use arbitrary::Arbitrary;
 use bytes::Bytes;
 use channel_protocol::browserchannel::{self, BackChannelEncoder, ForwardBatch, ForwardMessage};
 use channel_protocol::engine::{Counter, Engine, Event, HttpReceivers, ReceiverId, Transmit};
+use channel_protocol::payload::WireFormat;
 use channel_protocol::sockjs::{self, Attach, ReceiverEncoding, ReceiverKind};
 use channel_protocol::websocket::{self, Framed, Incoming};
-use channel_protocol::{event_stream, CloseReason, Message, Payload};
+use channel_protocol::{event_stream, CloseReason, Message, Payload, SendError, Ticket};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -51,6 +61,8 @@ struct Settings {
     time_d: u16,
     limit: u16,
     flags: u8,
+    /// The byte bounds: small, so that fuzzed messages reach them.
+    bytes: u16,
 }
 
 /// A duration of 1 ms to about a minute: zero would make a timer due
@@ -198,18 +210,24 @@ enum IncomingSpec {
     Binary(Vec<u8>),
     Ping,
     Pong(Vec<u8>),
+    /// A pong that answers one of the app's pings, picked by index.
+    Answer(u8),
     Close(Option<u16>, String),
     Failed(u16),
     Lost,
 }
 
 impl IncomingSpec {
-    fn incoming(&self) -> Incoming {
+    /// The frame; `pings` are the payloads of the app's pings so far.
+    fn incoming(&self, pings: &[Bytes]) -> Incoming {
         match self {
             IncomingSpec::Text(text) => Incoming::Text(text.clone()),
             IncomingSpec::Binary(data) => Incoming::Binary(Bytes::from(data.clone())),
             IncomingSpec::Ping => Incoming::Ping,
             IncomingSpec::Pong(data) => Incoming::Pong(Bytes::from(data.clone())),
+            IncomingSpec::Answer(index) => {
+                Incoming::Pong(pick_from(pings, *index).cloned().unwrap_or_default())
+            }
             IncomingSpec::Close(code, reason) => Incoming::Close {
                 code: *code,
                 reason: reason.clone(),
@@ -279,6 +297,10 @@ struct Checks {
     finished: bool,
     /// BrowserChannel: the next client map number to be released.
     next_map: u64,
+    /// What the app's send or ping of the last operation returned.
+    last_send: Option<Result<Ticket, SendError>>,
+    /// The payloads of the app's pings, for pongs that answer them.
+    pings: Vec<Bytes>,
 }
 
 impl Checks {
@@ -399,13 +421,18 @@ impl Checks {
     /// The operations every engine has; true if `op` was one.
     fn common(&mut self, engine: &mut dyn Engine, op: &Op) -> bool {
         let now = self.now;
+        self.last_send = None;
         match op {
             Op::Send(spec) => {
                 let result = engine.send(now, &spec.payload());
+                self.last_send = Some(result.clone());
                 self.ticket(result);
             }
             Op::Ping(data) => {
-                let result = engine.ping(now, Bytes::from(data.clone()));
+                let payload = Bytes::from(data.clone());
+                self.pings.push(payload.clone());
+                let result = engine.ping(now, payload);
+                self.last_send = Some(result.clone());
                 self.ticket(result);
             }
             Op::Stop => engine.stop(now),
@@ -417,6 +444,108 @@ impl Checks {
         }
         true
     }
+}
+
+/// What the harness knows one queue for the peer holds: the bytes of each
+/// item in order, `true` for what the app queued (a message or ping) and
+/// `false` for a control array, and the largest item the app queued.
+#[derive(Default)]
+struct Queued {
+    items: VecDeque<(usize, bool)>,
+    largest: usize,
+}
+
+impl Queued {
+    fn bytes(&self) -> usize {
+        self.items.iter().map(|(len, _)| len).sum()
+    }
+
+    fn app_bytes(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|(_, app)| *app)
+            .map(|(len, _)| len)
+            .sum()
+    }
+
+    fn has_app(&self) -> bool {
+        self.items.iter().any(|(_, app)| *app)
+    }
+
+    /// Checks the byte bound's rule on the app's send or ping of `len`
+    /// bytes, offered while the engine counted `before` bytes and now
+    /// counts `after`: refused exactly when it would take the queue past
+    /// `bound` while something waits (`empty` is false). A queued one is
+    /// recorded.
+    fn offered(
+        &mut self,
+        result: &Result<Ticket, SendError>,
+        len: usize,
+        (before, after): (usize, usize),
+        empty: bool,
+        bound: usize,
+    ) {
+        match result {
+            Ok(_) => {
+                assert!(
+                    empty || before + len <= bound,
+                    "{len} bytes queued on {before}, over {bound}"
+                );
+                assert_eq!(after, before + len, "the count moves by what was queued");
+                self.items.push_back((len, true));
+                self.largest = self.largest.max(len);
+            }
+            Err(SendError::QueueTooLarge { limit_bytes }) => {
+                assert_eq!(*limit_bytes, bound);
+                assert!(
+                    !empty && before + len > bound,
+                    "{len} bytes refused on {before} under {bound}"
+                );
+                assert_eq!(after, before);
+            }
+            Err(_) => assert_eq!(after, before),
+        }
+    }
+
+    /// The engine's queue holds `count` items now: it only ever lets go of
+    /// its oldest ones.
+    fn drained_to(&mut self, count: usize) {
+        while self.items.len() > count {
+            self.items.pop_front();
+        }
+    }
+
+    /// The engine's queue lets go of everything at once: `count` is all or nothing.
+    fn taken_to(&mut self, count: usize) {
+        if count < self.items.len() {
+            assert_eq!(count, 0, "a queue taken whole");
+            self.items.clear();
+        }
+    }
+
+    /// The app's bytes stay within the bound, or one message larger.
+    fn check_bound(&self, bound: usize) {
+        assert!(
+            self.app_bytes() <= bound.max(self.largest),
+            "{} bytes queued, bound {bound}, largest {}",
+            self.app_bytes(),
+            self.largest
+        );
+    }
+}
+
+/// The bytes `op` would queue on an engine that writes `format`, if it
+/// is a send or a ping (`ping` weighs a ping's payload).
+fn offered_len(op: &Op, format: WireFormat, ping: impl Fn(&[u8]) -> usize) -> usize {
+    match op {
+        Op::Send(spec) => spec.payload().encode(format).map_or(0, |bytes| bytes.len()),
+        Op::Ping(data) => ping(data),
+        _ => 0,
+    }
+}
+
+fn pick_from<T>(items: &[T], index: u8) -> Option<&T> {
+    items.get(usize::from(index) % items.len().max(1))
 }
 
 fn pick(ids: &[ReceiverId], index: u8) -> ReceiverId {
@@ -433,7 +562,9 @@ fn browserchannel(
 ) {
     let config = browserchannel::SessionConfig {
         max_outgoing_arrays: usize::from(settings.bound_a % 8),
+        max_queued_bytes: usize::from(settings.bytes % 512),
         max_held_maps: usize::from(settings.bound_b % 8),
+        max_held_bytes: usize::from(settings.bytes / 512 % 64),
         keep_alive_interval: millis(settings.time_a),
         session_timeout: millis(settings.time_b),
         back_channel_chunk_limit: usize::from(settings.limit % 2048),
@@ -444,8 +575,14 @@ fn browserchannel(
         browserchannel::Session::new(checks.now, "sid", Some("h"), first_request, config);
     let mut next_rid = first_request.unwrap_or(0);
     let mut ids = Vec::new();
+    // The `c` array that announces the session waits first.
+    let mut queued = Queued::default();
+    let created = serde_json::json!(["c", "sid", "h", 8]).to_string();
+    queued.items.push_back((created.len(), false));
     for op in ops {
         let now = checks.now;
+        let len = offered_len(op, WireFormat::BrowserChannel, |_| 0);
+        let (before, empty) = (session.queued_bytes(), !queued.has_app());
         if !checks.common(&mut session, op) {
             match op {
                 Op::Transmit(index) => {
@@ -502,11 +639,12 @@ fn browserchannel(
                             .collect();
                         ForwardBatch { offset, messages }
                     });
-                    let held = session.held_maps();
+                    let (held, held_bytes) = (session.held_maps(), session.held_bytes());
                     let result = session.handle_forward(now, rid, batch);
                     if result.is_err() {
                         // A refused request changes nothing.
                         assert_eq!(session.held_maps(), held);
+                        assert_eq!(session.held_bytes(), held_bytes);
                     } else if let Some(rid) = rid {
                         next_rid = next_rid.max(rid.saturating_add(1));
                     }
@@ -523,10 +661,26 @@ fn browserchannel(
                 _ => {}
             }
         }
+        if let Some(result) = checks.last_send.take() {
+            let counts = (before, session.queued_bytes());
+            queued.offered(&result, len, counts, empty, config.max_queued_bytes);
+        }
         checks.events(&mut session);
         assert!(session.outstanding_app_arrays() <= config.max_outgoing_arrays);
         assert!(session.outstanding_app_arrays() <= session.outstanding_arrays());
         assert!(session.held_maps() <= 2 * config.max_held_maps);
+        // Acknowledgements let go of the oldest arrays; heartbeats and
+        // `stop` add control arrays of 8 bytes (`["noop"]`, `["stop"]`).
+        queued.drained_to(session.outstanding_arrays());
+        while queued.items.len() < session.outstanding_arrays() {
+            queued.items.push_back((8, false));
+        }
+        assert_eq!(session.queued_bytes(), queued.bytes());
+        queued.check_bound(config.max_queued_bytes);
+        assert!(session.held_bytes() <= config.max_held_bytes);
+        if session.held_maps() == 0 {
+            assert_eq!(session.held_bytes(), 0);
+        }
     }
 }
 
@@ -536,6 +690,7 @@ fn sockjs_config(settings: &Settings) -> sockjs::SessionConfig {
         disconnect_delay: millis(settings.time_b),
         response_limit: usize::from(settings.limit % 4096),
         max_queued_messages: usize::from(settings.bound_a % 8),
+        max_queued_bytes: usize::from(settings.bytes % 512),
     }
 }
 
@@ -544,8 +699,11 @@ fn sockjs(settings: &Settings, ops: &[Op], checks: &mut Checks) {
     let mut session = sockjs::Session::new(checks.now, config);
     let mut ids = Vec::new();
     let mut opened = false;
+    let mut queued = Queued::default();
     for op in ops {
         let now = checks.now;
+        let len = offered_len(op, WireFormat::SockJs, |_| 0);
+        let before = session.queued_bytes();
         if !checks.common(&mut session, op) {
             match op {
                 Op::Transmit(index) => {
@@ -571,8 +729,17 @@ fn sockjs(settings: &Settings, ops: &[Op], checks: &mut Checks) {
                 _ => {}
             }
         }
+        if let Some(result) = checks.last_send.take() {
+            let counts = (before, session.queued_bytes());
+            let empty = queued.items.is_empty();
+            queued.offered(&result, len, counts, empty, config.max_queued_bytes);
+        }
         checks.events(&mut session);
         assert!(session.pending_messages() <= config.max_queued_messages);
+        // A frame takes every pending message; a forgotten session drops them.
+        queued.taken_to(session.pending_messages());
+        assert_eq!(session.queued_bytes(), queued.bytes());
+        queued.check_bound(config.max_queued_bytes);
     }
 }
 
@@ -586,7 +753,7 @@ fn framed(engine: &mut dyn Framed, op: &Op, checks: &mut Checks) {
         }
         Op::Incoming(incoming) => {
             let _ = engine.wants_read();
-            engine.handle_incoming(now, incoming.incoming());
+            engine.handle_incoming(now, incoming.incoming(&checks.pings));
         }
         Op::WebSocketText(text) => engine.handle_incoming(now, Incoming::Text(text.clone())),
         Op::Flushed => {
@@ -602,13 +769,27 @@ fn framed(engine: &mut dyn Framed, op: &Op, checks: &mut Checks) {
 fn sockjs_websocket(settings: &Settings, ops: &[Op], checks: &mut Checks) {
     let config = sockjs_config(settings);
     let mut session = sockjs::WebSocketSession::new(checks.now, config);
+    let mut queued = Queued::default();
     for op in ops {
+        let len = offered_len(op, WireFormat::SockJs, |_| 0);
+        let before = session.queued_bytes();
         if !checks.common(&mut session, op) {
             framed(&mut session, op, checks);
         }
+        if let Some(result) = checks.last_send.take() {
+            let counts = (before, session.queued_bytes());
+            let empty = queued.items.is_empty();
+            queued.offered(&result, len, counts, empty, config.max_queued_bytes);
+        }
         checks.events(&mut session);
         assert!(session.pending_messages() <= config.max_queued_messages);
-        assert!(!session.is_done() || checks.finished, "done before Finished");
+        queued.taken_to(session.pending_messages());
+        assert_eq!(session.queued_bytes(), queued.bytes());
+        queued.check_bound(config.max_queued_bytes);
+        assert!(
+            !session.is_done() || checks.finished,
+            "done before Finished"
+        );
     }
 }
 
@@ -617,20 +798,51 @@ fn websocket(settings: &Settings, ops: &[Op], checks: &mut Checks) {
     let config = websocket::SessionConfig {
         ping_interval: (settings.flags & 2 != 0).then(|| millis(settings.time_a)),
         max_queued_messages: usize::from(settings.bound_a % 8),
+        max_queued_bytes: usize::from(settings.bytes % 512),
         close_timeout: millis(settings.time_b),
         failure_grace: millis(settings.time_c),
         binary: rfc6455,
         pings: rfc6455,
     };
     let mut session = websocket::Session::new(checks.now, config);
+    // Messages and pings are queued apart, and counted together.
+    let (mut messages, mut pings) = (Queued::default(), Queued::default());
     for op in ops {
+        let len = offered_len(op, WireFormat::WebSocket, <[u8]>::len);
+        let before = session.queued_bytes();
         if !checks.common(&mut session, op) {
             framed(&mut session, op, checks);
+        }
+        if let Some(result) = checks.last_send.take() {
+            let counts = (before, session.queued_bytes());
+            let queue = if matches!(op, Op::Ping(_)) {
+                &mut pings
+            } else {
+                &mut messages
+            };
+            queue.offered(&result, len, counts, before == 0, config.max_queued_bytes);
         }
         checks.events(&mut session);
         assert!(session.queued_messages() <= config.max_queued_messages);
         assert!(session.queued_pings() <= config.max_queued_messages.max(1));
-        assert!(!session.is_done() || checks.finished, "done before Finished");
+        // Writes take the oldest message, pongs the oldest pings, the end
+        // everything; automatic pings carry nothing.
+        messages.drained_to(session.queued_messages());
+        pings.drained_to(session.queued_pings());
+        while pings.items.len() < session.queued_pings() {
+            pings.items.push_back((0, false));
+        }
+        assert_eq!(session.queued_bytes(), messages.bytes() + pings.bytes());
+        let largest = messages.largest.max(pings.largest);
+        assert!(
+            session.queued_bytes() <= config.max_queued_bytes.max(largest),
+            "{} bytes queued",
+            session.queued_bytes()
+        );
+        assert!(
+            !session.is_done() || checks.finished,
+            "done before Finished"
+        );
     }
 }
 
@@ -639,11 +851,17 @@ fn event_source(settings: &Settings, ops: &[Op], checks: &mut Checks) {
         retry: (settings.flags & 1 != 0).then(|| millis(settings.time_d)),
         ping_interval: (settings.flags & 2 != 0).then(|| millis(settings.time_a)),
         max_queued_events: usize::from(settings.bound_a % 8),
+        max_queued_bytes: usize::from(settings.bytes % 512),
     };
     let mut session = event_stream::Session::new(checks.now, config);
     let ids = [session.stream()];
+    let mut queued = Queued::default();
     for op in ops {
         let now = checks.now;
+        let len = offered_len(op, WireFormat::EventSource, |data| {
+            event_stream::encode_comment(&String::from_utf8_lossy(data)).len()
+        });
+        let before = session.queued_bytes();
         if !checks.common(&mut session, op) {
             match op {
                 Op::Transmit(index) => {
@@ -654,8 +872,17 @@ fn event_source(settings: &Settings, ops: &[Op], checks: &mut Checks) {
                 _ => {}
             }
         }
+        if let Some(result) = checks.last_send.take() {
+            let counts = (before, session.queued_bytes());
+            let empty = queued.items.is_empty();
+            queued.offered(&result, len, counts, empty, config.max_queued_bytes);
+        }
         checks.events(&mut session);
         assert!(session.queued_events() <= config.max_queued_events);
+        // A write takes every queued event; the end drops them.
+        queued.taken_to(session.queued_events());
+        assert_eq!(session.queued_bytes(), queued.bytes());
+        queued.check_bound(config.max_queued_bytes);
     }
 }
 
@@ -669,6 +896,8 @@ fuzz_target!(|input: Input| {
         closed: false,
         finished: false,
         next_map: 0,
+        last_send: None,
+        pings: Vec::new(),
     };
     let ops = &input.ops[..input.ops.len().min(256)];
     match input.which {

@@ -122,6 +122,13 @@ impl fmt::Display for CloseReason {
 }
 
 /// Why a message was not delivered.
+///
+/// ```
+/// use channel_protocol::SendError;
+///
+/// let full = SendError::QueueTooLarge { limit_bytes: 1 << 20 };
+/// assert_eq!(full.to_string(), "more than 1048576 bytes would be waiting; the queue is full");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendError {
@@ -131,6 +138,13 @@ pub enum SendError {
     QueueFull {
         /// The bound that was reached.
         limit: usize,
+    },
+    /// The messages waiting hold too many bytes; this one was not queued.
+    /// A queue takes one message of any size while nothing waits, so a
+    /// message larger than the bound goes out once the queue has drained.
+    QueueTooLarge {
+        /// The bound in bytes that this message would have passed.
+        limit_bytes: usize,
     },
     /// The session's transport cannot carry this kind of message.
     Unsupported(&'static str),
@@ -145,6 +159,12 @@ impl fmt::Display for SendError {
             SendError::Closed(reason) => write!(f, "session closed: {reason}"),
             SendError::QueueFull { limit } => {
                 write!(f, "{limit} messages are waiting; the queue is full")
+            }
+            SendError::QueueTooLarge { limit_bytes } => {
+                write!(
+                    f,
+                    "more than {limit_bytes} bytes would be waiting; the queue is full"
+                )
             }
             SendError::Unsupported(what) => write!(f, "this transport cannot send {what}"),
             SendError::TimedOut => f.write_str("the delivery was not confirmed in time"),

@@ -22,7 +22,8 @@
 //!   session engine.
 //! - [`hixie76`]: the legacy hixie-76 WebSocket handshake and framing.
 //! - [`json`]: JSON text that survives any transport.
-//! - [`order_buffer`]: reorders numbered items that arrive out of sequence.
+//! - [`order_buffer`]: reorders numbered items that arrive out of sequence,
+//!   holding a bounded number (and weight) of early ones.
 //! - [`payload`]: what the app sends, encoded once per wire format.
 //! - [`cluster`]: what the nodes of a cluster tell each other: broadcasts,
 //!   questions and replies, and the topics they travel on.
@@ -52,5 +53,5 @@ pub mod websocket;
 pub use close::{CloseReason, SendError};
 pub use engine::{Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket, Transmit};
 pub use message::Message;
-pub use order_buffer::{OrderBuffer, OrderError, Placement};
+pub use order_buffer::{OrderBuffer, OrderError, Placement, WeightedOrderBuffer};
 pub use payload::{Payload, WireFormat};

@@ -16,6 +16,7 @@
 //! `JSON` key carries a JSON message, a map with a `_S` key a string message;
 //! any other map reaches the application as it is.
 
+use crate::message::{json_size, map_size};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -33,6 +34,18 @@ pub enum ForwardMessage {
     Json(Value),
     /// A map with neither a `JSON` nor a `_S` key, passed on as it is.
     Map(BTreeMap<String, String>),
+}
+
+impl ForwardMessage {
+    /// Approximately how many bytes the message holds: what
+    /// [`Message::size`](crate::Message::size) says of the message it
+    /// becomes. A session weighs the maps it holds out of order with it.
+    pub fn size(&self) -> usize {
+        match self {
+            ForwardMessage::Json(value) => json_size(value),
+            ForwardMessage::Map(map) => map_size(map),
+        }
+    }
 }
 
 /// The maps of one forward channel request, numbered from `offset`.

@@ -22,10 +22,13 @@ use super::back_channel::BackChannelEncoder;
 use super::forward_channel::{ForwardBatch, ForwardMessage};
 use super::query::PROTOCOL_VERSION;
 use crate::close::{CloseReason, SendError};
-use crate::engine::{Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket, Transmit};
+use crate::engine::{
+    check_queued_bytes, Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket,
+    Transmit, DEFAULT_MAX_QUEUED_BYTES,
+};
 use crate::json;
 use crate::message::Message;
-use crate::order_buffer::{OrderBuffer, OrderError};
+use crate::order_buffer::{OrderBuffer, OrderError, WeightedOrderBuffer};
 use crate::payload::{Payload, WireFormat};
 use crate::timer::{self, TimerTable};
 use bytes::Bytes;
@@ -38,8 +41,16 @@ use std::time::{Duration, Instant};
 pub struct SessionConfig {
     /// Most application arrays queued and not yet acknowledged.
     pub max_outgoing_arrays: usize,
+    /// Most bytes of array data queued and not yet acknowledged, control
+    /// arrays (`c`, `noop`, `stop`) included. A message that would pass it
+    /// is refused unless no app array waits ([`SendError::QueueTooLarge`]).
+    pub max_queued_bytes: usize,
     /// Most maps (and forward channel requests) held while a gap before them fills.
     pub max_held_maps: usize,
+    /// Most bytes of maps held while a gap before them fills, as
+    /// [`ForwardMessage::size`] weighs them: a request that would pass it
+    /// is refused ([`OrderError::Overweight`]) and changes nothing.
+    pub max_held_bytes: usize,
     /// How often a `["noop"]` goes down an open back channel.
     pub keep_alive_interval: Duration,
     /// How long the session lives without a back channel.
@@ -56,7 +67,12 @@ impl Default for SessionConfig {
     fn default() -> Self {
         Self {
             max_outgoing_arrays: 4096,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             max_held_maps: 1024,
+            // As much as one forward channel request may carry by default
+            // (axum-channel's `max_request_body`): one request held
+            // whole, not a thousand.
+            max_held_bytes: 1 << 20,
             keep_alive_interval: Duration::from_secs(20),
             session_timeout: Duration::from_secs(30),
             back_channel_chunk_limit: 10 * 1024,
@@ -148,9 +164,11 @@ pub struct Session {
     last_sent_array_id: i64,
     /// Application arrays among `outgoing`, bounded by the config.
     queued_app_arrays: usize,
+    /// The bytes of array data in `outgoing`, kept as it changes so a send
+    /// need not add them up.
+    queued_bytes: usize,
     next_app_seq: u64,
-    confirmed: u64,
-    maps: OrderBuffer<ForwardMessage>,
+    maps: WeightedOrderBuffer<ForwardMessage>,
     /// Forward channel request numbers; `true` marks a `terminate`.
     requests: Option<OrderBuffer<bool>>,
     back_channel: Option<BackChannel>,
@@ -186,9 +204,9 @@ impl Session {
             last_array_id: -1,
             last_sent_array_id: -1,
             queued_app_arrays: 0,
+            queued_bytes: 0,
             next_app_seq: 0,
-            confirmed: 0,
-            maps: OrderBuffer::new(0, config.max_held_maps),
+            maps: WeightedOrderBuffer::new(0, config.max_held_maps, config.max_held_bytes),
             requests: first_request.map(|rid| OrderBuffer::new(rid, config.max_held_maps)),
             back_channel: None,
             retired: Vec::new(),
@@ -210,6 +228,7 @@ impl Session {
 
     fn push(&mut self, json: Bytes, app_seq: Option<u64>) {
         self.last_array_id += 1;
+        self.queued_bytes += json.len();
         self.outgoing.push_back(OutgoingArray {
             id: self.last_array_id as u64,
             json,
@@ -235,6 +254,7 @@ impl Session {
                 break;
             }
             let array = self.outgoing.pop_front().expect("front exists");
+            self.queued_bytes -= array.json.len();
             if let Some(seq) = array.app_seq {
                 self.queued_app_arrays -= 1;
                 through = Some(seq + 1);
@@ -246,7 +266,6 @@ impl Session {
             self.wait_for_acknowledgement(now);
         }
         if let Some(through) = through {
-            self.confirmed = through;
             self.outbox.push(Event::Confirmed {
                 counter: Counter::Messages,
                 through,
@@ -301,8 +320,11 @@ impl Session {
         if self.outbox.is_closed() {
             return Ok(());
         }
+        let weights: Vec<usize> = batch.as_ref().map_or_else(Vec::new, |batch| {
+            batch.messages.iter().map(ForwardMessage::size).collect()
+        });
         if let Some(batch) = &batch {
-            self.maps.check_run(batch.offset, batch.messages.len())?;
+            self.maps.check_run(batch.offset, &weights)?;
         }
         if let (Some(rid), Some(requests)) = (request, &self.requests) {
             requests.check(rid)?;
@@ -314,9 +336,9 @@ impl Session {
         if let Some(batch) = batch {
             let mut released = Vec::new();
             // `check_run` accepted the run: every number fits below `u64::MAX`.
-            for (index, message) in batch.messages.into_iter().enumerate() {
+            for ((index, message), weight) in batch.messages.into_iter().enumerate().zip(weights) {
                 self.maps
-                    .offer(batch.offset + index as u64, message, &mut released)?;
+                    .offer(batch.offset + index as u64, message, weight, &mut released)?;
             }
             self.outbox.extend(released.into_iter().map(|message| {
                 Event::Message(match message {
@@ -495,9 +517,23 @@ impl Session {
         self.queued_app_arrays
     }
 
+    /// How many bytes of array data wait for acknowledgement, sent or not,
+    /// control arrays included: at most [`SessionConfig::max_queued_bytes`]
+    /// and the control arrays queued since, or one message and those when
+    /// that message alone is larger.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     /// How many out-of-order maps wait for a gap to fill.
     pub fn held_maps(&self) -> usize {
         self.maps.held() + self.requests.as_ref().map_or(0, OrderBuffer::held)
+    }
+
+    /// How many bytes those maps hold, as [`ForwardMessage::size`] weighs
+    /// them: at most [`SessionConfig::max_held_bytes`].
+    pub fn held_bytes(&self) -> usize {
+        self.maps.held_weight()
     }
 }
 
@@ -582,6 +618,15 @@ impl Engine for Session {
                 limit: self.config.max_outgoing_arrays,
             });
         }
+        // Control arrays count, but a session always has some waiting
+        // (its `c` array until the first acknowledgement, heartbeats): the
+        // queue is empty when no app array waits.
+        check_queued_bytes(
+            self.queued_app_arrays == 0,
+            self.queued_bytes,
+            json.len(),
+            self.config.max_queued_bytes,
+        )?;
         self.queued_app_arrays += 1;
         let seq = self.next_app_seq;
         self.next_app_seq += 1;
@@ -606,7 +651,7 @@ impl Engine for Session {
             return;
         }
         self.timers.stop_all();
-        self.maps = OrderBuffer::new(self.maps.next_expected(), 0);
+        self.maps = WeightedOrderBuffer::new(self.maps.next_expected(), 0, 0);
         self.outbox.push(Event::Finished);
         if self.back_channel.is_some() {
             self.outbox.push(Event::Transmit);
@@ -842,6 +887,40 @@ mod tests {
     }
 
     #[test]
+    fn the_outgoing_queue_is_bounded_in_bytes_until_acknowledged() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            max_queued_bytes: 30,
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, "s", None, None, config);
+        let created = r#"["c","s",null,8]"#.len();
+        assert_eq!(session.queued_bytes(), created);
+        let too_large = Err(SendError::QueueTooLarge { limit_bytes: 30 });
+        // No app array waits: one larger than the bound is queued alone.
+        session.send(now, &Payload::text("x".repeat(40))).unwrap();
+        assert_eq!(session.queued_bytes(), created + 42);
+        assert_eq!(session.send(now, &Payload::json(json!(1))), too_large);
+        // Written is not enough: the client's acknowledgement frees it.
+        session.opening_reply(now);
+        assert_eq!(session.send(now, &Payload::json(json!(1))), too_large);
+        session.acknowledge(now, 1);
+        assert_eq!(session.queued_bytes(), 0);
+        for _ in 0..6 {
+            session.send(now, &Payload::text("abc")).unwrap();
+        }
+        assert_eq!(session.queued_bytes(), 30, "at the bound exactly");
+        assert_eq!(session.send(now, &Payload::json(json!(1))), too_large);
+        // Control arrays are never refused, and count.
+        session.stop(now);
+        assert_eq!(session.queued_bytes(), 30 + r#"["stop"]"#.len());
+        session.opening_reply(now);
+        session.acknowledge(now, 4);
+        assert_eq!(session.queued_bytes(), 3 * 5 + 8);
+        session.send(now, &Payload::text("a")).unwrap();
+    }
+
+    #[test]
     fn the_outgoing_queue_is_bounded_but_control_arrays_are_not() {
         let now = Instant::now();
         let config = SessionConfig {
@@ -908,6 +987,49 @@ mod tests {
             .handle_forward(now, Some(0), batch(0, &["a"]))
             .unwrap();
         assert_eq!(texts(&mut session), ["a", "b"]);
+    }
+
+    #[test]
+    fn held_maps_are_bounded_in_bytes_and_a_refusal_changes_nothing() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            max_held_bytes: 10,
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, "s", None, Some(0), config);
+        let heavy = Err(OrderError::Overweight { limit: 10 });
+        // Maps far ahead, each small, but 12 bytes together.
+        assert_eq!(
+            session.handle_forward(now, Some(1), batch(5, &["abcd", "efgh", "ijkl"])),
+            heavy
+        );
+        assert_eq!((session.held_maps(), session.held_bytes()), (0, 0));
+        session
+            .handle_forward(now, Some(1), batch(2, &["cc", "dddd"]))
+            .unwrap();
+        assert_eq!(session.held_bytes(), 6);
+        // A retry of held maps adds nothing; a new one that does not fit is
+        // refused, with its request number.
+        assert_eq!(
+            session.handle_forward(now, Some(2), batch(2, &["cc", "dddd", "eeeee"])),
+            heavy
+        );
+        assert_eq!(session.held_bytes(), 6);
+        assert_eq!(
+            session.held_maps(),
+            3,
+            "maps 2 and 3, and request 1; request 2 was refused"
+        );
+        // The gap fills: in order, maps go through at any size.
+        session
+            .handle_forward(now, Some(0), batch(0, &["a", &"b".repeat(100)]))
+            .unwrap();
+        assert_eq!(texts(&mut session).len(), 4);
+        assert_eq!((session.held_maps(), session.held_bytes()), (0, 0));
+        session
+            .handle_forward(now, Some(2), batch(2, &["cc", "dddd", "eeeee"]))
+            .unwrap();
+        assert_eq!(texts(&mut session), ["eeeee"]);
     }
 
     #[test]

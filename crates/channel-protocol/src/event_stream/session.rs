@@ -8,7 +8,10 @@
 
 use super::format::{encode_comment, encode_retry, padding};
 use crate::close::{CloseReason, SendError};
-use crate::engine::{Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket, Transmit};
+use crate::engine::{
+    check_queued_bytes, Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket,
+    Transmit, DEFAULT_MAX_QUEUED_BYTES,
+};
 use crate::payload::{Payload, WireFormat};
 use crate::timer::{self, TimerTable};
 use bytes::{Bytes, BytesMut};
@@ -24,6 +27,10 @@ pub struct SessionConfig {
     pub ping_interval: Option<Duration>,
     /// Most events queued and not yet written.
     pub max_queued_events: usize,
+    /// Most bytes of encoded events and ping comments queued and not yet
+    /// written. One that would pass it is refused unless nothing waits
+    /// ([`SendError::QueueTooLarge`]).
+    pub max_queued_bytes: usize,
 }
 
 impl Default for SessionConfig {
@@ -32,6 +39,7 @@ impl Default for SessionConfig {
             retry: None,
             ping_interval: None,
             max_queued_events: 4096,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
         }
     }
 }
@@ -79,6 +87,8 @@ pub struct Session {
     queue: VecDeque<Bytes>,
     /// The number of the oldest queued item.
     written: u64,
+    /// The bytes of `queue`, kept as it changes so a send need not add them up.
+    queued_bytes: usize,
     attached: bool,
     /// Runs while attached and no ping is due; counts until the session closes.
     timers: TimerTable<Timer, 1>,
@@ -95,6 +105,7 @@ impl Session {
             prelude_due: true,
             queue: VecDeque::new(),
             written: 0,
+            queued_bytes: 0,
             attached: true,
             timers: TimerTable::new(now),
             ping_due: false,
@@ -132,6 +143,13 @@ impl Session {
         self.queue.len()
     }
 
+    /// How many bytes the queued events and ping comments hold: at most
+    /// [`SessionConfig::max_queued_bytes`], or one event when that alone
+    /// is larger.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     fn queue(&mut self, bytes: Bytes) -> Result<Ticket, SendError> {
         if self.outbox.is_closed() {
             return Err(self.outbox.closed_error());
@@ -141,7 +159,14 @@ impl Session {
                 limit: self.config.max_queued_events,
             });
         }
+        check_queued_bytes(
+            self.queue.is_empty(),
+            self.queued_bytes,
+            bytes.len(),
+            self.config.max_queued_bytes,
+        )?;
         let seq = self.written + self.queue.len() as u64;
+        self.queued_bytes += bytes.len();
         self.queue.push_back(bytes);
         self.outbox.push(Event::Transmit);
         Ok(Ticket {
@@ -164,6 +189,7 @@ impl Session {
         if !self.finished {
             self.finished = true;
             self.queue = VecDeque::new();
+            self.queued_bytes = 0;
             self.outbox.push(Event::Finished);
         }
     }
@@ -200,6 +226,7 @@ impl HttpReceivers for Session {
                 joined.freeze()
             };
             self.written += taken as u64;
+            self.queued_bytes = 0;
             if self.queue.capacity() > 64 {
                 self.queue = VecDeque::new();
             }
@@ -363,6 +390,31 @@ mod tests {
         );
         let events: Vec<_> = std::iter::from_fn(|| session.poll_event()).collect();
         assert!(events.contains(&Event::Finished));
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_and_takes_one_large_event_alone() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            max_queued_bytes: 13,
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        session.poll_receiver(now, STREAM);
+        let too_large = Err(SendError::QueueTooLarge { limit_bytes: 13 });
+        // `data: ` and two newlines frame the text: 8 bytes more.
+        session.send(now, &Payload::text("x".repeat(20))).unwrap();
+        assert_eq!(session.queued_bytes(), 28);
+        assert_eq!(session.ping(now, Bytes::new()), too_large);
+        assert_eq!(data(session.poll_receiver(now, STREAM)).1, Some(1));
+        assert_eq!(session.queued_bytes(), 0);
+        session.send(now, &Payload::text("a")).unwrap();
+        session.ping(now, Bytes::from_static(b"p")).unwrap();
+        assert_eq!(session.queued_bytes(), 9 + 4, "at the bound exactly");
+        assert_eq!(session.send(now, &Payload::text("")), too_large);
+        // The session ends: what was queued is let go.
+        session.detach(now, STREAM);
+        assert_eq!((session.queued_bytes(), session.queued_events()), (0, 0));
     }
 
     #[test]

@@ -18,7 +18,10 @@ use super::payload::{decode_websocket, WebSocketPayload};
 use super::receiver::ReceiverEncoding;
 use crate::close::{CloseReason, SendError};
 use crate::close_code::{NORMAL_CLOSURE, SOCKJS_GO_AWAY};
-use crate::engine::{Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket, Transmit};
+use crate::engine::{
+    check_queued_bytes, Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket,
+    Transmit, DEFAULT_MAX_QUEUED_BYTES,
+};
 use crate::message::Message;
 use crate::payload::{Payload, WireFormat};
 use crate::timer::{self, TimerTable};
@@ -37,6 +40,10 @@ pub struct SessionConfig {
     pub response_limit: usize,
     /// Most messages buffered for the client.
     pub max_queued_messages: usize,
+    /// Most bytes of quoted messages buffered for the client. A message
+    /// that would pass it is refused unless nothing waits
+    /// ([`SendError::QueueTooLarge`]).
+    pub max_queued_bytes: usize,
 }
 
 impl Default for SessionConfig {
@@ -47,6 +54,7 @@ impl Default for SessionConfig {
             disconnect_delay: Duration::from_secs(5),
             response_limit: 128 * 1024,
             max_queued_messages: 4096,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
         }
     }
 }
@@ -170,6 +178,8 @@ pub struct Session {
     pending: VecDeque<Bytes>,
     /// The number of the oldest pending message (every one below it is written).
     written: u64,
+    /// The bytes of `pending`, kept as it changes so a send need not add them up.
+    pending_bytes: usize,
     receiver: Option<Receiver>,
     receivers_attached: u64,
     timers: TimerTable<Timer, 2>,
@@ -190,6 +200,7 @@ impl Session {
             phase: Phase::Connecting,
             pending: VecDeque::new(),
             written: 0,
+            pending_bytes: 0,
             receiver: None,
             receivers_attached: 0,
             timers,
@@ -225,6 +236,7 @@ impl Session {
         frame.push(']');
         self.written += self.pending.len() as u64;
         self.pending.clear();
+        self.pending_bytes = 0;
         if self.pending.capacity() > 64 {
             self.pending = VecDeque::new();
         }
@@ -372,6 +384,7 @@ impl Session {
             self.timers.stop_all();
             self.receiver = None;
             self.pending = VecDeque::new();
+            self.pending_bytes = 0;
             self.outbox.push(Event::Finished);
         }
     }
@@ -425,6 +438,13 @@ impl Session {
     /// How many messages wait for a receiver.
     pub fn pending_messages(&self) -> usize {
         self.pending.len()
+    }
+
+    /// How many bytes the messages waiting for a receiver hold, quoted: at
+    /// most [`SessionConfig::max_queued_bytes`], or one message when that
+    /// alone is larger.
+    pub fn queued_bytes(&self) -> usize {
+        self.pending_bytes
     }
 }
 
@@ -533,7 +553,14 @@ impl Engine for Session {
                 limit: self.config.max_queued_messages,
             });
         }
+        check_queued_bytes(
+            self.pending.is_empty(),
+            self.pending_bytes,
+            quoted.len(),
+            self.config.max_queued_bytes,
+        )?;
         let seq = self.written + self.pending.len() as u64;
+        self.pending_bytes += quoted.len();
         self.pending.push_back(quoted);
         if self.receiver.is_some() {
             self.outbox.push(Event::Transmit);
@@ -702,6 +729,37 @@ mod tests {
             session.send(now, &Payload::text("b")),
             Err(SendError::QueueFull { limit: 1 })
         );
+    }
+
+    #[test]
+    fn the_buffer_is_bounded_in_bytes_and_takes_one_large_message_alone() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            max_queued_bytes: 8,
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        let first = attached(session.attach_receiver(now, polling()));
+        text(session.poll_receiver(now, first));
+        session.poll_receiver(now, first);
+        let too_large = Err(SendError::QueueTooLarge { limit_bytes: 8 });
+        // Counted quoted: `"abcdefghij"` is 12 bytes, alone in the buffer.
+        session.send(now, &Payload::text("abcdefghij")).unwrap();
+        assert_eq!(session.queued_bytes(), 12);
+        assert_eq!(session.send(now, &Payload::text("")), too_large);
+        // A receiver takes the whole buffer: it may fill again.
+        let second = attached(session.attach_receiver(now, polling()));
+        text(session.poll_receiver(now, second));
+        assert_eq!(session.queued_bytes(), 0);
+        session.send(now, &Payload::text("ab")).unwrap();
+        session.send(now, &Payload::text("")).unwrap();
+        assert_eq!(session.queued_bytes(), 6);
+        session.send(now, &Payload::text("")).unwrap();
+        assert_eq!(session.queued_bytes(), 8, "at the bound exactly");
+        assert_eq!(session.send(now, &Payload::text("")), too_large);
+        // A forgotten session keeps nothing.
+        session.end(now, CloseReason::Shutdown);
+        assert_eq!((session.queued_bytes(), session.pending_messages()), (0, 0));
     }
 
     #[test]

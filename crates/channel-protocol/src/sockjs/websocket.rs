@@ -93,6 +93,13 @@ impl WebSocketSession {
         self.session.pending_messages()
     }
 
+    /// How many bytes those messages hold, quoted: at most
+    /// [`SessionConfig::max_queued_bytes`], or one message when that alone
+    /// is larger.
+    pub fn queued_bytes(&self) -> usize {
+        self.session.queued_bytes()
+    }
+
     /// When `timer` fires, if it runs.
     pub fn timer(&self, timer: Timer) -> Option<Instant> {
         self.timers.get(timer)

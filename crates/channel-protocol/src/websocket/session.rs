@@ -17,7 +17,9 @@
 
 use super::closing::{ClosingHandshake, ClosingTimers};
 use crate::close::{CloseReason, SendError};
-use crate::engine::{Counter, Engine, Event, Outbox, Ticket, Transmit};
+use crate::engine::{
+    check_queued_bytes, Counter, Engine, Event, Outbox, Ticket, Transmit, DEFAULT_MAX_QUEUED_BYTES,
+};
 use crate::message::Message;
 use crate::payload::{Payload, WireFormat};
 use crate::timer::{self, TimerTable};
@@ -33,6 +35,10 @@ pub struct SessionConfig {
     pub ping_interval: Option<Duration>,
     /// Most messages queued for the peer and not yet written.
     pub max_queued_messages: usize,
+    /// Most bytes queued for the peer: messages not yet written and pings
+    /// not yet answered. A message or ping that would pass it is refused
+    /// unless nothing waits ([`SendError::QueueTooLarge`]).
+    pub max_queued_bytes: usize,
     /// How long the server waits for the peer's close frame after its own.
     pub close_timeout: Duration,
     /// How long the app may take to answer what came before a protocol
@@ -49,6 +55,7 @@ impl Default for SessionConfig {
         Self {
             ping_interval: None,
             max_queued_messages: 4096,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             close_timeout: Duration::from_secs(5),
             failure_grace: Duration::from_secs(1),
             binary: true,
@@ -114,6 +121,9 @@ pub struct Session {
     queue: VecDeque<Outgoing>,
     /// The number of the oldest queued message.
     written: u64,
+    /// The bytes of `queue` and of the payloads in `pings`, kept as they
+    /// change so a send need not add them up.
+    queued_bytes: usize,
     /// Pings not yet written, then written and waiting for their pong.
     pings: VecDeque<(Bytes, u64, bool)>,
     next_ping: u64,
@@ -140,6 +150,7 @@ impl Session {
         Self {
             queue: VecDeque::new(),
             written: 0,
+            queued_bytes: 0,
             pings: VecDeque::new(),
             next_ping: 0,
             awaiting_pong: false,
@@ -188,6 +199,13 @@ impl Session {
         self.queue.len()
     }
 
+    /// How many bytes the queued messages and the pings not yet answered
+    /// hold: at most [`SessionConfig::max_queued_bytes`], or one message
+    /// or ping when that alone is larger.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     /// How many pings are not yet written or wait for their pong: at most
     /// [`SessionConfig::max_queued_messages`] (at least one, for the
     /// automatic ping).
@@ -219,7 +237,9 @@ impl Session {
             .rposition(|(ping, _, sent)| *sent && &ping[..] == payload);
         if let Some(index) = answered {
             let through = self.pings[index].1 + 1;
-            self.pings.drain(..=index);
+            for (payload, _, _) in self.pings.drain(..=index) {
+                self.queued_bytes -= payload.len();
+            }
             self.outbox.push(Event::Confirmed {
                 counter: Counter::Pings,
                 through,
@@ -268,6 +288,7 @@ impl Session {
         if self.closing.finish(now, &mut self.timers) {
             self.queue = VecDeque::new();
             self.pings = VecDeque::new();
+            self.queued_bytes = 0;
             self.outbox.push(Event::Finished);
         }
     }
@@ -292,6 +313,7 @@ impl Session {
         }
         if let Some(outgoing) = self.queue.pop_front() {
             self.written += 1;
+            self.queued_bytes -= outgoing.bytes.len();
             if self.queue.is_empty() && self.queue.capacity() > 64 {
                 self.queue = VecDeque::new();
             }
@@ -329,9 +351,21 @@ impl Session {
     fn queue_ping(&mut self, payload: Bytes) -> u64 {
         let seq = self.next_ping;
         self.next_ping += 1;
+        self.queued_bytes += payload.len();
         self.pings.push_back((payload, seq, false));
         self.outbox.push(Event::Transmit);
         seq
+    }
+
+    /// Refuses `adding` more bytes past the byte bound; an automatic ping
+    /// weighs nothing, so waiting for a pong never holds a message back.
+    fn check_bytes(&self, adding: usize) -> Result<(), SendError> {
+        check_queued_bytes(
+            self.queued_bytes == 0,
+            self.queued_bytes,
+            adding,
+            self.config.max_queued_bytes,
+        )
     }
 
     /// The automatic ping is due: a peer that left the previous one
@@ -371,7 +405,9 @@ impl Engine for Session {
                 limit: self.config.max_queued_messages,
             });
         }
+        self.check_bytes(bytes.len())?;
         let seq = self.written + self.queue.len() as u64;
+        self.queued_bytes += bytes.len();
         self.queue.push_back(Outgoing { bytes, binary });
         self.outbox.push(Event::Transmit);
         Ok(Ticket {
@@ -392,6 +428,7 @@ impl Engine for Session {
                 limit: self.config.max_queued_messages,
             });
         }
+        self.check_bytes(payload.len())?;
         Ok(Ticket {
             counter: Counter::Pings,
             seq: self.queue_ping(payload),
@@ -697,6 +734,72 @@ mod tests {
             session.send(now, &Payload::text("b")),
             Err(SendError::QueueFull { limit: 1 })
         );
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_and_takes_one_large_message_alone() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            max_queued_bytes: 10,
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        let too_large = Err(SendError::QueueTooLarge { limit_bytes: 10 });
+        // Nothing waits: a message larger than the bound goes out alone.
+        session.send(now, &Payload::text("x".repeat(25))).unwrap();
+        assert_eq!(session.queued_bytes(), 25);
+        assert_eq!(session.send(now, &Payload::text("a")), too_large);
+        assert_eq!(session.ping(now, Bytes::from_static(b"p")), too_large);
+        session.poll_transmit(now);
+        assert_eq!(session.queued_bytes(), 0);
+        session.send(now, &Payload::text("abcdef")).unwrap();
+        session.send(now, &Payload::binary(vec![0u8; 4])).unwrap();
+        assert_eq!(session.queued_bytes(), 10, "at the bound exactly");
+        assert_eq!(
+            session.send(now, &Payload::text("")),
+            Ok(Ticket {
+                counter: Counter::Messages,
+                seq: 3
+            })
+        );
+        assert_eq!(session.send(now, &Payload::text("a")), too_large);
+        // Each write frees what it wrote.
+        session.poll_transmit(now);
+        assert_eq!(session.queued_bytes(), 4);
+        session.send(now, &Payload::text("abc")).unwrap();
+        assert_eq!(session.queued_bytes(), 7);
+    }
+
+    #[test]
+    fn pings_hold_their_payload_until_their_pong() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            max_queued_bytes: 8,
+            ping_interval: Some(Duration::from_secs(10)),
+            ..SessionConfig::default()
+        };
+        let mut session = Session::new(now, config);
+        session.ping(now, Bytes::from_static(b"12345")).unwrap();
+        session.poll_transmit(now);
+        assert_eq!(
+            session.queued_bytes(),
+            5,
+            "written, still waiting for its pong"
+        );
+        assert_eq!(
+            session.send(now, &Payload::text("abcd")),
+            Err(SendError::QueueTooLarge { limit_bytes: 8 })
+        );
+        // The automatic ping weighs nothing and never holds a message back.
+        let at = now + Duration::from_secs(10);
+        session.handle_timeout(at);
+        assert_eq!(session.queued_pings(), 2);
+        session.handle_pong(at, b"12345");
+        assert_eq!(session.queued_bytes(), 0);
+        session.send(at, &Payload::text("x".repeat(100))).unwrap();
+        // Finishing frees everything.
+        session.handle_peer_close(at, Some(1000), String::new());
+        assert_eq!((session.queued_bytes(), session.queued_messages()), (0, 0));
     }
 
     #[test]
