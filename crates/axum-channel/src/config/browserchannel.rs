@@ -95,11 +95,28 @@ impl BrowserChannelConfig {
         self
     }
 
+    /// Most bytes of out-of-order maps held per session while a gap fills;
+    /// a request past it gets `400 Bad data` and the session stays as it was
+    /// (default 1 MiB).
+    pub fn max_held_bytes(mut self, bytes: usize) -> Self {
+        self.session.max_held_bytes = bytes;
+        self
+    }
+
     /// Most arrays queued per session and not yet acknowledged; past it,
     /// `send` fails with [`SendError::QueueFull`](crate::SendError::QueueFull)
     /// (default 4,096).
     pub fn max_outgoing_arrays(mut self, arrays: usize) -> Self {
         self.session.max_outgoing_arrays = arrays;
+        self
+    }
+
+    /// Most bytes of arrays queued for the client and not yet acknowledged; past it, `send`
+    /// fails with `QueueTooLarge` and the layer's overflow policy applies
+    /// (default 1 MiB; one larger message still goes out alone when nothing
+    /// waits).
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.session.max_queued_bytes = bytes;
         self
     }
 

@@ -49,4 +49,13 @@ impl EventSourceConfig {
         self.session.max_queued_events = events.max(1);
         self
     }
+
+    /// Most bytes queued for the peer and not yet written; past it, `send`
+    /// fails with `QueueTooLarge` and the layer's overflow policy applies
+    /// (default 1 MiB; one larger message still goes out alone when nothing
+    /// waits).
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.session.max_queued_bytes = bytes;
+        self
+    }
 }

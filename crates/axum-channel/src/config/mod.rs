@@ -47,6 +47,7 @@ pub struct ChannelConfig {
     pub(crate) sockjs: Option<(String, SockJsConfig)>,
     pub(crate) max_request_body: usize,
     pub(crate) max_incoming_messages: usize,
+    pub(crate) max_incoming_bytes: usize,
     pub(crate) max_sessions: usize,
     pub(crate) max_sessions_per_address: Option<usize>,
     pub(crate) session_rate: Option<(f64, u32)>,
@@ -69,6 +70,7 @@ impl Default for ChannelConfig {
             sockjs: None,
             max_request_body: 1024 * 1024,
             max_incoming_messages: 1024,
+            max_incoming_bytes: 1 << 20,
             max_sessions: 10_000,
             max_sessions_per_address: None,
             session_rate: None,
@@ -330,6 +332,15 @@ impl ChannelConfig {
         self
     }
 
+    /// Most bytes of received messages waiting for the app (as
+    /// `Message::size` counts them); past it, as past
+    /// [`max_incoming_messages`](Self::max_incoming_messages), the layer
+    /// stops reading from the client until the app catches up (default 1 MiB).
+    pub fn max_incoming_bytes(mut self, bytes: usize) -> Self {
+        self.max_incoming_bytes = bytes.max(1);
+        self
+    }
+
     /// Most sessions open at once, every transport together; past it new
     /// sessions get 503 (default 10,000).
     pub fn max_sessions(mut self, sessions: usize) -> Self {
@@ -385,6 +396,7 @@ impl ChannelConfig {
             max_sessions_per_address: self.max_sessions_per_address,
             session_rate: self.session_rate,
             max_incoming: self.max_incoming_messages,
+            max_incoming_bytes: self.max_incoming_bytes,
             delivery_timeout: self.delivery_timeout,
             overflow: self.overflow,
             cluster: self.cluster.clone(),

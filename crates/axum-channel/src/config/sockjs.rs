@@ -128,6 +128,15 @@ impl SockJsConfig {
         self
     }
 
+    /// Most bytes queued for the peer and not yet written; past it, `send`
+    /// fails with `QueueTooLarge` and the layer's overflow policy applies
+    /// (default 1 MiB; one larger message still goes out alone when nothing
+    /// waits).
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.session.max_queued_bytes = bytes;
+        self
+    }
+
     /// Largest WebSocket message accepted (default 1 MiB; sockjs-node's is
     /// 2^26 - 1 bytes); a larger one closes with 1009. Send bodies are
     /// bounded by the layer's `max_request_body`.

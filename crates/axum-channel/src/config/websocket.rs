@@ -95,6 +95,15 @@ impl WebSocketConfig {
         self
     }
 
+    /// Most bytes queued for the peer and not yet written; past it, `send`
+    /// fails with `QueueTooLarge` and the layer's overflow policy applies
+    /// (default 1 MiB; one larger message still goes out alone when nothing
+    /// waits).
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.session.max_queued_bytes = bytes;
+        self
+    }
+
     /// The read buffer tungstenite keeps for the connection's life
     /// (`read_buffer_size`, default 128 bytes). Reads from the socket take
     /// up to 8 KiB at once whatever its size: bytes the buffer cannot hold

@@ -83,6 +83,8 @@ struct Inner<E> {
     engine: E,
     /// Received messages the app has not read yet.
     inbox: VecDeque<Message>,
+    /// What the inbox holds, in bytes (`Message::size`).
+    inbox_bytes: usize,
     /// The app's `Session` stream, waiting for a message.
     reader: Option<Waker>,
     /// The app found the inbox empty and waits for more.
@@ -176,6 +178,7 @@ impl<E: Engine + Send + 'static> Live<E> {
             inner: Mutex::new(Inner {
                 engine,
                 inbox: VecDeque::new(),
+                inbox_bytes: 0,
                 reader: None,
                 app_waiting: false,
                 receiver: None,
@@ -356,7 +359,8 @@ impl<E: Engine + Send + 'static> Live<E> {
     /// Moves the engine's events to whoever waits for them.
     fn settle(&self, inner: &mut Inner<E>, now: &mut LazyNow, wakes: &mut Wakes) -> After {
         let mut after = After::default();
-        let max_incoming = self.services.max_incoming;
+        let (max_incoming, max_incoming_bytes) =
+            (self.services.max_incoming, self.services.max_incoming_bytes);
         let mut idle_told = false;
         loop {
             let Some(event) = inner.engine.poll_event() else {
@@ -376,9 +380,12 @@ impl<E: Engine + Send + 'static> Live<E> {
             match event {
                 Event::Message(message) => {
                     self.metrics().received.increment(1);
+                    inner.inbox_bytes += message.size();
                     inner.inbox.push_back(message);
                     wakes.add(inner.reader.take());
-                    if !inner.backpressure && inner.inbox.len() >= max_incoming {
+                    let full = inner.inbox.len() >= max_incoming
+                        || inner.inbox_bytes >= max_incoming_bytes;
+                    if !inner.backpressure && full {
                         inner.backpressure = true;
                         inner.engine.set_backpressure(now.get(), true);
                     }
@@ -537,8 +544,10 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
             let mut inner = self.lock();
             let poll = if let Some(message) = inner.inbox.pop_front() {
                 inner.app_waiting = false;
-                let half = self.services.max_incoming / 2;
-                if inner.backpressure && inner.inbox.len() <= half {
+                inner.inbox_bytes -= message.size();
+                let roomy = inner.inbox.len() <= self.services.max_incoming / 2
+                    && inner.inbox_bytes <= self.services.max_incoming_bytes / 2;
+                if inner.backpressure && roomy {
                     inner.backpressure = false;
                     inner.engine.set_backpressure(now.get(), false);
                     if let Some(waiting) = &mut inner.waiting {
@@ -632,6 +641,7 @@ mod tests {
             max_sessions_per_address: None,
             session_rate: None,
             max_incoming: 16,
+            max_incoming_bytes: 1 << 20,
             delivery_timeout: None,
             overflow: Overflow::Drop,
             cluster: None,

@@ -31,10 +31,13 @@ pub enum Overflow {
     Close,
 }
 
-/// True when `error` says the session's queue is full (its overflow
-/// policy applies).
+/// True when `error` says the session's queue is full, in messages or in
+/// bytes (its overflow policy applies).
 pub(crate) fn overflowed(error: &SendError) -> bool {
-    matches!(error, SendError::QueueFull { .. })
+    matches!(
+        error,
+        SendError::QueueFull { .. } | SendError::QueueTooLarge { .. }
+    )
 }
 
 /// What a broadcast did on this node.

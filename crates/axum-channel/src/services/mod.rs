@@ -44,6 +44,8 @@ pub(crate) struct Services {
     pub(crate) telemetry: Telemetry,
     /// Most received messages waiting for the app.
     pub(crate) max_incoming: usize,
+    /// Most bytes of received messages waiting for the app.
+    pub(crate) max_incoming_bytes: usize,
     /// How long a delivery waits for its confirmation by default.
     pub(crate) delivery_timeout: Option<Duration>,
     /// What a broadcast does with a member whose queue is full.
@@ -60,6 +62,7 @@ pub(crate) struct Settings {
     /// Sessions a second one address may open, and its burst.
     pub(crate) session_rate: Option<(f64, u32)>,
     pub(crate) max_incoming: usize,
+    pub(crate) max_incoming_bytes: usize,
     pub(crate) delivery_timeout: Option<Duration>,
     pub(crate) overflow: Overflow,
     pub(crate) cluster: Option<Arc<dyn Adapter>>,
@@ -83,6 +86,7 @@ impl Services {
             timers: Arc::new(Timers::default()),
             telemetry: Telemetry::new(),
             max_incoming: settings.max_incoming.max(1),
+            max_incoming_bytes: settings.max_incoming_bytes.max(1),
             delivery_timeout: settings.delivery_timeout,
             overflow: settings.overflow,
             shutting_down: AtomicBool::new(false),
