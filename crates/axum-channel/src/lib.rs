@@ -57,6 +57,7 @@ mod layer;
 mod live;
 mod registry;
 mod rooms;
+pub mod serve;
 mod session;
 mod sockjs;
 mod telemetry;
@@ -69,6 +70,7 @@ pub use config::{
 pub use handle::{ChannelHandle, MemberCount};
 pub use layer::{ChannelLayer, ChannelService, ResponseFuture};
 pub use rooms::broadcast::{AckStream, Broadcast, BroadcastError, BroadcastReport, Overflow};
+pub use serve::serve;
 pub use session::{
     CloseReason, Closed, Delivery, JoinError, Message, SendError, Session, SessionSender, Transport,
 };
