@@ -259,10 +259,19 @@ async fn graceful_shutdown_lets_a_request_in_flight_finish() {
         .await
         .unwrap();
     within(started.recv()).await.unwrap().unwrap();
+    // And one that sent half a request head (no request in flight yet).
+    let mut partial = connect(addr).await;
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    settle().await;
 
     stop_tx.send(()).unwrap();
-    // The idle connection is closed at once; the server waits for the other.
+    // The idle and partial connections are closed at once; the server
+    // waits for the request in flight.
     assert_eq!(read_to_eof(&mut idle).await, "");
+    assert_eq!(read_to_eof(&mut partial).await, "");
     settle().await;
     assert!(!server.is_finished(), "the request in flight is awaited");
     // No new connection is served any more.

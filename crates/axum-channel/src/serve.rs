@@ -53,8 +53,9 @@
 //! # Graceful shutdown
 //!
 //! When the signal given to [`with_graceful_shutdown`](Serve::with_graceful_shutdown)
-//! completes, the server stops accepting, closes idle connections, lets
-//! every request in flight finish (closing its connection afterwards), and
+//! completes, the server stops accepting, closes every connection that has
+//! no request in flight (idle, or still sending a request head), lets every
+//! request in flight finish (closing its connection afterwards), and
 //! completes once every connection is closed. Streaming responses and
 //! upgraded WebSockets belong to the layer: call
 //! [`ChannelHandle::shutdown`](crate::ChannelHandle::shutdown) in the signal
@@ -277,8 +278,8 @@ impl<S, F> Serve<S, F> {
     }
 
     /// Shuts down gracefully once `signal` completes: stop accepting,
-    /// close idle connections, let requests in flight finish, then
-    /// complete. Close the layer's sessions in `signal`
+    /// close connections with no request in flight (idle, or still sending
+    /// a head), let requests in flight finish, then complete. Close the layer's sessions in `signal`
     /// ([`ChannelHandle::shutdown`](crate::ChannelHandle::shutdown)), or
     /// their streaming responses keep the server waiting.
     ///
@@ -608,8 +609,13 @@ async fn drive<S>(
                 break;
             }
             draining = true;
-            // hyper closes an idle connection at once and any other after
-            // its response; it must be polled again to do so.
+            if watch.load() & PHASE != BUSY {
+                // Idle, or part of a head (hyper would wait for the rest):
+                // no request is in flight, close now.
+                return Poll::Ready(Ok(()));
+            }
+            // hyper closes the connection once its response is complete;
+            // it must be polled again to do so.
             connection.as_mut().graceful_shutdown();
         }
         if deadline.poll_expired(&watch, cx) {
