@@ -68,7 +68,7 @@ use std::future::{Future, IntoFuture, Pending};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -84,7 +84,8 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::futures::OwnedNotified;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
 use tower_service::Service;
@@ -397,9 +398,7 @@ where
         let cap = options
             .max_connections
             .map(|max| Arc::new(Semaphore::new(max)));
-        // Each connection holds a receiver: it learns of the shutdown by a
-        // change, and the server knows all are closed when none is left.
-        let (shutdown_tx, shutdown_rx) = watch::channel(());
+        let lifecycle = Arc::new(Lifecycle::default());
         let mut signal = pin!(signal);
 
         loop {
@@ -440,18 +439,31 @@ where
                 peer,
                 watch: watch.clone(),
             };
-            let connection = builder.serve_connection(io, service).with_upgrades();
-            tokio::spawn(drive(connection, watch, timeouts, shutdown_rx.clone()));
+            tokio::spawn(Driver {
+                connection: builder.serve_connection(io, service).with_upgrades(),
+                stop: lifecycle.stop.clone().notified_owned(),
+                watch,
+                deadline: Deadline::new(timeouts),
+                draining: false,
+                open: Open::new(&lifecycle),
+            });
         }
 
         drop(listener);
-        drop(shutdown_rx);
         tracing::debug!(
-            connections = shutdown_tx.receiver_count(),
+            connections = lifecycle.open.load(Ordering::SeqCst),
             "graceful shutdown: no longer accepting, waiting for connections"
         );
-        shutdown_tx.send_replace(());
-        shutdown_tx.closed().await;
+        lifecycle.stopping.store(true, Ordering::SeqCst);
+        lifecycle.stop.notify_waiters();
+        loop {
+            let mut all_closed = pin!(lifecycle.all_closed.notified());
+            all_closed.as_mut().enable();
+            if lifecycle.open.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            all_closed.await;
+        }
         Ok(())
     }
 }
@@ -583,57 +595,106 @@ impl Deadline {
     }
 }
 
+/// The graceful shutdown's state, shared by the server and its connections.
+#[derive(Default)]
+struct Lifecycle {
+    /// Set before `stop` wakes the connections.
+    stopping: AtomicBool,
+    stop: Arc<Notify>,
+    /// Connections whose task has not ended.
+    open: AtomicUsize,
+    all_closed: Notify,
+}
+
+/// One open connection, for [`Lifecycle::open`].
+struct Open(Arc<Lifecycle>);
+
+impl Open {
+    fn new(lifecycle: &Arc<Lifecycle>) -> Self {
+        lifecycle.open.fetch_add(1, Ordering::SeqCst);
+        Self(lifecycle.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.all_closed.notify_waiters();
+        }
+    }
+}
+
 /// Runs one connection: hyper's, under the deadlines, until it closes,
 /// is upgraded, times out, or the server shuts down.
-async fn drive<S>(
-    connection: http1::UpgradeableConnection<TokioIo<Socket>, ConnService<S>>,
-    watch: Arc<Watch>,
-    timeouts: Timeouts,
-    mut shutdown: watch::Receiver<()>,
-) where
+///
+/// A hand-written future rather than an `async fn`: it is every
+/// connection's task, and an `async fn` would hold the connection twice
+/// over (its argument and its pinned local), about 1 KiB per connection.
+#[pin_project::pin_project]
+struct Driver<S>
+where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    let mut connection = pin!(connection);
-    let mut deadline = Deadline::new(timeouts);
-    // Resolves when the server shuts down (a new value), or its future was
-    // dropped (the sender is gone): either way, wind this connection down.
-    let mut shutdown = pin!(shutdown.changed());
-    let mut draining = false;
-    let outcome = std::future::poll_fn(|cx| {
+    #[pin]
+    connection: http1::UpgradeableConnection<TokioIo<Socket>, ConnService<S>>,
+    #[pin]
+    stop: OwnedNotified,
+    watch: Arc<Watch>,
+    deadline: Deadline,
+    draining: bool,
+    open: Open,
+}
+
+impl<S> Future for Driver<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
         loop {
-            if let Poll::Ready(result) = connection.as_mut().poll(cx) {
-                return Poll::Ready(result.map_err(Some));
+            match this.connection.as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(()),
+                Poll::Ready(Err(error)) => {
+                    tracing::debug!(%error, "connection error");
+                    return Poll::Ready(());
+                }
+                Poll::Pending => {}
             }
-            if draining || shutdown.as_mut().poll(cx).is_pending() {
+            if *this.draining {
                 break;
             }
-            draining = true;
-            if watch.load() & PHASE != BUSY {
+            // The flag covers a shutdown that began before this
+            // connection's first poll registered it with `stop`.
+            let stopping = this.stop.as_mut().poll(cx).is_ready()
+                || this.open.0.stopping.load(Ordering::SeqCst);
+            if !stopping {
+                break;
+            }
+            *this.draining = true;
+            if this.watch.load() & PHASE != BUSY {
                 // Idle, or part of a head (hyper would wait for the rest):
                 // no request is in flight, close now.
-                return Poll::Ready(Ok(()));
+                return Poll::Ready(());
             }
             // hyper closes the connection once its response is complete;
             // it must be polled again to do so.
-            connection.as_mut().graceful_shutdown();
+            this.connection.as_mut().graceful_shutdown();
         }
-        if deadline.poll_expired(&watch, cx) {
-            return Poll::Ready(Err(None));
-        }
-        Poll::Pending
-    })
-    .await;
-    match outcome {
-        Ok(()) => {}
-        Err(None) => {
-            let reason = match watch.load() & PHASE {
-                WAITING if watch.load() >> 2 > 0 => "idle timeout",
-                _ => "header read timeout",
+        if this.deadline.poll_expired(this.watch, cx) {
+            let state = this.watch.load();
+            let reason = if state & PHASE == WAITING && state >> 2 > 0 {
+                "idle timeout"
+            } else {
+                "header read timeout"
             };
             tracing::debug!(reason, "closing the connection");
+            return Poll::Ready(());
         }
-        Err(Some(error)) => tracing::debug!(%error, "connection error"),
+        Poll::Pending
     }
 }
 
