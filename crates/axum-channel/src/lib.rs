@@ -47,10 +47,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-// From the top down: the layer, the transports' endpoints (and the
+// From the top down: the serving path, the layer, the transports' endpoints (and the
 // WebSocket connection machinery and admission they share), the session API
 // and handle, the live-session driver, the services every session shares,
 // and the base types below them all.
+pub mod serve;
+
 mod layer;
 
 mod browserchannel;
@@ -83,5 +85,6 @@ pub use handle::broadcast::{AckStream, Broadcast, BroadcastError};
 pub use handle::{ChannelHandle, MemberCount};
 pub use ipnet::IpNet;
 pub use layer::{ChannelLayer, ChannelService, ResponseFuture};
+pub use serve::serve;
 pub use services::fanout::{BroadcastReport, Overflow};
 pub use session::{Closed, Delivery, JoinError, Session, SessionSender};

@@ -14,7 +14,6 @@ mod protocol;
 use axum::extract::State;
 use axum::response::Html;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use axum_channel::{
     BrowserChannelConfig, ChannelConfig, ChannelHandle, ChannelLayer, EventSourceConfig, Payload,
@@ -24,7 +23,6 @@ use axum_channel_redis::{RedisAdapter, RedisConfig};
 use futures::StreamExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use protocol::{check_room, Reply, Request};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tower_http::services::ServeFile;
@@ -298,16 +296,11 @@ async fn main() -> std::io::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let address = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     println!("listening on http://{address}");
     let (signalled, on_signal) = tokio::sync::oneshot::channel();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    // HTTP/1.1 with header-read and idle timeouts, `TCP_NODELAY` and the
+    // peer's address for the layer.
+    let server = axum_channel::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal(handle, cluster).await;
         let _ = signalled.send(());
     });

@@ -7,6 +7,10 @@
 //! raises the WebSocket message limit (1 MiB). `ALLOWED_ORIGINS` and
 //! `TRUSTED_PROXIES` set the origin policy and the proxies believed.
 //!
+//! It serves with `axum_channel::serve` (HTTP/1.1, header-read and idle
+//! timeouts); `ECHO_SERVER=axum` serves with `axum::serve` instead, for
+//! comparison.
+//!
 //! Run with `cargo run --release -p echo` after `npm ci --prefix examples/echo`
 //! (which fetches the BrowserChannel browser client), then open
 //! http://127.0.0.1:3000/. `PORT` picks the port (default 3000).
@@ -19,7 +23,8 @@ use axum_channel::{
     BrowserChannelConfig, ChannelConfig, ChannelLayer, EventSourceConfig, Message, Session,
     SockJsConfig, Transport, WebSocketConfig,
 };
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -200,21 +205,35 @@ async fn main() -> std::io::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let address = listener.local_addr()?;
-    // Small writes (a back channel's chunk, a frame) go out at once rather
-    // than after the client's delayed acknowledgement.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     println!("listening on http://{address}");
     let (signalled, on_signal) = tokio::sync::oneshot::channel();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let signal = async move {
         shutdown_signal(handle).await;
         let _ = signalled.send(());
-    });
+    };
+    // `ECHO_SERVER=axum` serves with `axum::serve` instead, for comparison.
+    let server: futures::future::BoxFuture<'static, std::io::Result<()>> =
+        if std::env::var("ECHO_SERVER").as_deref() == Ok("axum") {
+            // Small writes (a back channel's chunk, a frame) go out at once
+            // rather than after the client's delayed acknowledgement.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(signal)
+            .into_future()
+            .boxed()
+        } else {
+            // HTTP/1.1 with header-read and idle timeouts, `TCP_NODELAY` and
+            // the peer's address for the layer.
+            axum_channel::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .into_future()
+                .boxed()
+        };
     // Connections may outlive the sessions (a keep-alive request that never
     // ends); past a grace period, exit anyway.
     let grace = async {

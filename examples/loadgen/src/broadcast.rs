@@ -217,9 +217,10 @@ async fn member(
                 .await;
             }
         }
-        Transport::BareWebSocket | Transport::BareHttpStream => {
-            return Err("not a broadcast member".into())
-        }
+        Transport::BareWebSocket
+        | Transport::BareHttpStream
+        | Transport::BareHyperStream
+        | Transport::BareServeStream => return Err("not a broadcast member".into()),
     }
     Ok(())
 }

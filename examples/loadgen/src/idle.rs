@@ -32,6 +32,10 @@ pub enum Transport {
     BareWebSocket,
     /// A bare axum server's streaming response (the baseline of HTTP transports).
     BareHttpStream,
+    /// The same response served with hyper's HTTP/1 builder directly.
+    BareHyperStream,
+    /// The same response served with `axum_channel::serve`.
+    BareServeStream,
 }
 
 impl Transport {
@@ -44,6 +48,8 @@ impl Transport {
             "eventsource" => Transport::EventSource,
             "bare-websocket" => Transport::BareWebSocket,
             "bare-http-stream" => Transport::BareHttpStream,
+            "bare-hyper-stream" => Transport::BareHyperStream,
+            "bare-serve-stream" => Transport::BareServeStream,
             _ => return None,
         })
     }
@@ -57,6 +63,8 @@ impl Transport {
             Transport::EventSource => "eventsource",
             Transport::BareWebSocket => "bare-websocket",
             Transport::BareHttpStream => "bare-http-stream",
+            Transport::BareHyperStream => "bare-hyper-stream",
+            Transport::BareServeStream => "bare-serve-stream",
         }
     }
 }
@@ -224,7 +232,9 @@ pub async fn open(
                         sockjs_xhr_streaming(&client, base, index).await
                     }
                     Transport::BrowserChannel => browserchannel(&client, base, index).await,
-                    Transport::BareHttpStream => bare_stream(&client, base).await,
+                    Transport::BareHttpStream
+                    | Transport::BareHyperStream
+                    | Transport::BareServeStream => bare_stream(&client, base).await,
                     Transport::EventSource => event_source(&client, base).await,
                 }
             }

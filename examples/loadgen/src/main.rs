@@ -13,7 +13,9 @@
 //! - `--mode sockjs`: SockJS over its `websocket` transport and over
 //!   `xhr_streaming` with `xhr_send`.
 //! - `--mode idle`: N idle sessions per transport (`--transports`), held
-//!   `--hold-secs`, server RSS growth per session, with bare baselines.
+//!   `--hold-secs`, server RSS growth per session, with bare baselines;
+//!   `--echo-servers channel,axum` measures the echo server on both serving
+//!   paths (`axum_channel::serve`, `axum::serve`).
 //! - `--mode broadcast`: one message to N members of mixed transports in a
 //!   room, as one broadcast and as a loop of sends (`broadcast-server`).
 //! - `--mode slow-member`: broadcast latency with and without a member that
@@ -50,6 +52,11 @@ struct Options {
     echo_bin: String,
     bare_bin: String,
     bare_http_bin: String,
+    bare_hyper_bin: String,
+    bare_serve_bin: String,
+    /// Serving paths of the echo server in idle runs: `channel`
+    /// (`axum_channel::serve`, its default) and `axum` (`axum::serve`).
+    echo_servers: Vec<String>,
     broadcast_bin: String,
     /// Bytes of each broadcast message.
     size: usize,
@@ -67,6 +74,9 @@ fn parse_options() -> Options {
         echo_bin: "target/release/echo".into(),
         bare_bin: "target/release/bare-ws-echo".into(),
         bare_http_bin: "target/release/bare-http-stream".into(),
+        bare_hyper_bin: "target/release/bare-hyper-stream".into(),
+        bare_serve_bin: "target/release/bare-serve-stream".into(),
+        echo_servers: vec!["channel".into()],
         broadcast_bin: "target/release/broadcast-server".into(),
         size: 100,
         transports: vec![
@@ -93,6 +103,11 @@ fn parse_options() -> Options {
             "--echo-bin" => options.echo_bin = value(),
             "--bare-bin" => options.bare_bin = value(),
             "--bare-http-bin" => options.bare_http_bin = value(),
+            "--bare-hyper-bin" => options.bare_hyper_bin = value(),
+            "--bare-serve-bin" => options.bare_serve_bin = value(),
+            "--echo-servers" => {
+                options.echo_servers = value().split(',').map(str::to_owned).collect();
+            }
             "--broadcast-bin" => options.broadcast_bin = value(),
             "--size" => options.size = value().parse().expect("--size BYTES"),
             "--transports" => {
@@ -102,7 +117,8 @@ fn parse_options() -> Options {
             "--server" => options.server = Some(value()),
             other => panic!(
                 "unknown flag {other}; use --mode, --sessions, --messages, --echo-bin, \
-                 --bare-bin, --bare-http-bin, --broadcast-bin, --size, --transports, --hold-secs"
+                 --bare-bin, --bare-http-bin, --bare-hyper-bin, --bare-serve-bin, --broadcast-bin, \
+                 --size, --transports, --echo-servers, --hold-secs"
             ),
         }
     }
@@ -276,30 +292,56 @@ async fn idle_load(options: &Options) -> Result<(), Error> {
             tokio::time::sleep(std::time::Duration::from_secs(options.hold_secs)).await;
             continue;
         }
-        let binary = match transport {
-            idle::Transport::BareWebSocket => &options.bare_bin,
-            idle::Transport::BareHttpStream => &options.bare_http_bin,
-            _ => &options.echo_bin,
+        let echo = |server: &str| match server {
+            "channel" => Ok("axum_channel::serve"),
+            "axum" => Ok("axum::serve"),
+            other => Err(format!("unknown echo server {other}; use channel or axum")),
         };
-        let (base, child) =
-            start_server_with(binary, &[("ECHO_MAX_SESSIONS", &max_sessions)]).await?;
-        let pid = child.id();
-        // One session first, so that what every server allocates once
-        // (runtime workers, pools, lazily built tables) is not counted.
-        let warm = idle::open(&base, transport, 0, 1).await?;
-        let before = rss_kib(pid).ok_or("no RSS for the server")?;
-        let held = idle::open(&base, transport, 1, options.sessions).await?;
-        tokio::time::sleep(std::time::Duration::from_secs(options.hold_secs)).await;
-        let after = rss_kib(pid).ok_or("no RSS for the server")?;
-        let per_session = (after.saturating_sub(before)) as f64 / held.len() as f64;
-        println!(
-            "  {:<22} {:>7} sessions  RSS {before} KiB -> {after} KiB  {per_session:.2} KiB per session",
-            transport.name(),
-            held.len(),
-        );
-        drop(held);
-        drop(warm);
-        drop(child);
+        // (label, binary, the echo's ECHO_SERVER)
+        let runs: Vec<(String, &str, &str)> = match transport {
+            idle::Transport::BareWebSocket => vec![(name.clone(), &options.bare_bin, "")],
+            idle::Transport::BareHttpStream => vec![(name.clone(), &options.bare_http_bin, "")],
+            idle::Transport::BareHyperStream => {
+                vec![(name.clone(), &options.bare_hyper_bin, "")]
+            }
+            idle::Transport::BareServeStream => {
+                vec![(name.clone(), &options.bare_serve_bin, "")]
+            }
+            _ => options
+                .echo_servers
+                .iter()
+                .map(|server| {
+                    let label = format!("{name} ({})", echo(server)?);
+                    Ok((label, options.echo_bin.as_str(), server.as_str()))
+                })
+                .collect::<Result<_, String>>()?,
+        };
+        for (label, binary, server) in runs {
+            let (base, child) = start_server_with(
+                binary,
+                &[
+                    ("ECHO_MAX_SESSIONS", &max_sessions),
+                    ("ECHO_SERVER", server),
+                ],
+            )
+            .await?;
+            let pid = child.id();
+            // One session first, so that what every server allocates once
+            // (runtime workers, pools, lazily built tables) is not counted.
+            let warm = idle::open(&base, transport, 0, 1).await?;
+            let before = rss_kib(pid).ok_or("no RSS for the server")?;
+            let held = idle::open(&base, transport, 1, options.sessions).await?;
+            tokio::time::sleep(std::time::Duration::from_secs(options.hold_secs)).await;
+            let after = rss_kib(pid).ok_or("no RSS for the server")?;
+            let per_session = (after.saturating_sub(before)) as f64 / held.len() as f64;
+            println!(
+                "  {label:<44} {:>7} sessions  RSS {before} KiB -> {after} KiB  {per_session:.2} KiB per session",
+                held.len(),
+            );
+            drop(held);
+            drop(warm);
+            drop(child);
+        }
     }
     Ok(())
 }
