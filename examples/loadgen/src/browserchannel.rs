@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-type Error = crate::Error;
+type Error = crate::server::Error;
 
 /// Opens `sessions` sessions, then has each echo `messages` messages one at a time.
 pub async fn run(

@@ -5,7 +5,9 @@
 
 use crate::broadcast::{self, Arrival};
 use crate::idle::Transport;
-use crate::{proc_stats, start_server_with, Error, Options};
+use crate::options::Options;
+use crate::proc_stats;
+use crate::server::{start_server_with, Error};
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
-type Error = crate::Error;
+type Error = crate::server::Error;
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// The transports an idle run can open.

@@ -34,126 +34,16 @@ mod broadcast;
 mod browserchannel;
 mod cluster;
 mod idle;
+mod options;
 mod proc_stats;
 mod report;
+mod server;
 mod sockjs;
 mod websocket;
 
+use options::{parse_options, Options};
 use report::Samples;
-use std::process::Stdio;
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
-
-struct Options {
-    mode: String,
-    sessions: usize,
-    messages: usize,
-    echo_bin: String,
-    bare_bin: String,
-    bare_http_bin: String,
-    bare_hyper_bin: String,
-    bare_serve_bin: String,
-    /// Serving paths of the echo server in idle runs: `channel`
-    /// (`axum_channel::serve`, its default) and `axum` (`axum::serve`).
-    echo_servers: Vec<String>,
-    broadcast_bin: String,
-    /// Bytes of each broadcast message.
-    size: usize,
-    transports: Vec<String>,
-    hold_secs: u64,
-    /// A running server to use instead of starting one (memory is not measured).
-    server: Option<String>,
-}
-
-fn parse_options() -> Options {
-    let mut options = Options {
-        mode: "browserchannel".into(),
-        sessions: 100,
-        messages: 200,
-        echo_bin: "target/release/echo".into(),
-        bare_bin: "target/release/bare-ws-echo".into(),
-        bare_http_bin: "target/release/bare-http-stream".into(),
-        bare_hyper_bin: "target/release/bare-hyper-stream".into(),
-        bare_serve_bin: "target/release/bare-serve-stream".into(),
-        echo_servers: vec!["channel".into()],
-        broadcast_bin: "target/release/broadcast-server".into(),
-        size: 100,
-        transports: vec![
-            "websocket".into(),
-            "bare-websocket".into(),
-            "sockjs-websocket".into(),
-            "sockjs-xhr-streaming".into(),
-            "browserchannel".into(),
-            "bare-http-stream".into(),
-        ],
-        hold_secs: 5,
-        server: None,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| panic!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--mode" => options.mode = value(),
-            "--sessions" => options.sessions = value().parse().expect("--sessions N"),
-            "--messages" => options.messages = value().parse().expect("--messages N"),
-            "--echo-bin" => options.echo_bin = value(),
-            "--bare-bin" => options.bare_bin = value(),
-            "--bare-http-bin" => options.bare_http_bin = value(),
-            "--bare-hyper-bin" => options.bare_hyper_bin = value(),
-            "--bare-serve-bin" => options.bare_serve_bin = value(),
-            "--echo-servers" => {
-                options.echo_servers = value().split(',').map(str::to_owned).collect();
-            }
-            "--broadcast-bin" => options.broadcast_bin = value(),
-            "--size" => options.size = value().parse().expect("--size BYTES"),
-            "--transports" => {
-                options.transports = value().split(',').map(str::to_owned).collect();
-            }
-            "--hold-secs" => options.hold_secs = value().parse().expect("--hold-secs N"),
-            "--server" => options.server = Some(value()),
-            other => panic!(
-                "unknown flag {other}; use --mode, --sessions, --messages, --echo-bin, \
-                 --bare-bin, --bare-http-bin, --bare-hyper-bin, --bare-serve-bin, --broadcast-bin, \
-                 --size, --transports, --echo-servers, --hold-secs"
-            ),
-        }
-    }
-    options
-}
-
-/// Starts a server binary on a free port; returns its base URL and the child.
-async fn start_server(binary: &str) -> Result<(String, tokio::process::Child), Error> {
-    start_server_with(binary, &[]).await
-}
-
-/// Starts `binary` with extra environment variables.
-async fn start_server_with(
-    binary: &str,
-    env: &[(&str, &str)],
-) -> Result<(String, tokio::process::Child), Error> {
-    let mut child = tokio::process::Command::new(binary)
-        .envs(env.iter().copied())
-        .env("PORT", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            format!("cannot start {binary}: {e} (cargo build --release -p echo -p loadgen)")
-        })?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    while let Some(line) = lines.next_line().await? {
-        if let Some(url) = line.strip_prefix("listening on ") {
-            return Ok((url.to_owned(), child));
-        }
-    }
-    Err(format!("{binary} exited before listening").into())
-}
+use server::{start_server, start_server_with, Error};
 
 use proc_stats::rss_kib;
 

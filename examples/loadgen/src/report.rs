@@ -57,9 +57,9 @@ impl Samples {
 /// Waits for every session task and joins their round trips into one run
 /// that began at `started`.
 pub async fn gather(
-    tasks: Vec<JoinHandle<Result<Vec<Duration>, crate::Error>>>,
+    tasks: Vec<JoinHandle<Result<Vec<Duration>, crate::server::Error>>>,
     started: Instant,
-) -> Result<Samples, crate::Error> {
+) -> Result<Samples, crate::server::Error> {
     let mut latencies = Vec::new();
     for task in tasks {
         latencies.extend(task.await??);

@@ -12,7 +12,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-type Error = crate::Error;
+type Error = crate::server::Error;
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// The SockJS frame that carries one message back.

@@ -6,7 +6,7 @@ use futures::{SinkExt, StreamExt};
 use std::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-type Error = crate::Error;
+type Error = crate::server::Error;
 
 /// Connects `sessions` clients to `url`, then has each echo `messages` messages.
 pub async fn run(url: &str, sessions: usize, messages: usize) -> Result<Samples, Error> {
