@@ -25,7 +25,7 @@ test:
 
 # Criterion benchmarks of the protocol codecs.
 bench-codecs:
-    cargo bench -p channel-protocol
+    cargo bench -p axum-channel-protocol
 
 # End-to-end load (mode: browserchannel, websocket, sockjs, idle, broadcast, slow-member or cluster).
 bench-load mode="browserchannel" sessions="100" messages="200":

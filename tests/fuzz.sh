@@ -9,7 +9,7 @@
 #
 # It needs only a stable toolchain from rustup: cargo-fuzz passes `-Z`
 # flags to rustc, which stable accepts with RUSTC_BOOTSTRAP=1. The default
-# sanitizer is none: channel-protocol forbids unsafe code, and without
+# sanitizer is none: axum-channel-protocol forbids unsafe code, and without
 # AddressSanitizer the targets run about twice as many inputs a second.
 # A long local run: FUZZ_SECONDS=600 tests/fuzz.sh, or
 #   cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -s none <target> -- -runs=10000000

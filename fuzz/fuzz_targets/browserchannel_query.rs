@@ -2,7 +2,7 @@
 //! survives a round trip through a query string of its own.
 #![no_main]
 
-use channel_protocol::browserchannel::{Query, RequestId, RequestType};
+use axum_channel_protocol::browserchannel::{Query, RequestId, RequestType};
 use libfuzzer_sys::fuzz_target;
 
 /// Writes the fields `Query::parse` keeps back into a query string.

@@ -3,8 +3,8 @@
 //! that parses as a topic is that topic's name.
 #![no_main]
 
-use channel_protocol::cluster::{Frame, Topic};
-use channel_protocol::WireFormat;
+use axum_channel_protocol::cluster::{Frame, Topic};
+use axum_channel_protocol::WireFormat;
 use libfuzzer_sys::fuzz_target;
 
 const FORMATS: [WireFormat; 4] = [

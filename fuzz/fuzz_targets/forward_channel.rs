@@ -3,7 +3,7 @@
 //! request: it never changes what a request decodes to.
 #![no_main]
 
-use channel_protocol::browserchannel::{decode_forward_channel, ForwardError};
+use axum_channel_protocol::browserchannel::{decode_forward_channel, ForwardError};
 use libfuzzer_sys::fuzz_target;
 
 /// A bound no body of this target can reach (its bodies are at most a few KiB).

@@ -8,7 +8,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use channel_protocol::hixie76::{
+use axum_channel_protocol::hixie76::{
     challenge_response, key_number, Frame, FrameDecoder, FrameError, KeyError,
 };
 use libfuzzer_sys::fuzz_target;

@@ -10,7 +10,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use channel_protocol::{OrderBuffer, Placement, WeightedOrderBuffer};
+use axum_channel_protocol::{OrderBuffer, Placement, WeightedOrderBuffer};
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 

@@ -31,12 +31,12 @@
 
 use arbitrary::Arbitrary;
 use bytes::Bytes;
-use channel_protocol::browserchannel::{self, BackChannelEncoder, ForwardBatch, ForwardMessage};
-use channel_protocol::engine::{Counter, Engine, Event, HttpReceivers, ReceiverId, Transmit};
-use channel_protocol::payload::WireFormat;
-use channel_protocol::sockjs::{self, Attach, ReceiverEncoding, ReceiverKind};
-use channel_protocol::websocket::{self, Framed, Incoming};
-use channel_protocol::{event_stream, CloseReason, Message, Payload, SendError, Ticket};
+use axum_channel_protocol::browserchannel::{self, BackChannelEncoder, ForwardBatch, ForwardMessage};
+use axum_channel_protocol::engine::{Counter, Engine, Event, HttpReceivers, ReceiverId, Transmit};
+use axum_channel_protocol::payload::WireFormat;
+use axum_channel_protocol::sockjs::{self, Attach, ReceiverEncoding, ReceiverKind};
+use axum_channel_protocol::websocket::{self, Framed, Incoming};
+use axum_channel_protocol::{event_stream, CloseReason, Message, Payload, SendError, Ticket};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
@@ -304,7 +304,7 @@ struct Checks {
 }
 
 impl Checks {
-    fn ticket(&mut self, result: Result<channel_protocol::Ticket, channel_protocol::SendError>) {
+    fn ticket(&mut self, result: Result<axum_channel_protocol::Ticket, axum_channel_protocol::SendError>) {
         if let Ok(ticket) = result {
             assert!(!self.finished, "a send was accepted after Finished");
             match ticket.counter {

@@ -2,7 +2,7 @@
 //! names agrees with the path.
 #![no_main]
 
-use channel_protocol::sockjs::path::{endpoint, Endpoint};
+use axum_channel_protocol::sockjs::path::{endpoint, Endpoint};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! and they agree where the protocol says they read the same thing.
 #![no_main]
 
-use channel_protocol::sockjs::payload::{
+use axum_channel_protocol::sockjs::payload::{
     decode_jsonp_send, decode_websocket, decode_xhr_send, WebSocketPayload,
 };
 use libfuzzer_sys::fuzz_target;

@@ -14,7 +14,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use channel_protocol::websocket::TextGuard;
+use axum_channel_protocol::websocket::TextGuard;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]

@@ -16,10 +16,10 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use channel_protocol::hixie76::challenge_response;
-use channel_protocol::sockjs::transport::websocket_handshake;
-use channel_protocol::sockjs::TransportKind;
-use channel_protocol::websocket::handshake::{accept, accept_key, Handshake, Options, Refusal};
+use axum_channel_protocol::hixie76::challenge_response;
+use axum_channel_protocol::sockjs::transport::websocket_handshake;
+use axum_channel_protocol::sockjs::TransportKind;
+use axum_channel_protocol::websocket::handshake::{accept, accept_key, Handshake, Options, Refusal};
 use http::header::{HeaderName, HeaderValue};
 use http::Method;
 use libfuzzer_sys::fuzz_target;

@@ -8,7 +8,7 @@
 //! resubscribing after a reconnection the same job as any other change.
 
 use crate::signals::Signals;
-use channel_cluster::ClusterError;
+use axum_channel_cluster::ClusterError;
 use redis::aio::ConnectionManager;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

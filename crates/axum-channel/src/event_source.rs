@@ -1,6 +1,6 @@
 //! The EventSource (server-sent events) endpoint: one `text/event-stream`
 //! response the session writes to; the client cannot send. The engine is
-//! `channel_protocol::event_stream::Session`.
+//! `axum_channel_protocol::event_stream::Session`.
 
 use crate::admission::Admission;
 use crate::base::transport::Transport;
@@ -9,7 +9,7 @@ use crate::live::body::ReceiverBody;
 use crate::live::Clock;
 use crate::reply;
 use axum::body::Body;
-use channel_protocol::event_stream::Session as Engine;
+use axum_channel_protocol::event_stream::Session as Engine;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use std::fmt;

@@ -38,7 +38,7 @@
 //! # }
 //! ```
 //!
-//! The protocol rules live in the sans-IO crate `channel-protocol`, whose
+//! The protocol rules live in the sans-IO crate `axum-channel-protocol`, whose
 //! session engines take the time as an input; this crate adds HTTP,
 //! WebSockets, timers and the session API, with one driver for every
 //! transport.
@@ -75,8 +75,8 @@ mod services;
 
 mod base;
 
+pub use axum_channel_protocol::{CloseReason, Message, Payload, SendError};
 pub use base::transport::Transport;
-pub use channel_protocol::{CloseReason, Message, Payload, SendError};
 pub use config::{
     Admit, BrowserChannelConfig, ChannelConfig, EventSourceConfig, JSessionIdFn, Rejection,
     SessionRequest, SockJsConfig, WebSocketConfig,

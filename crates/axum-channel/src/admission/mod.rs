@@ -21,7 +21,7 @@ use crate::services::registry::{Crowded, Refused, Slot};
 use crate::services::Services;
 use crate::session::Session;
 use axum::body::Body;
-use channel_protocol::Engine;
+use axum_channel_protocol::Engine;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use http::request::Parts;

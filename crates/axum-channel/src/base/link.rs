@@ -3,8 +3,8 @@
 //! sessions as `Arc<dyn Link>`.
 
 use super::info::SessionInfo;
+use axum_channel_protocol::{CloseReason, Message, Payload, SendError, Ticket};
 use bytes::Bytes;
-use channel_protocol::{CloseReason, Message, Payload, SendError, Ticket};
 use std::any::Any;
 use std::sync::Arc;
 use std::task::{Context, Poll};

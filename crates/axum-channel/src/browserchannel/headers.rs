@@ -1,7 +1,7 @@
 //! The headers node-browserchannel sends on every reply, and its error pages.
 
 use axum::body::Body;
-use channel_protocol::browserchannel::back_channel;
+use axum_channel_protocol::browserchannel::back_channel;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 

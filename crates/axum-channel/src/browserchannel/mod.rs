@@ -1,6 +1,6 @@
 //! BrowserChannel v8 over HTTP: the connection test, the forward channel,
 //! the back channel, and serving the client library. Every protocol rule is
-//! the engine's (`channel_protocol::browserchannel::Session`); this module
+//! the engine's (`axum_channel_protocol::browserchannel::Session`); this module
 //! turns requests into its inputs and its back channels into responses.
 
 mod client_library;
@@ -15,12 +15,12 @@ use crate::live::body::ReceiverBody;
 use crate::live::{Clock, Live};
 use crate::reply::{self, read_body, BodyError};
 use axum::body::Body;
-use channel_protocol::browserchannel::connection_test::{self, ConnectionTest};
-use channel_protocol::browserchannel::{
+use axum_channel_protocol::browserchannel::connection_test::{self, ConnectionTest};
+use axum_channel_protocol::browserchannel::{
     decode_forward_channel, BackChannelEncoder, ForwardBatch, Query, RequestId, RequestType,
     Session as Engine, FORWARD_CHANNEL_HOLD,
 };
-use channel_protocol::{CloseReason, Transmit};
+use axum_channel_protocol::{CloseReason, Transmit};
 use headers::StandardHeaders;
 use http::{header, Method, Request, Response, StatusCode};
 use std::fmt;

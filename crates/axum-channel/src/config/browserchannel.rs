@@ -1,8 +1,8 @@
 //! Settings of the BrowserChannel endpoint, with node-browserchannel's
-//! defaults (the engine's own settings are `channel_protocol`'s
+//! defaults (the engine's own settings are `axum_channel_protocol`'s
 //! `browserchannel::SessionConfig`, held here as they are).
 
-use channel_protocol::browserchannel::SessionConfig;
+use axum_channel_protocol::browserchannel::SessionConfig;
 use std::path::PathBuf;
 use std::time::Duration;
 

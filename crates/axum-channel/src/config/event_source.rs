@@ -1,7 +1,7 @@
 //! Settings of the EventSource endpoint (the engine's own settings are
-//! `channel_protocol`'s `event_stream::SessionConfig`, held here as they are).
+//! `axum_channel_protocol`'s `event_stream::SessionConfig`, held here as they are).
 
-use channel_protocol::event_stream::SessionConfig;
+use axum_channel_protocol::event_stream::SessionConfig;
 use http::header::HeaderMap;
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! What a [`ChannelLayer`](crate::ChannelLayer) serves and how: the
 //! layer's settings here, each transport's own in its submodule. Each
 //! transport's config holds its protocol engine's settings
-//! (`channel_protocol`'s `SessionConfig`s) as they are, defaults included.
+//! (`axum_channel_protocol`'s `SessionConfig`s) as they are, defaults included.
 
 mod auth;
 mod browserchannel;
@@ -22,7 +22,7 @@ pub use websocket::WebSocketConfig;
 use crate::services::fanout::Overflow;
 use crate::services::Settings;
 use crate::session::Session;
-use channel_cluster::Adapter;
+use axum_channel_cluster::Adapter;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use ipnet::IpNet;

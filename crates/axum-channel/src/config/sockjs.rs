@@ -1,8 +1,8 @@
 //! Settings of the SockJS endpoint, with sockjs-node's option names and
-//! defaults (the engine's own settings are `channel_protocol`'s
+//! defaults (the engine's own settings are `axum_channel_protocol`'s
 //! `sockjs::SessionConfig`, held here as they are).
 
-use channel_protocol::sockjs::SessionConfig;
+use axum_channel_protocol::sockjs::SessionConfig;
 use http::HeaderMap;
 use std::fmt;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Settings of the native WebSocket endpoint (the engine's own settings are
-//! `channel_protocol`'s `websocket::SessionConfig`, held here as they are).
+//! `axum_channel_protocol`'s `websocket::SessionConfig`, held here as they are).
 
-use channel_protocol::websocket::SessionConfig;
+use axum_channel_protocol::websocket::SessionConfig;
 use http::header::HeaderMap;
 use std::time::Duration;
 

@@ -6,9 +6,9 @@ pub(crate) mod remote;
 
 use crate::services::Services;
 use crate::session::SessionSender;
+use axum_channel_protocol::cluster::{Answer, Question};
+use axum_channel_protocol::{CloseReason, Payload};
 use broadcast::Broadcast;
-use channel_protocol::cluster::{Answer, Question};
-use channel_protocol::{CloseReason, Payload};
 use remote::{RemoteSession, SessionLookup};
 use serde_json::Value;
 use std::sync::atomic::Ordering;

@@ -2,9 +2,9 @@
 
 use crate::services::Services;
 use crate::session::SessionSender;
-use channel_cluster::{ClusterError, Topic};
-use channel_protocol::cluster::{Envelope, Target};
-use channel_protocol::Payload;
+use axum_channel_cluster::{ClusterError, Topic};
+use axum_channel_protocol::cluster::{Envelope, Target};
+use axum_channel_protocol::Payload;
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;

@@ -8,8 +8,8 @@
 
 use crate::base::sync::now;
 use crate::live::Live;
+use axum_channel_protocol::{HttpReceivers, ReceiverId, Transmit};
 use bytes::Bytes;
-use channel_protocol::{HttpReceivers, ReceiverId, Transmit};
 use http_body::{Body, Frame, SizeHint};
 use std::convert::Infallible;
 use std::pin::Pin;

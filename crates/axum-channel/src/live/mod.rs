@@ -24,10 +24,10 @@ use crate::services::registry::{Refused, Slot};
 use crate::services::telemetry::TransportMetrics;
 use crate::services::timers::Timed;
 use crate::services::Services;
-use bytes::Bytes;
-use channel_protocol::{
+use axum_channel_protocol::{
     CloseReason, Counter, Engine, Event, Message, Payload, ReceiverId, SendError, Ticket, Transmit,
 };
+use bytes::Bytes;
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -633,7 +633,7 @@ mod tests {
     use super::*;
     use crate::base::transport::Transport;
     use crate::services::Settings;
-    use channel_protocol::sockjs;
+    use axum_channel_protocol::sockjs;
 
     fn services(max_sessions: usize) -> Arc<Services> {
         Services::start(Settings {
@@ -697,7 +697,7 @@ mod tests {
 #[cfg(all(test, target_pointer_width = "64"))]
 mod idle_size {
     use super::Live;
-    use channel_protocol::{browserchannel, event_stream, sockjs, websocket};
+    use axum_channel_protocol::{browserchannel, event_stream, sockjs, websocket};
     use std::mem::size_of;
 
     #[test]

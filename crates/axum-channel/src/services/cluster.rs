@@ -3,8 +3,10 @@
 
 use super::telemetry::ClusterMetrics;
 use crate::base::sync::{lock, now};
-use channel_cluster::{Adapter, ClusterError, Topic};
-use channel_protocol::cluster::{Answer, Envelope, Queries, QueryId, Question, Reply, Request};
+use axum_channel_cluster::{Adapter, ClusterError, Topic};
+use axum_channel_protocol::cluster::{
+    Answer, Envelope, Queries, QueryId, Question, Reply, Request,
+};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -12,7 +12,7 @@ use super::rooms::Rooms;
 use super::telemetry::Telemetry;
 use crate::base::info::SessionKey;
 use crate::base::link::Link;
-use channel_protocol::{Payload, SendError, Ticket};
+use axum_channel_protocol::{Payload, SendError, Ticket};
 use std::sync::Arc;
 
 /// What happens to a message for a session whose queue to its client is

@@ -16,8 +16,8 @@ pub(crate) mod telemetry;
 pub(crate) mod timers;
 
 use crate::base::info::SessionKey;
-use channel_cluster::{Adapter, ClusterNode, FrameSink, Topic};
-use channel_protocol::cluster::{
+use axum_channel_cluster::{Adapter, ClusterNode, FrameSink, Topic};
+use axum_channel_protocol::cluster::{
     Answer, Audience as CopyAudience, Envelope, Frame, Question, Reply, Request,
 };
 use cluster::Cluster;

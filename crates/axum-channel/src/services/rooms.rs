@@ -12,7 +12,7 @@
 use crate::base::info::SessionKey;
 use crate::base::link::Link;
 use crate::base::sync::lock;
-use channel_cluster::{Adapter, ClusterError, Topic};
+use axum_channel_cluster::{Adapter, ClusterError, Topic};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Futures that report the fate of what the app sent, and of the session.
 
 use crate::base::link::Link;
-use channel_protocol::{CloseReason, SendError, Ticket};
+use axum_channel_protocol::{CloseReason, SendError, Ticket};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;

@@ -14,7 +14,7 @@ pub use sender::{JoinError, SessionSender};
 use crate::base::info::SessionInfo;
 use crate::base::link::Link;
 use crate::services::Services;
-use channel_protocol::Message;
+use axum_channel_protocol::Message;
 use futures::Stream;
 use http::HeaderMap;
 use std::fmt;

@@ -5,9 +5,9 @@ use crate::base::info::SessionInfo;
 use crate::base::link::Link;
 use crate::base::transport::Transport;
 use crate::services::Services;
+use axum_channel_cluster::ClusterError;
+use axum_channel_protocol::{CloseReason, Payload, SendError, Ticket};
 use bytes::Bytes;
-use channel_cluster::ClusterError;
-use channel_protocol::{CloseReason, Payload, SendError, Ticket};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
@@ -203,7 +203,7 @@ impl SessionSender {
     }
 
     /// Sends a payload made once for many sessions (see
-    /// [`Payload`](channel_protocol::Payload)): each wire format is encoded
+    /// [`Payload`](axum_channel_protocol::Payload)): each wire format is encoded
     /// only the first time a session of that format needs it.
     pub fn send_payload(&self, payload: &Payload) -> Delivery {
         self.deliver(self.link.send(payload))

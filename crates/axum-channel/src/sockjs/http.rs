@@ -3,7 +3,7 @@
 
 use crate::config::{JSessionId, SockJsConfig};
 use axum::body::Body;
-use channel_protocol::sockjs::pages;
+use axum_channel_protocol::sockjs::pages;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 use std::time::{Duration, SystemTime};
@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 use crate::reply::reply;
-use channel_protocol::sockjs::transport::content_type::{HTML, JSON, PLAIN};
+use axum_channel_protocol::sockjs::transport::content_type::{HTML, JSON, PLAIN};
 
 /// An empty reply.
 pub(crate) fn empty(status: StatusCode) -> Response<Body> {

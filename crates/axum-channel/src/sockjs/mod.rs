@@ -1,7 +1,7 @@
 //! SockJS 0.3 over HTTP and WebSocket, as sockjs-node serves it: `/info`,
 //! the iframe page, and the websocket, xhr, xhr_streaming, eventsource,
 //! htmlfile and jsonp transports, plus a raw WebSocket. Every protocol rule
-//! is the protocol crate's (`channel_protocol::sockjs`: the engine, and
+//! is the protocol crate's (`axum_channel_protocol::sockjs`: the engine, and
 //! `transport`'s table of what each transport allows, answers and wraps);
 //! this module turns requests into the engine's inputs and its receivers
 //! into responses.
@@ -24,8 +24,8 @@ use ::http::header::{self, HeaderMap, HeaderValue};
 use ::http::request::Parts;
 use ::http::{Method, Request, Response, StatusCode};
 use axum::body::Body;
-use channel_protocol::sockjs::transport::{content_type, Cors, Role};
-use channel_protocol::sockjs::{
+use axum_channel_protocol::sockjs::transport::{content_type, Cors, Role};
+use axum_channel_protocol::sockjs::{
     pages, path, transport::websocket_handshake, Attach, Endpoint, Session as Engine,
     TransportKind, WebSocketSession,
 };
@@ -356,7 +356,7 @@ impl SockJsServer {
         if raw {
             let websocket = WebSocketConfig::new().max_queued_messages(session.max_queued_messages);
             connection.spawn(on_upgrade, handshake, admitted, move |now, rfc6455| {
-                channel_protocol::websocket::Session::new(now, websocket.session(rfc6455))
+                axum_channel_protocol::websocket::Session::new(now, websocket.session(rfc6455))
                     .naming_normal_closure()
             });
         } else {

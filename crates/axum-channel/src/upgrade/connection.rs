@@ -9,8 +9,8 @@
 
 use super::socket::Socket;
 use crate::live::Live;
-use channel_protocol::websocket::{Framed, Incoming};
-use channel_protocol::{ReceiverId, Transmit};
+use axum_channel_protocol::websocket::{Framed, Incoming};
+use axum_channel_protocol::{ReceiverId, Transmit};
 use futures::future::BoxFuture;
 use futures::task::AtomicWaker;
 use std::future::Future;

@@ -1,11 +1,11 @@
 //! The IO half of the WebSocket opening handshake. The protocol crate
 //! decides whether and how to answer
-//! (`channel_protocol::websocket::handshake`); this takes the connection
+//! (`axum_channel_protocol::websocket::handshake`); this takes the connection
 //! out of hyper and writes the answer.
 
 use crate::reply;
 use axum::body::Body;
-use channel_protocol::websocket::handshake::{Accepted, Handshake, Refusal};
+use axum_channel_protocol::websocket::handshake::{Accepted, Handshake, Refusal};
 use http::header::HeaderMap;
 use http::request::Parts;
 use http::Response;

@@ -1,9 +1,9 @@
 //! The legacy hixie-75/76 WebSocket: the challenge that completes the
 //! hixie-76 handshake, and a socket over the draft's framing.
 
-use channel_protocol::hixie76::{self, Challenge, Frame, FrameDecoder};
-use channel_protocol::websocket::{Incoming, Violation};
-use channel_protocol::Transmit;
+use axum_channel_protocol::hixie76::{self, Challenge, Frame, FrameDecoder};
+use axum_channel_protocol::websocket::{Incoming, Violation};
+use axum_channel_protocol::Transmit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};

@@ -3,8 +3,8 @@
 //! the hixie-76 codec).
 
 use super::hixie::HixieSocket;
-use channel_protocol::websocket::{Incoming, TextGuard, Violation};
-use channel_protocol::Transmit;
+use axum_channel_protocol::websocket::{Incoming, TextGuard, Violation};
+use axum_channel_protocol::Transmit;
 use futures::{Sink, Stream};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
