@@ -42,6 +42,9 @@ cargo test --workspace --locked
 step "cargo doc (rustdoc warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
+step "cargo package: the four crates publish, each built from its own package"
+cargo package --locked --allow-dirty -p axum-channel-protocol -p axum-channel-cluster -p axum-channel -p axum-channel-redis
+
 step "interop: npm clients and headless Chromium against the echo and chat examples"
 for dir in examples/echo examples/chat tests/interop; do
     npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
