@@ -27,10 +27,14 @@ function startServer(binary, env) {
     });
     const exited = new Promise((done) => child.once('exit', (code, signal) => done(code ?? signal)));
     let output = '';
+    // Who waits for a pattern to show up in the output, and how often.
+    const watchers = new Set();
+    const count = (pattern) => (output.replace(/\x1b\[[0-9;]*m/g, '').match(new RegExp(pattern.source, 'g')) || []).length;
     const timer = setTimeout(() => reject(new Error(`${binary} did not start: ${output}`)), 20000);
     child.on('error', reject);
     child.stdout.on('data', (data) => {
       output += data;
+      for (const watcher of watchers) watcher();
       const match = output.match(/listening on (http:\/\/127\.0\.0\.1:(\d+))/);
       if (match) {
         clearTimeout(timer);
@@ -44,6 +48,23 @@ function startServer(binary, env) {
           address: `127.0.0.1:${match[2]}`,
           /** Everything it printed so far (its log lines, with RUST_LOG). */
           output: () => output,
+          pid: child.pid,
+          /** Resolves once `pattern` (a RegExp) showed up `times` times in its output. */
+          waitForOutput: (pattern, times = 1, timeout = 30000) => new Promise((done, fail) => {
+            const timer = setTimeout(() => {
+              watchers.delete(check);
+              fail(new Error(`${pattern} did not show up ${times} times:\n${output.slice(-2000)}`));
+            }, timeout);
+            function check() {
+              if (count(pattern) >= times) {
+                clearTimeout(timer);
+                watchers.delete(check);
+                done();
+              }
+            }
+            watchers.add(check);
+            check();
+          }),
           /** Stops it as an operator would; resolves with its exit code. */
           stop: () => signal('SIGTERM'),
           /** Kills it at once, as a crash would; resolves with 'SIGKILL'. */

@@ -4,7 +4,8 @@
 //!
 //! `ECHO_SOCKJS_WEBSOCKET=off` turns SockJS's websocket transports off, so
 //! SockJS clients fall back to streaming or polling; `ECHO_MAX_MESSAGE_SIZE`
-//! raises the WebSocket message limit (1 MiB). `ALLOWED_ORIGINS` and
+//! raises the WebSocket message limit (1 MiB); `ECHO_OVERFLOW=close` closes
+//! a session whose client does not read. `ALLOWED_ORIGINS` and
 //! `TRUSTED_PROXIES` set the origin policy and the proxies believed.
 //!
 //! It serves with `axum_channel::serve` (HTTP/1.1, header-read and idle
@@ -170,6 +171,11 @@ async fn main() -> std::io::Result<()> {
     });
 
     let mut config = security_from_env(ChannelConfig::new());
+    // What a session whose client does not read gets: its messages refused
+    // (the default), or `close` it.
+    if std::env::var("ECHO_OVERFLOW").as_deref() == Ok("close") {
+        config = config.overflow(axum_channel::Overflow::Close);
+    }
     if let Ok(max) = std::env::var("ECHO_MAX_SESSIONS") {
         config = config.max_sessions(max.parse().expect("ECHO_MAX_SESSIONS must be a number"));
     }
