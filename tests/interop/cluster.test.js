@@ -103,7 +103,7 @@ test('Redis killed and restarted: broadcasts fail visibly, then flow again, neve
   const failed = await a.inbox.next();
   assert.equal(failed.type, 'error');
   assert.match(failed.error, /cluster/);
-  assert.ok(await metric(nodes[0], 'axum_channel_cluster_publish_failures_total') >= 1);
+  assert.ok(await metric(nodes[0], 'channel_cluster_publish_failures_total') >= 1);
 
   const restarted = Date.now();
   await redis.restart();
@@ -147,10 +147,10 @@ test('a killed node leaves the counts once its heartbeat expires', { skip }, asy
   let members;
   let partials = 0;
   for (;;) {
-    const before = await metric(nodes[0], 'axum_channel_cluster_queries_partial_total');
+    const before = await metric(nodes[0], 'channel_cluster_queries_partial_total');
     here.send({ type: 'count', room: 'k' });
     members = (await here.inbox.next()).members;
-    const partial = await metric(nodes[0], 'axum_channel_cluster_queries_partial_total') > before;
+    const partial = await metric(nodes[0], 'channel_cluster_queries_partial_total') > before;
     if (partial) partials++;
     else break;
     assert.ok(Date.now() - killed < 10000, 'the dead node was never forgotten');

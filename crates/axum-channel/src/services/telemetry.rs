@@ -16,12 +16,12 @@
 //! | `channel_broadcast_recipients_total` | counter | |
 //! | `channel_broadcast_dropped_total` | counter | |
 //! | `channel_broadcast_encoded_bytes_total` | counter | |
-//! | `axum_channel_cluster_published_total` | counter | |
-//! | `axum_channel_cluster_publish_failures_total` | counter | |
-//! | `axum_channel_cluster_received_total` | counter | |
-//! | `axum_channel_cluster_refused_frames_total` | counter | |
-//! | `axum_channel_cluster_queries_total` | counter | |
-//! | `axum_channel_cluster_queries_partial_total` | counter | |
+//! | `channel_cluster_published_total` | counter | |
+//! | `channel_cluster_publish_failures_total` | counter | |
+//! | `channel_cluster_received_total` | counter | |
+//! | `channel_cluster_refused_frames_total` | counter | |
+//! | `channel_cluster_queries_total` | counter | |
+//! | `channel_cluster_queries_partial_total` | counter | |
 //!
 //! A cluster adapter may add its own (the Redis adapter counts its
 //! disconnections and reconnections).
@@ -167,12 +167,12 @@ impl Telemetry {
             broadcast_dropped: metrics::counter!("channel_broadcast_dropped_total"),
             broadcast_encoded_bytes: metrics::counter!("channel_broadcast_encoded_bytes_total"),
             cluster: ClusterMetrics {
-                published: metrics::counter!("axum_channel_cluster_published_total"),
-                publish_failures: metrics::counter!("axum_channel_cluster_publish_failures_total"),
-                received: metrics::counter!("axum_channel_cluster_received_total"),
-                refused_frames: metrics::counter!("axum_channel_cluster_refused_frames_total"),
-                queries: metrics::counter!("axum_channel_cluster_queries_total"),
-                queries_partial: metrics::counter!("axum_channel_cluster_queries_partial_total"),
+                published: metrics::counter!("channel_cluster_published_total"),
+                publish_failures: metrics::counter!("channel_cluster_publish_failures_total"),
+                received: metrics::counter!("channel_cluster_received_total"),
+                refused_frames: metrics::counter!("channel_cluster_refused_frames_total"),
+                queries: metrics::counter!("channel_cluster_queries_total"),
+                queries_partial: metrics::counter!("channel_cluster_queries_partial_total"),
             },
         }
     }
