@@ -154,3 +154,48 @@ fn apps_can_build_session_requests_for_their_own_tests() {
     )));
     assert_eq!(refused.unwrap_err().status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(start_paused = true)]
+async fn one_address_gets_its_share_of_sessions_and_no_more_often_than_its_rate() {
+    let mut server = TestServer::start(
+        ChannelConfig::new()
+            .event_source("/events", EventSourceConfig::new())
+            .max_sessions_per_address(2)
+            .session_rate_per_address(1.0, 4),
+    )
+    .await;
+    async fn open(server: &TestServer) -> hyper::Response<hyper::body::Incoming> {
+        server.send(Method::GET, "/events", &[], Bytes::new()).await
+    }
+    // Two streams from 127.0.0.1: its share.
+    let first = open(&server).await;
+    let second = open(&server).await;
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let first_session = server.next_session().await;
+    let second_session = server.next_session().await;
+    let crowded = Reply::read(open(&server).await).await;
+    assert_eq!(crowded.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(crowded.body, "Too many sessions from this address");
+
+    // One stream ends: its place comes back (the fourth token of the burst).
+    drop(first);
+    first_session.closed().await;
+    let third = open(&server).await;
+    assert_eq!(third.status(), StatusCode::OK);
+    let third_session = server.next_session().await;
+    drop((second, third));
+    second_session.closed().await;
+    third_session.closed().await;
+
+    // Places are free, but the burst is spent (the crowded request took a
+    // token too): the next waits for the rate.
+    let early = Reply::read(open(&server).await).await;
+    assert_eq!(early.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(early.body, "Too many new sessions from this address");
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    let refilled = open(&server).await;
+    assert_eq!(refilled.status(), StatusCode::OK);
+}
