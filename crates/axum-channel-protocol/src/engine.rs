@@ -208,24 +208,6 @@ impl Outbox {
     }
 }
 
-/// The byte bound of every queue of messages for the peer: `adding` more
-/// bytes on a queue that holds `queued` are refused when they would take
-/// it past `limit`, unless nothing waits (`empty`). So one message larger
-/// than the bound still goes out alone, and a queue holds at most the
-/// bound plus one message.
-pub(crate) fn check_queued_bytes(
-    empty: bool,
-    queued: usize,
-    adding: usize,
-    limit: usize,
-) -> Result<(), SendError> {
-    if empty || queued.saturating_add(adding) <= limit {
-        Ok(())
-    } else {
-        Err(SendError::QueueTooLarge { limit_bytes: limit })
-    }
-}
-
 /// The default byte bound of every queue of messages for the peer, 1 MiB:
 /// Centrifugo disconnects a client whose queue passes 1 MB, and 1 MB is
 /// socket.io's largest message.

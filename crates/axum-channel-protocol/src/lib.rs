@@ -46,6 +46,7 @@ pub mod json;
 pub mod message;
 pub mod order_buffer;
 pub mod payload;
+mod queue;
 pub mod sockjs;
 pub mod timer;
 pub mod websocket;

@@ -23,13 +23,14 @@ use super::forward_channel::{ForwardBatch, ForwardMessage};
 use super::query::PROTOCOL_VERSION;
 use crate::close::{CloseReason, SendError};
 use crate::engine::{
-    check_queued_bytes, Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket,
-    Transmit, DEFAULT_MAX_QUEUED_BYTES,
+    Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket, Transmit,
+    DEFAULT_MAX_QUEUED_BYTES,
 };
 use crate::json;
 use crate::message::Message;
 use crate::order_buffer::{OrderBuffer, OrderError, WeightedOrderBuffer};
 use crate::payload::{Payload, WireFormat};
+use crate::queue::check_queued_bytes;
 use crate::timer::{self, TimerTable};
 use bytes::Bytes;
 use serde_json::Value;

@@ -9,10 +9,11 @@
 use super::format::{encode_comment, encode_retry, padding};
 use crate::close::{CloseReason, SendError};
 use crate::engine::{
-    check_queued_bytes, Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket,
-    Transmit, DEFAULT_MAX_QUEUED_BYTES,
+    Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket, Transmit,
+    DEFAULT_MAX_QUEUED_BYTES,
 };
 use crate::payload::{Payload, WireFormat};
+use crate::queue::SendQueue;
 use crate::timer::{self, TimerTable};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -84,11 +85,8 @@ pub struct Session {
     /// The padding (and `retry:`) is still to be written; it is made only
     /// then, so a session keeps no copy of it.
     prelude_due: bool,
-    queue: VecDeque<Bytes>,
-    /// The number of the oldest queued item.
-    written: u64,
-    /// The bytes of `queue`, kept as it changes so a send need not add them up.
-    queued_bytes: usize,
+    /// Encoded events and ping comments not yet written.
+    queue: SendQueue<Bytes>,
     attached: bool,
     /// Runs while attached and no ping is due; counts until the session closes.
     timers: TimerTable<Timer, 1>,
@@ -103,9 +101,7 @@ impl Session {
     pub fn new(now: Instant, config: SessionConfig) -> Self {
         let mut session = Self {
             prelude_due: true,
-            queue: VecDeque::new(),
-            written: 0,
-            queued_bytes: 0,
+            queue: SendQueue::default(),
             attached: true,
             timers: TimerTable::new(now),
             ping_due: false,
@@ -147,27 +143,18 @@ impl Session {
     /// [`SessionConfig::max_queued_bytes`], or one event when that alone
     /// is larger.
     pub fn queued_bytes(&self) -> usize {
-        self.queued_bytes
+        self.queue.bytes()
     }
 
     fn queue(&mut self, bytes: Bytes) -> Result<Ticket, SendError> {
         if self.outbox.is_closed() {
             return Err(self.outbox.closed_error());
         }
-        if self.queue.len() >= self.config.max_queued_events {
-            return Err(SendError::QueueFull {
-                limit: self.config.max_queued_events,
-            });
-        }
-        check_queued_bytes(
-            self.queue.is_empty(),
-            self.queued_bytes,
-            bytes.len(),
+        let seq = self.queue.push(
+            bytes,
+            self.config.max_queued_events,
             self.config.max_queued_bytes,
         )?;
-        let seq = self.written + self.queue.len() as u64;
-        self.queued_bytes += bytes.len();
-        self.queue.push_back(bytes);
         self.outbox.push(Event::Transmit);
         Ok(Ticket {
             counter: Counter::Messages,
@@ -188,11 +175,22 @@ impl Session {
     fn finish(&mut self) {
         if !self.finished {
             self.finished = true;
-            self.queue = VecDeque::new();
-            self.queued_bytes = 0;
+            self.queue.clear();
             self.outbox.push(Event::Finished);
         }
     }
+}
+
+/// Every queued piece as one write (one piece as it is).
+fn join(pieces: &VecDeque<Bytes>) -> Bytes {
+    if pieces.len() == 1 {
+        return pieces[0].clone();
+    }
+    let mut joined = BytesMut::with_capacity(pieces.iter().map(Bytes::len).sum());
+    for piece in pieces {
+        joined.extend_from_slice(piece);
+    }
+    joined.freeze()
 }
 
 /// The one stream going away ends the session.
@@ -214,23 +212,8 @@ impl HttpReceivers for Session {
                 confirms: None,
             });
         }
-        let (bytes, confirms) = if !self.queue.is_empty() {
-            let taken = self.queue.len();
-            let bytes = if taken == 1 {
-                self.queue.pop_front().expect("one queued")
-            } else {
-                let mut joined = BytesMut::with_capacity(self.queue.iter().map(Bytes::len).sum());
-                for piece in self.queue.drain(..) {
-                    joined.extend_from_slice(&piece);
-                }
-                joined.freeze()
-            };
-            self.written += taken as u64;
-            self.queued_bytes = 0;
-            if self.queue.capacity() > 64 {
-                self.queue = VecDeque::new();
-            }
-            (bytes, Some(self.written))
+        let (bytes, confirms) = if let Some((bytes, through)) = self.queue.take_all(join) {
+            (bytes, Some(through))
         } else if self.ping_due {
             (Bytes::from(encode_comment("")), None)
         } else if self.outbox.is_closed() {

@@ -19,14 +19,14 @@ use super::receiver::ReceiverEncoding;
 use crate::close::{CloseReason, SendError};
 use crate::close_code::{NORMAL_CLOSURE, SOCKJS_GO_AWAY};
 use crate::engine::{
-    check_queued_bytes, Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket,
-    Transmit, DEFAULT_MAX_QUEUED_BYTES,
+    Counter, Engine, Event, HttpReceivers, Outbox, ReceiverId, Ticket, Transmit,
+    DEFAULT_MAX_QUEUED_BYTES,
 };
 use crate::message::Message;
 use crate::payload::{Payload, WireFormat};
+use crate::queue::SendQueue;
 use crate::timer::{self, TimerTable};
 use bytes::Bytes;
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// The settings of one session, with sockjs-node's names.
@@ -175,11 +175,7 @@ struct Receiver {
 pub struct Session {
     phase: Phase,
     /// Quoted messages not yet written, oldest first.
-    pending: VecDeque<Bytes>,
-    /// The number of the oldest pending message (every one below it is written).
-    written: u64,
-    /// The bytes of `pending`, kept as it changes so a send need not add them up.
-    pending_bytes: usize,
+    pending: SendQueue<Bytes>,
     receiver: Option<Receiver>,
     receivers_attached: u64,
     timers: TimerTable<Timer, 2>,
@@ -198,9 +194,7 @@ impl Session {
         timers.set(Timer::DisconnectDelay, now + config.disconnect_delay);
         Self {
             phase: Phase::Connecting,
-            pending: VecDeque::new(),
-            written: 0,
-            pending_bytes: 0,
+            pending: SendQueue::default(),
             receiver: None,
             receivers_attached: 0,
             timers,
@@ -222,25 +216,18 @@ impl Session {
 
     /// Takes every pending message as one `a[...]` frame.
     fn take_frame(&mut self) -> Option<(String, u64)> {
-        if self.pending.is_empty() {
-            return None;
-        }
-        let mut frame = String::from("a[");
-        for (index, quoted) in self.pending.iter().enumerate() {
-            if index > 0 {
-                frame.push(',');
+        self.pending.take_all(|pending| {
+            let mut frame = String::from("a[");
+            for (index, quoted) in pending.iter().enumerate() {
+                if index > 0 {
+                    frame.push(',');
+                }
+                // Quoted messages are JSON text this crate encoded.
+                frame.push_str(std::str::from_utf8(quoted).unwrap_or("\"\""));
             }
-            // Quoted messages are JSON text this crate encoded.
-            frame.push_str(std::str::from_utf8(quoted).unwrap_or("\"\""));
-        }
-        frame.push(']');
-        self.written += self.pending.len() as u64;
-        self.pending.clear();
-        self.pending_bytes = 0;
-        if self.pending.capacity() > 64 {
-            self.pending = VecDeque::new();
-        }
-        Some((frame, self.written))
+            frame.push(']');
+            frame
+        })
     }
 
     /// A receiving request (or WebSocket) arrived.
@@ -383,8 +370,7 @@ impl Session {
             self.phase = Phase::Forgotten;
             self.timers.stop_all();
             self.receiver = None;
-            self.pending = VecDeque::new();
-            self.pending_bytes = 0;
+            self.pending.clear();
             self.outbox.push(Event::Finished);
         }
     }
@@ -444,7 +430,7 @@ impl Session {
     /// most [`SessionConfig::max_queued_bytes`], or one message when that
     /// alone is larger.
     pub fn queued_bytes(&self) -> usize {
-        self.pending_bytes
+        self.pending.bytes()
     }
 }
 
@@ -548,20 +534,11 @@ impl Engine for Session {
         let quoted = payload
             .encode(WireFormat::SockJs)
             .ok_or(SendError::Unsupported(payload.kind()))?;
-        if self.pending.len() >= self.config.max_queued_messages {
-            return Err(SendError::QueueFull {
-                limit: self.config.max_queued_messages,
-            });
-        }
-        check_queued_bytes(
-            self.pending.is_empty(),
-            self.pending_bytes,
-            quoted.len(),
+        let seq = self.pending.push(
+            quoted,
+            self.config.max_queued_messages,
             self.config.max_queued_bytes,
         )?;
-        let seq = self.written + self.pending.len() as u64;
-        self.pending_bytes += quoted.len();
-        self.pending.push_back(quoted);
         if self.receiver.is_some() {
             self.outbox.push(Event::Transmit);
         }

@@ -17,11 +17,10 @@
 
 use super::closing::{ClosingHandshake, ClosingTimers};
 use crate::close::{CloseReason, SendError};
-use crate::engine::{
-    check_queued_bytes, Counter, Engine, Event, Outbox, Ticket, Transmit, DEFAULT_MAX_QUEUED_BYTES,
-};
+use crate::engine::{Counter, Engine, Event, Outbox, Ticket, Transmit, DEFAULT_MAX_QUEUED_BYTES};
 use crate::message::Message;
 use crate::payload::{Payload, WireFormat};
+use crate::queue::{SendQueue, Weighed};
 use crate::timer::{self, TimerTable};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -101,6 +100,12 @@ struct Outgoing {
     binary: bool,
 }
 
+impl Weighed for Outgoing {
+    fn weight(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
 /// One WebSocket session's state.
 ///
 /// ```
@@ -118,12 +123,9 @@ struct Outgoing {
 /// ```
 #[derive(Debug)]
 pub struct Session {
-    queue: VecDeque<Outgoing>,
-    /// The number of the oldest queued message.
-    written: u64,
-    /// The bytes of `queue` and of the payloads in `pings`, kept as they
-    /// change so a send need not add them up.
-    queued_bytes: usize,
+    /// Messages not yet written; the payloads of `pings` count against its
+    /// byte bound too (held beside them).
+    queue: SendQueue<Outgoing>,
     /// Pings not yet written, then written and waiting for their pong.
     pings: VecDeque<(Bytes, u64, bool)>,
     next_ping: u64,
@@ -148,9 +150,7 @@ impl Session {
             timers.set(Timer::AutoPing, now + every);
         }
         Self {
-            queue: VecDeque::new(),
-            written: 0,
-            queued_bytes: 0,
+            queue: SendQueue::default(),
             pings: VecDeque::new(),
             next_ping: 0,
             awaiting_pong: false,
@@ -203,7 +203,7 @@ impl Session {
     /// hold: at most [`SessionConfig::max_queued_bytes`], or one message
     /// or ping when that alone is larger.
     pub fn queued_bytes(&self) -> usize {
-        self.queued_bytes
+        self.queue.bytes()
     }
 
     /// How many pings are not yet written or wait for their pong: at most
@@ -238,7 +238,7 @@ impl Session {
         if let Some(index) = answered {
             let through = self.pings[index].1 + 1;
             for (payload, _, _) in self.pings.drain(..=index) {
-                self.queued_bytes -= payload.len();
+                self.queue.release(payload.len());
             }
             self.outbox.push(Event::Confirmed {
                 counter: Counter::Pings,
@@ -286,9 +286,8 @@ impl Session {
 
     fn finish(&mut self, now: Instant) {
         if self.closing.finish(now, &mut self.timers) {
-            self.queue = VecDeque::new();
+            self.queue.clear();
             self.pings = VecDeque::new();
-            self.queued_bytes = 0;
             self.outbox.push(Event::Finished);
         }
     }
@@ -311,13 +310,8 @@ impl Session {
         if self.closing.is_finished() {
             return None;
         }
-        if let Some(outgoing) = self.queue.pop_front() {
-            self.written += 1;
-            self.queued_bytes -= outgoing.bytes.len();
-            if self.queue.is_empty() && self.queue.capacity() > 64 {
-                self.queue = VecDeque::new();
-            }
-            let confirms = Some(self.written);
+        if let Some((outgoing, through)) = self.queue.pop() {
+            let confirms = Some(through);
             return Some(if outgoing.binary {
                 Transmit::Binary {
                     bytes: outgoing.bytes,
@@ -351,7 +345,7 @@ impl Session {
     fn queue_ping(&mut self, payload: Bytes) -> u64 {
         let seq = self.next_ping;
         self.next_ping += 1;
-        self.queued_bytes += payload.len();
+        self.queue.hold(payload.len());
         self.pings.push_back((payload, seq, false));
         self.outbox.push(Event::Transmit);
         seq
@@ -360,12 +354,7 @@ impl Session {
     /// Refuses `adding` more bytes past the byte bound; an automatic ping
     /// weighs nothing, so waiting for a pong never holds a message back.
     fn check_bytes(&self, adding: usize) -> Result<(), SendError> {
-        check_queued_bytes(
-            self.queued_bytes == 0,
-            self.queued_bytes,
-            adding,
-            self.config.max_queued_bytes,
-        )
+        self.queue.check_bytes(adding, self.config.max_queued_bytes)
     }
 
     /// The automatic ping is due: a peer that left the previous one
@@ -400,15 +389,11 @@ impl Engine for Session {
         let bytes = payload
             .encode(WireFormat::WebSocket)
             .ok_or(SendError::Unsupported(payload.kind()))?;
-        if self.queue.len() >= self.config.max_queued_messages {
-            return Err(SendError::QueueFull {
-                limit: self.config.max_queued_messages,
-            });
-        }
-        self.check_bytes(bytes.len())?;
-        let seq = self.written + self.queue.len() as u64;
-        self.queued_bytes += bytes.len();
-        self.queue.push_back(Outgoing { bytes, binary });
+        let seq = self.queue.push(
+            Outgoing { bytes, binary },
+            self.config.max_queued_messages,
+            self.config.max_queued_bytes,
+        )?;
         self.outbox.push(Event::Transmit);
         Ok(Ticket {
             counter: Counter::Messages,
