@@ -89,11 +89,23 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for UserFields {
     }
 }
 
+/// The `user` fields recorded in this test process. The subscriber is the
+/// process's global one, installed before any test of it opens a session:
+/// tracing caches whether a span is wanted when it first meets it, for
+/// every thread.
+fn recorded_users() -> &'static UserFields {
+    static USERS: std::sync::OnceLock<UserFields> = std::sync::OnceLock::new();
+    USERS.get_or_init(|| {
+        let users = UserFields::default();
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(users.clone()))
+            .expect("the only global subscriber of this test process");
+        users
+    })
+}
+
 #[tokio::test]
 async fn the_hook_reads_the_middlewares_user_and_refuses_with_a_reason() {
-    let users = UserFields::default();
-    let _subscriber =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(users.clone()));
+    let users = recorded_users();
 
     let (tx, sessions) = mpsc::unbounded_channel();
     let layer = ChannelLayer::new(
@@ -134,6 +146,8 @@ async fn the_hook_reads_the_middlewares_user_and_refuses_with_a_reason() {
             name: "ada".into()
         })
     );
+    // No other session of this process has a user.
+    // No other session of this process has a user.
     assert_eq!(*users.0.lock().unwrap(), ["7"], "the span names the user");
 }
 
@@ -157,6 +171,8 @@ fn apps_can_build_session_requests_for_their_own_tests() {
 
 #[tokio::test(start_paused = true)]
 async fn one_address_gets_its_share_of_sessions_and_no_more_often_than_its_rate() {
+    // Sessions of this process open only once the subscriber is in place.
+    recorded_users();
     let mut server = TestServer::start(
         ChannelConfig::new()
             .event_source("/events", EventSourceConfig::new())
