@@ -103,8 +103,9 @@ say "redis-server on $redis_url"
 
 for node in a b; do
   node_port=$([[ $node == a ]] && echo "$node_a_port" || echo "$node_b_port")
+  # nginx reaches the nodes from 127.0.0.1: they believe its X-Forwarded-For.
   start "node-$node" "$dir/node-$node.log" env PORT="$node_port" REDIS_URL="$redis_url" \
-    NODE_NAME="node-$node" "$chat_bin"
+    NODE_NAME="node-$node" TRUSTED_PROXIES=127.0.0.1 "$chat_bin"
   wait_for "node-$node" "$dir/node-$node.log" "listening on http://127.0.0.1:$node_port"
   say "node-$node on http://127.0.0.1:$node_port"
 done
