@@ -53,7 +53,9 @@ impl EventSourceServer {
         if request.method() != Method::GET {
             return reply::text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
         }
-        let readable_by = self.admission.readable_by(&request);
+        let readable_by = self
+            .admission
+            .readable_by(request.headers(), request.extensions());
         let (parts, _body) = request.into_parts();
         let mut admitted = match self
             .admission

@@ -131,20 +131,16 @@ impl Admission {
             .client(connect_info(extensions), headers)
     }
 
-    /// True when a reply may tell the page at `origin` that it can read it
-    /// (CORS): the origin policy allows it.
-    pub(crate) fn allows_origin(&self, parts: &Parts, origin: &str) -> bool {
-        let client = self.client(parts);
-        self.config
-            .origins
-            .allows_origin(origin, client.host.as_deref())
-    }
-
-    /// The origin a reply to `request` may name in its CORS headers: the
-    /// request's `Origin`, when the policy allows that page to read it.
-    pub(crate) fn readable_by<B>(&self, request: &http::Request<B>) -> Option<HeaderValue> {
-        let origin = request.headers().get(http::header::ORIGIN)?;
-        let client = self.client_of(request.headers(), request.extensions());
+    /// The origin a reply to a request with these headers and extensions
+    /// may name in its CORS headers: its `Origin`, when the policy allows
+    /// that page to read it.
+    pub(crate) fn readable_by(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Option<HeaderValue> {
+        let origin = headers.get(http::header::ORIGIN)?;
+        let client = self.client_of(headers, extensions);
         let allowed = origin.to_str().is_ok_and(|origin| {
             self.config
                 .origins

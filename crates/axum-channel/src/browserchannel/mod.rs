@@ -70,7 +70,9 @@ impl BrowserChannelServer {
     /// Answers one request; `sub_path` is the path after the prefix. Pages
     /// of origins the layer allows may read every reply (CORS).
     pub(crate) async fn handle(&self, request: Request<Body>, sub_path: &str) -> Response<Body> {
-        let readable_by = self.admission.readable_by(&request);
+        let readable_by = self
+            .admission
+            .readable_by(request.headers(), request.extensions());
         let mut response = self.answer(request, sub_path).await;
         reply::readable_by(&mut response, readable_by);
         response

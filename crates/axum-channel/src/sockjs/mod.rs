@@ -92,12 +92,11 @@ impl SockJsServer {
 
     /// What this request's CORS headers may say.
     fn cors<'a>(&'a self, parts: &'a Parts) -> http::Cors<'a> {
-        let origin_allowed = match parts.headers.get(header::ORIGIN) {
-            None => true,
-            Some(origin) => origin
-                .to_str()
-                .is_ok_and(|origin| self.admission.allows_origin(parts, origin)),
-        };
+        let origin_allowed = !parts.headers.contains_key(header::ORIGIN)
+            || self
+                .admission
+                .readable_by(&parts.headers, &parts.extensions)
+                .is_some();
         http::Cors {
             request: &parts.headers,
             config: &self.sockjs,
