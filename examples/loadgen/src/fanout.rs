@@ -129,7 +129,10 @@ fn kind(label: &str, options: &Options) -> Result<Kind, Error> {
     })
 }
 
-async fn start(label: &str, options: &Options) -> Result<Server, Error> {
+/// `index` numbers the server: its members connect from loopback addresses
+/// of their own (20,000 members a source address), so no two servers'
+/// members compete for one address's ports.
+async fn start(label: &str, index: usize, options: &Options) -> Result<Server, Error> {
     let kind = kind(label, options)?;
     let args: Vec<&str> = kind.args.iter().map(String::as_str).collect();
     let env: Vec<(&str, &str)> = kind
@@ -139,10 +142,11 @@ async fn start(label: &str, options: &Options) -> Result<Server, Error> {
         .collect();
     let (base, server) = start_command(&kind.program, &args, &env).await?;
     let sessions = options.sessions.to_string();
+    let first = (index * options.sessions.div_ceil(20_000) * 20_000).to_string();
     let mut members = tokio::process::Command::new(std::env::current_exe()?)
         .args(["--mode", "fanout-members", "--server", &base])
         .args(["--sessions", &sessions, "--ws-path", kind.path])
-        .args(["--fanout-mode", kind.mode])
+        .args(["--fanout-mode", kind.mode, "--first-member", &first])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -210,8 +214,8 @@ fn load_average() -> String {
 pub async fn run(options: &Options) -> Result<(), Error> {
     proc_stats::raise_open_files(options.sessions as u64 + 1_000);
     let mut servers = Vec::new();
-    for label in &options.fanout_servers {
-        servers.push(start(label, options).await?);
+    for (index, label) in options.fanout_servers.iter().enumerate() {
+        servers.push(start(label, index, options).await?);
     }
     println!(
         "WebSocket fan-out: {} members per server, {}-byte messages, {} rounds per server, \
@@ -284,7 +288,7 @@ pub async fn members(options: &Options) -> Result<(), Error> {
         .map(|index| {
             let (url, arrivals) = (url.clone(), arrivals.clone());
             async move {
-                let tcp = crate::idle::tcp(address, index).await?;
+                let tcp = crate::idle::tcp(address, options.first_member + index).await?;
                 let (mut socket, _) = tokio_tungstenite::client_async(url, tcp).await?;
                 tokio::spawn(async move {
                     let mut carry = String::new();

@@ -26,6 +26,8 @@ pub struct Options {
     /// fan-out request's `mode`.
     pub ws_path: String,
     pub fanout_mode: String,
+    /// The number of a members' process's first member (its source address).
+    pub first_member: usize,
     /// Bytes of each broadcast message.
     pub size: usize,
     pub transports: Vec<String>,
@@ -53,6 +55,7 @@ pub fn parse_options() -> Options {
         node_path: "tests/interop/node_modules".into(),
         ws_path: "/ws".into(),
         fanout_mode: "broadcast".into(),
+        first_member: 0,
         size: 100,
         transports: vec![
             "websocket".into(),
@@ -92,6 +95,7 @@ pub fn parse_options() -> Options {
             "--node-path" => options.node_path = value(),
             "--ws-path" => options.ws_path = value(),
             "--fanout-mode" => options.fanout_mode = value(),
+            "--first-member" => options.first_member = value().parse().expect("--first-member N"),
             "--size" => options.size = value().parse().expect("--size BYTES"),
             "--transports" => {
                 options.transports = value().split(',').map(str::to_owned).collect();
