@@ -145,11 +145,15 @@ struct Sink<'a, 'b> {
     cx: &'a mut Context<'b>,
     confirms: &'a mut Option<u64>,
     queued: bool,
+    /// The socket's queue filled up before the session's did.
+    full: bool,
 }
 
 impl FrameSink for Sink<'_, '_> {
     fn has_room(&mut self) -> Result<bool, ()> {
-        self.socket.has_room(self.cx)
+        let room = self.socket.has_room(self.cx)?;
+        self.full = !room;
+        Ok(room)
     }
 
     fn put(&mut self, transmit: Transmit) -> Result<(), ()> {
@@ -265,11 +269,12 @@ impl<E: Framed + Send + 'static> Connection<E> {
             cx,
             confirms: &mut self.confirms,
             queued: false,
+            full: false,
         };
         let (status, failed) =
             self.live
                 .take_frames(now, self.written.take(), !self.ending, &mut sink);
-        let queued = sink.queued;
+        let (queued, full) = (sink.queued, sink.full);
         if failed {
             self.lost(now);
             return None;
@@ -283,6 +288,12 @@ impl<E: Framed + Send + 'static> Connection<E> {
             Poll::Pending => {}
             Poll::Ready(Ok(())) => {
                 self.unflushed = false;
+                if full {
+                    // The session has more than the socket's queue took:
+                    // another round takes it (the session will not wake
+                    // a receiver that did not wait).
+                    self.flag.io.store(true, Ordering::SeqCst);
+                }
                 if let Some(through) = self.confirms.take() {
                     if status.awaited {
                         self.live.confirm(through);
