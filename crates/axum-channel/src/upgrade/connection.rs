@@ -260,55 +260,57 @@ impl<E: Framed + Send + 'static> Connection<E> {
             .connection_input(now, self.written.take(), &self.waker, input)
     }
 
-    /// Queues the engine's frames while the socket takes them, then flushes
-    /// them together. `None` when the connection failed.
+    /// Queues the engine's frames while the socket takes them, and flushes
+    /// them together; while the socket takes everything at once and the
+    /// session has more, again, so that a round writes all it can before
+    /// it reads more (as a round always did). `None` when the connection
+    /// failed.
     fn poll_writes(&mut self, now: Instant, cx: &mut Context<'_>) -> Option<Status> {
-        let socket = self.socket.as_mut()?;
-        let mut sink = Sink {
-            socket,
-            cx,
-            confirms: &mut self.confirms,
-            queued: false,
-            full: false,
-        };
-        let (status, failed) =
-            self.live
-                .take_frames(now, self.written.take(), !self.ending, &mut sink);
-        let (queued, full) = (sink.queued, sink.full);
-        if failed {
-            self.lost(now);
-            return None;
-        }
-        self.unflushed |= queued;
-        if !self.unflushed {
-            return Some(status);
-        }
-        let socket = self.socket.as_mut()?;
-        match socket.poll_flush(cx) {
-            Poll::Pending => {}
-            Poll::Ready(Ok(())) => {
-                self.unflushed = false;
-                if full {
-                    // The session has more than the socket's queue took:
-                    // another round takes it (the session will not wake
-                    // a receiver that did not wait).
-                    self.flag.io.store(true, Ordering::SeqCst);
-                }
-                if let Some(through) = self.confirms.take() {
-                    if status.awaited {
-                        self.live.confirm(through);
-                    } else {
-                        self.written = Some(through);
-                    }
-                }
-            }
-            Poll::Ready(Err(())) => {
-                self.unflushed = false;
+        loop {
+            let socket = self.socket.as_mut()?;
+            let mut sink = Sink {
+                socket,
+                cx,
+                confirms: &mut self.confirms,
+                queued: false,
+                full: false,
+            };
+            let (status, failed) =
+                self.live
+                    .take_frames(now, self.written.take(), !self.ending, &mut sink);
+            let (queued, full) = (sink.queued, sink.full);
+            if failed {
                 self.lost(now);
                 return None;
             }
+            self.unflushed |= queued;
+            if !self.unflushed {
+                return Some(status);
+            }
+            let socket = self.socket.as_mut()?;
+            match socket.poll_flush(cx) {
+                Poll::Pending => return Some(status),
+                Poll::Ready(Ok(())) => {
+                    self.unflushed = false;
+                    if let Some(through) = self.confirms.take() {
+                        if status.awaited {
+                            self.live.confirm(through);
+                        } else {
+                            self.written = Some(through);
+                        }
+                    }
+                    if !full {
+                        return Some(status);
+                    }
+                    // The session has more than the socket's queue took.
+                }
+                Poll::Ready(Err(())) => {
+                    self.unflushed = false;
+                    self.lost(now);
+                    return None;
+                }
+            }
         }
-        Some(status)
     }
 
     /// Reads and hands over frames while the engine wants them and the
