@@ -103,6 +103,33 @@ async fn text_and_binary_reach_the_app_and_come_back() {
 }
 
 #[tokio::test]
+async fn a_burst_longer_than_one_write_arrives_whole_and_in_order() {
+    let mut server = server(WebSocketConfig::new()).await;
+    let (mut client, _) = connect(&server, &[]).await;
+    let session = server.next_session().await;
+    // More messages than the connection gathers for one write, sent
+    // without waiting for any, then payloads of every header length
+    // (7-bit, 16-bit, 64-bit) and of both write paths (copied, and
+    // written from where they are).
+    let sizes = (0..300)
+        .map(|n| 10 + n % 150)
+        .chain([125, 126, 20_000, 65_535, 65_536, 300_000]);
+    let texts: Vec<String> = sizes
+        .enumerate()
+        .map(|(n, size)| format!("{n}:{}", "x".repeat(size)))
+        .collect();
+    for text in &texts {
+        assert!(session.send(text.as_str()).refused().is_none());
+    }
+    for text in &texts {
+        match next_frame(&mut client).await {
+            WsMessage::Text(got) => assert!(got.as_str() == text, "message {} differs", &text[..4]),
+            other => panic!("expected a text, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn fragmented_messages_are_reassembled() {
     let mut server = server(WebSocketConfig::new()).await;
     let (mut client, _) = connect(&server, &[]).await;

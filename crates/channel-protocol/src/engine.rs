@@ -155,25 +155,41 @@ pub trait Engine {
 /// What an engine has to tell the IO side: its [`Event`]s in order, and
 /// why the session closed once it has. Every engine closes the same way:
 /// the first reason wins, and the app learns it once ([`Event::Closed`]).
+///
+/// [`Event::Transmit`] is a flag rather than a queued event: it only asks
+/// the IO side to wake the receiver, however many times it was raised, so
+/// it comes first and once. The most frequent event (each message queued
+/// raises it) thus allocates nothing and touches no buffer.
 #[derive(Debug, Default)]
 pub struct Outbox {
     events: VecDeque<Event>,
-    close_reason: Option<CloseReason>,
+    transmit: bool,
+    /// Boxed: a session closes once, and an idle one pays for every byte.
+    close_reason: Option<Box<CloseReason>>,
 }
 
 impl Outbox {
     /// Queues an event for the IO side.
     pub(crate) fn push(&mut self, event: Event) {
-        self.events.push_back(event);
+        match event {
+            Event::Transmit => self.transmit = true,
+            event => self.events.push_back(event),
+        }
     }
 
     /// Queues events for the IO side, in order.
     pub(crate) fn extend(&mut self, events: impl IntoIterator<Item = Event>) {
-        self.events.extend(events);
+        for event in events {
+            self.push(event);
+        }
     }
 
-    /// The next event, if any.
+    /// The next event, if any: [`Event::Transmit`] first, then the others
+    /// in the order they happened.
     pub fn pop(&mut self) -> Option<Event> {
+        if std::mem::take(&mut self.transmit) {
+            return Some(Event::Transmit);
+        }
         self.events.pop_front()
     }
 
@@ -183,7 +199,7 @@ impl Outbox {
         if self.close_reason.is_some() {
             return false;
         }
-        self.close_reason = Some(reason.clone());
+        self.close_reason = Some(Box::new(reason.clone()));
         self.events.push_back(Event::Closed(reason));
         true
     }
@@ -195,14 +211,15 @@ impl Outbox {
 
     /// Why the session closed, once it has.
     pub fn close_reason(&self) -> Option<&CloseReason> {
-        self.close_reason.as_ref()
+        self.close_reason.as_deref()
     }
 
     /// Refuses a message on a closed session with its reason.
     pub(crate) fn closed_error(&self) -> SendError {
         SendError::Closed(
             self.close_reason
-                .clone()
+                .as_deref()
+                .cloned()
                 .unwrap_or(CloseReason::ConnectionLost),
         )
     }

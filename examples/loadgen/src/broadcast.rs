@@ -41,7 +41,7 @@ pub fn message(round: u64, size: usize) -> String {
 
 /// Finds the round markers in what a member received; `carry` keeps an
 /// unfinished marker for the next piece.
-fn rounds(
+pub fn rounds(
     member: usize,
     carry: &mut String,
     piece: &str,

@@ -82,7 +82,7 @@ pub enum Held {
 /// gives another range of ports.
 const PER_SOURCE: usize = 20_000;
 
-async fn tcp(server: SocketAddr, index: usize) -> Result<tokio::net::TcpStream, Error> {
+pub async fn tcp(server: SocketAddr, index: usize) -> Result<tokio::net::TcpStream, Error> {
     let socket = TcpSocket::new_v4()?;
     let source = Ipv4Addr::new(
         127,

@@ -18,6 +18,10 @@
 //!   paths (`axum_channel::serve`, `axum::serve`).
 //! - `--mode broadcast`: one message to N members of mixed transports in a
 //!   room, as one broadcast and as a loop of sends (`broadcast-server`).
+//! - `--mode fanout`: one message to N WebSocket members, through the
+//!   layer's broadcast and through a bare tokio-tungstenite fan-out
+//!   (`bare-ws-fanout`; `--fanout-servers` adds the Node `ws` servers),
+//!   alternated round by round: CPU per delivery and last-member latency.
 //! - `--mode slow-member`: broadcast latency with and without a member that
 //!   never reads.
 //! - `--mode cluster`: cross-node broadcast latency and throughput, two
@@ -33,6 +37,7 @@
 mod broadcast;
 mod browserchannel;
 mod cluster;
+mod fanout;
 mod idle;
 mod options;
 mod proc_stats;
@@ -415,9 +420,11 @@ async fn main() -> Result<(), Error> {
         "idle" => idle_load(&options).await,
         "broadcast" => broadcast_load(&options).await,
         "slow-member" => slow_member_load(&options).await,
+        "fanout" => fanout::run(&options).await,
+        "fanout-members" => fanout::members(&options).await,
         "cluster" => cluster::run(&options).await,
         other => Err(format!(
-            "unknown mode {other}; use browserchannel, websocket, sockjs, idle, broadcast, slow-member or cluster"
+            "unknown mode {other}; use browserchannel, websocket, sockjs, idle, broadcast, fanout, slow-member or cluster"
         )
         .into()),
     }

@@ -14,6 +14,20 @@ pub struct Options {
     /// (`axum_channel::serve`, its default) and `axum` (`axum::serve`).
     pub echo_servers: Vec<String>,
     pub broadcast_bin: String,
+    /// The bare tokio-tungstenite fan-out server.
+    pub bare_fanout_bin: String,
+    /// Servers of the WebSocket fan-out comparison (`layer`, `bare`,
+    /// `node-preframed`, `node-send`).
+    pub fanout_servers: Vec<String>,
+    /// The Node fan-out server's script, and where its `ws` package is.
+    pub node_fanout_script: String,
+    pub node_path: String,
+    /// A fan-out members' process: the path its members open, and the
+    /// fan-out request's `mode`.
+    pub ws_path: String,
+    pub fanout_mode: String,
+    /// The number of a members' process's first member (its source address).
+    pub first_member: usize,
     /// Bytes of each broadcast message.
     pub size: usize,
     pub transports: Vec<String>,
@@ -35,6 +49,13 @@ pub fn parse_options() -> Options {
         bare_serve_bin: "target/release/bare-serve-stream".into(),
         echo_servers: vec!["channel".into()],
         broadcast_bin: "target/release/broadcast-server".into(),
+        bare_fanout_bin: "target/release/bare-ws-fanout".into(),
+        fanout_servers: vec!["layer".into(), "bare".into()],
+        node_fanout_script: "examples/loadgen/node/fanout-server.js".into(),
+        node_path: "tests/interop/node_modules".into(),
+        ws_path: "/ws".into(),
+        fanout_mode: "broadcast".into(),
+        first_member: 0,
         size: 100,
         transports: vec![
             "websocket".into(),
@@ -66,6 +87,15 @@ pub fn parse_options() -> Options {
                 options.echo_servers = value().split(',').map(str::to_owned).collect();
             }
             "--broadcast-bin" => options.broadcast_bin = value(),
+            "--bare-fanout-bin" => options.bare_fanout_bin = value(),
+            "--fanout-servers" => {
+                options.fanout_servers = value().split(',').map(str::to_owned).collect();
+            }
+            "--node-fanout-script" => options.node_fanout_script = value(),
+            "--node-path" => options.node_path = value(),
+            "--ws-path" => options.ws_path = value(),
+            "--fanout-mode" => options.fanout_mode = value(),
+            "--first-member" => options.first_member = value().parse().expect("--first-member N"),
             "--size" => options.size = value().parse().expect("--size BYTES"),
             "--transports" => {
                 options.transports = value().split(',').map(str::to_owned).collect();
@@ -75,7 +105,8 @@ pub fn parse_options() -> Options {
             other => panic!(
                 "unknown flag {other}; use --mode, --sessions, --messages, --echo-bin, \
                  --bare-bin, --bare-http-bin, --bare-hyper-bin, --bare-serve-bin, --broadcast-bin, \
-                 --size, --transports, --echo-servers, --hold-secs"
+                 --bare-fanout-bin, --fanout-servers, --node-fanout-script, --node-path, \
+                 --size, --transports, --echo-servers, --hold-secs, --server"
             ),
         }
     }

@@ -36,3 +36,20 @@ pub fn raise_open_files(wanted: u64) -> u64 {
         soft
     }
 }
+
+/// The CPU time a process's threads have run so far, in seconds, to the
+/// nanosecond (the scheduler's own account, `/proc/PID/task/*/schedstat`;
+/// `cpu_seconds` counts in 10 ms ticks). Threads that have exited are not
+/// counted, so compare only across spans where a server keeps its threads
+/// (Tokio's workers).
+pub fn cpu_seconds_precise(pid: Option<u32>) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", pid?)).ok()?;
+    let mut nanos: u64 = 0;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        nanos += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(nanos as f64 / 1e9)
+}

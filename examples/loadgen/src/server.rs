@@ -17,7 +17,17 @@ pub async fn start_server_with(
     binary: &str,
     env: &[(&str, &str)],
 ) -> Result<(String, tokio::process::Child), Error> {
+    start_command(binary, &[], env).await
+}
+
+/// Starts `program` with `args` and extra environment variables.
+pub async fn start_command(
+    binary: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(String, tokio::process::Child), Error> {
     let mut child = tokio::process::Command::new(binary)
+        .args(args)
         .envs(env.iter().copied())
         .env("PORT", "0")
         .env("RUST_LOG", "warn")

@@ -12,19 +12,28 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-/// The headers and URI of the opening request, copied out of hyper's buffer.
+/// The headers and URI of the opening request, copied out of hyper's buffer
+/// into one allocation: the URI, then `name\0value\0` pairs (names in
+/// lowercase). Parsed back only if the app asks, both at once.
 #[derive(Debug)]
 struct RequestHead {
-    /// `name\0value\0` pairs, names in lowercase.
-    headers: Box<[u8]>,
-    uri: Box<str>,
-    parsed_headers: OnceLock<Box<HeaderMap>>,
-    parsed_uri: OnceLock<Box<Uri>>,
+    packed: Box<[u8]>,
+    /// Where the headers start in `packed`.
+    uri_len: u32,
+    parsed: OnceLock<Box<(Uri, HeaderMap)>>,
 }
 
 impl RequestHead {
     fn new(uri: &Uri, headers: &HeaderMap) -> Self {
-        let mut packed = Vec::new();
+        let uri = uri.to_string();
+        let mut packed = Vec::with_capacity(
+            uri.len()
+                + headers
+                    .iter()
+                    .map(|(name, value)| name.as_str().len() + value.len() + 2)
+                    .sum::<usize>(),
+        );
+        packed.extend_from_slice(uri.as_bytes());
         for (name, value) in headers {
             // Cookies may carry credentials; the app never sees them on a session.
             if name == http::header::COOKIE {
@@ -36,17 +45,23 @@ impl RequestHead {
             packed.push(0);
         }
         Self {
-            headers: packed.into_boxed_slice(),
-            uri: uri.to_string().into_boxed_str(),
-            parsed_headers: OnceLock::new(),
-            parsed_uri: OnceLock::new(),
+            packed: packed.into_boxed_slice(),
+            // A request's URI fits in hyper's buffer, far below 4 GiB.
+            uri_len: u32::try_from(uri.len()).unwrap_or(u32::MAX),
+            parsed: OnceLock::new(),
         }
     }
 
-    fn headers(&self) -> &HeaderMap {
-        self.parsed_headers.get_or_init(|| {
-            let mut map = Box::new(HeaderMap::new());
-            let mut fields = self.headers.split(|b| *b == 0);
+    fn parsed(&self) -> &(Uri, HeaderMap) {
+        self.parsed.get_or_init(|| {
+            let split = (self.uri_len as usize).min(self.packed.len());
+            let (uri, headers) = self.packed.split_at(split);
+            let uri = std::str::from_utf8(uri)
+                .ok()
+                .and_then(|uri| uri.parse().ok())
+                .unwrap_or_default();
+            let mut map = HeaderMap::new();
+            let mut fields = headers.split(|b| *b == 0);
             while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
                 if let (Ok(name), Ok(value)) =
                     (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
@@ -54,27 +69,35 @@ impl RequestHead {
                     map.append(name, value);
                 }
             }
-            map
+            Box::new((uri, map))
         })
     }
 
+    fn headers(&self) -> &HeaderMap {
+        &self.parsed().1
+    }
+
     fn uri(&self) -> &Uri {
-        self.parsed_uri
-            .get_or_init(|| Box::new(self.uri.parse().unwrap_or_default()))
+        &self.parsed().0
     }
 }
 
-/// A session's id: 128 random bits, written as 32 hex digits.
+/// A session's id: 128 random bits, written as 32 hex digits. Held as two
+/// halves: a `u128` is 16-byte aligned, and would pad every session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct SessionKey(u128);
+pub(crate) struct SessionKey([u64; 2]);
 
 impl SessionKey {
+    fn new(key: u128) -> Self {
+        SessionKey([(key >> 64) as u64, key as u64])
+    }
+
     /// The key a session id names, if it is one.
     pub(crate) fn parse(id: &str) -> Option<Self> {
         if id.len() != 32 {
             return None;
         }
-        u128::from_str_radix(id, 16).ok().map(SessionKey)
+        u128::from_str_radix(id, 16).ok().map(SessionKey::new)
     }
 }
 
@@ -117,7 +140,7 @@ impl SessionInfo {
             *digit = b"0123456789abcdef"[nibble as usize];
         }
         Self {
-            key: SessionKey(key),
+            key: SessionKey::new(key),
             hex,
             remote_addr,
             transport,

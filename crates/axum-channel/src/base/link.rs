@@ -8,13 +8,16 @@ use bytes::Bytes;
 use std::any::Any;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What a live session offers, whatever its transport.
 pub(crate) trait Link: Send + Sync + 'static {
     fn info(&self) -> &SessionInfo;
     /// Queues a message; the ticket names it for its delivery.
     fn send(&self, payload: &Payload) -> Result<Ticket, SendError>;
+    /// The same at `now`, a time the caller read already (a broadcast
+    /// reads the clock once for all its members).
+    fn send_at(&self, payload: &Payload, now: Instant) -> Result<Ticket, SendError>;
     fn ping(&self, payload: Bytes) -> Result<Ticket, SendError>;
     fn stop(&self);
     fn close(&self, reason: CloseReason);

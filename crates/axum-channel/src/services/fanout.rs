@@ -109,8 +109,10 @@ pub(crate) fn deliver(
 ) -> (BroadcastReport, Vec<Queued>) {
     let mut report = BroadcastReport::default();
     let mut tickets = Vec::new();
+    // One clock read for every member: they are queued at once.
+    let now = crate::base::sync::now();
     for link in targets {
-        match link.send(payload) {
+        match link.send_at(payload, now) {
             Ok(ticket) => {
                 report.reached += 1;
                 if acks {

@@ -172,6 +172,21 @@ impl Rooms {
     /// Every member of any of `rooms`, each once, without `except`.
     pub(crate) fn members_of(&self, rooms: &[String], except: &[SessionKey]) -> Vec<Arc<dyn Link>> {
         let index = lock(&self.index);
+        if let [room] = rooms {
+            // One room: its members are distinct already.
+            let Some(entry) = index.rooms.get(room.as_str()) else {
+                return Vec::new();
+            };
+            let mut members = Vec::with_capacity(entry.members.len());
+            members.extend(
+                entry
+                    .members
+                    .iter()
+                    .filter(|(key, _)| !except.contains(key))
+                    .map(|(_, link)| link.clone()),
+            );
+            return members;
+        }
         let mut seen: HashMap<SessionKey, Arc<dyn Link>> = HashMap::new();
         for room in rooms {
             if let Some(entry) = index.rooms.get(room.as_str()) {

@@ -47,16 +47,19 @@ impl Upgrade {
         E: Framed + Send + 'static,
         F: FnOnce(Instant, bool) -> E + Send + 'static,
     {
+        // The opening steps log in the session's span; afterwards the
+        // connection task enters it only to poll the app's callback (and
+        // the session logs in it), so a round that only writes does not.
         let span = admitted.info.span.clone();
-        let opening = Box::pin(self.open(on_upgrade, handshake, admitted, make));
-        tokio::spawn(
-            async move {
-                if let Some((live, socket, app)) = opening.await {
-                    connection::run(live, socket, app).await;
-                }
-            }
-            .instrument(span),
+        let opening = Box::pin(
+            self.open(on_upgrade, handshake, admitted, make)
+                .instrument(span),
         );
+        tokio::spawn(async move {
+            if let Some((live, socket, app)) = opening.await {
+                connection::run(live, socket, app).await;
+            }
+        });
     }
 
     async fn open<E, F>(
@@ -96,7 +99,7 @@ impl Upgrade {
 /// (hixie-76 answers a challenge first).
 async fn establish(mut io: socket::Io, handshake: Handshake, buffers: &Buffers) -> Option<Socket> {
     if handshake.is_rfc6455() {
-        return Some(Socket::rfc6455(io, buffers).await);
+        return Some(Socket::rfc6455(io, buffers));
     }
     if let Some(challenge) = handshake.challenge(now()) {
         hixie::answer_challenge(&mut io, &challenge).await.ok()?;

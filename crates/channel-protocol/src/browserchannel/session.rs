@@ -272,8 +272,8 @@ impl Session {
                 through,
             });
         }
-        if self.outgoing.capacity() > 64 && self.outgoing.is_empty() {
-            // An idle session keeps no buffer it does not need.
+        if self.outgoing.is_empty() {
+            // An idle session keeps no buffer (its first array's, say).
             self.outgoing = VecDeque::new();
         }
     }

@@ -146,7 +146,7 @@ enum Sink {
 struct Receiver {
     id: ReceiverId,
     sink: Sink,
-    prelude: Option<String>,
+    prelude: Option<Box<str>>,
     /// The open frame goes out next, in a piece of its own.
     open_due: bool,
     /// The receiver wrote its last frame and ends next.
@@ -298,7 +298,7 @@ impl Session {
         self.receiver = Some(Receiver {
             id,
             sink,
-            prelude: (!prelude.is_empty()).then_some(prelude),
+            prelude: (!prelude.is_empty()).then(|| prelude.into_boxed_str()),
             open_due: opened,
             ending: false,
             heartbeat_due: false,
@@ -455,7 +455,7 @@ impl HttpReceivers for Session {
         if let Some(prelude) = receiver.prelude.take() {
             self.wrote(now);
             return Some(Transmit::Data {
-                bytes: Bytes::from(prelude),
+                bytes: Bytes::from(prelude.into_boxed_bytes()),
                 confirms: None,
             });
         }
