@@ -6,6 +6,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const { chromium } = require('playwright-core');
 const { startChat } = require('./echo-server');
+const { startCutProxy } = require('./cut-proxy');
 
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -72,3 +73,35 @@ for (const [first, second] of [['websocket', 'browserchannel'], ['sockjs', 'webs
     for (const { errors } of [ada, bob, eve]) assert.deepEqual(errors, []);
   });
 }
+
+test('pages whose network drops reconnect by themselves and miss nothing', async (t) => {
+  const chat = await startChat();
+  const proxy = await startCutProxy(chat.port);
+  const browser = await launch();
+  t.after(async () => { await browser.close(); await proxy.close(); await chat.stop(); });
+  // Ada and Eve reach the server through a network the test can cut.
+  const ada = await join(browser, proxy.url, 'ada', 'garden', 'websocket');
+  const eve = await join(browser, proxy.url, 'eve', 'garden', 'eventsource');
+  const bob = await join(browser, chat.url, 'bob', 'garden', 'sockjs');
+  await say(bob.page, 'before');
+  for (const { page } of [ada, eve]) await hears(page, 'bob: before');
+
+  assert.ok(proxy.down() >= 2, 'both pages were connected through the proxy');
+  for (const text of ['while away 1', 'while away 2', 'while away 3']) await say(bob.page, text);
+  await hears(bob.page, 'bob: while away 3');
+  proxy.up();
+
+  for (const { page } of [ada, eve]) {
+    await page.locator('#log li', { hasText: 'nothing missed' }).waitFor({ timeout: 30000 });
+    await hears(page, 'bob: while away 3');
+  }
+  await say(bob.page, 'back again');
+  for (const { page } of [ada, eve]) await hears(page, 'bob: back again');
+  for (const { page } of [ada, eve, bob]) {
+    const lines = await page.$$eval('#log li', (items) => items.map((li) => li.textContent));
+    const said = lines.filter((line) => line.startsWith('bob: '));
+    assert.deepEqual(said, ['bob: before', 'bob: while away 1', 'bob: while away 2',
+      'bob: while away 3', 'bob: back again']);
+  }
+  for (const { errors } of [ada, bob, eve]) assert.deepEqual(errors, []);
+});

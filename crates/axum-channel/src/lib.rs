@@ -254,11 +254,12 @@ mod services;
 
 mod base;
 
+pub use axum_channel_protocol::history::Position;
 pub use axum_channel_protocol::{CloseReason, Message, Payload, SendError};
 pub use base::transport::Transport;
 pub use config::{
-    Admit, BrowserChannelConfig, ChannelConfig, EventSourceConfig, JSessionIdFn, Rejection,
-    SessionRequest, SockJsConfig, WebSocketConfig,
+    Admit, BrowserChannelConfig, ChannelConfig, EventSourceConfig, HistoryConfig, JSessionIdFn,
+    Rejection, SessionRequest, SockJsConfig, WebSocketConfig,
 };
 pub use handle::broadcast::{AckStream, Broadcast, BroadcastError};
 pub use handle::{ChannelHandle, MemberCount};
@@ -266,4 +267,4 @@ pub use ipnet::IpNet;
 pub use layer::{ChannelLayer, ChannelService, ResponseFuture};
 pub use serve::serve;
 pub use services::fanout::{BroadcastReport, Overflow};
-pub use session::{Closed, Delivery, JoinError, Session, SessionSender};
+pub use session::{Closed, Delivery, JoinError, JoinSince, Recovery, Session, SessionSender};

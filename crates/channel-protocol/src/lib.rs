@@ -21,6 +21,8 @@
 //! - [`event_stream`]: the `text/event-stream` format and the EventSource
 //!   session engine.
 //! - [`hixie76`]: the legacy hixie-76 WebSocket handshake and framing.
+//! - [`history`]: room history, each message at a position, for recovery
+//!   after a reconnect.
 //! - [`json`]: JSON text that survives any transport.
 //! - [`order_buffer`]: reorders numbered items that arrive out of sequence,
 //!   holding a bounded number (and weight) of early ones.
@@ -41,6 +43,7 @@ pub mod close_code;
 pub mod cluster;
 pub mod engine;
 pub mod event_stream;
+pub mod history;
 pub mod hixie76;
 pub mod json;
 pub mod message;

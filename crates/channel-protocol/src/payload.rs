@@ -72,6 +72,8 @@ pub struct Payload {
     body: Body,
     /// The event type EventSource clients get it as (`message` when none).
     event_type: Option<String>,
+    /// The event id EventSource clients get it with (its history position).
+    event_id: Option<String>,
     encoded: [OnceLock<Option<Bytes>>; FORMATS],
     encodings: AtomicUsize,
     encoded_bytes: AtomicUsize,
@@ -82,6 +84,7 @@ impl Payload {
         Self {
             body,
             event_type: None,
+            event_id: None,
             encoded: Default::default(),
             encodings: AtomicUsize::new(0),
             encoded_bytes: AtomicUsize::new(0),
@@ -134,6 +137,43 @@ impl Payload {
     pub fn with_event_type(mut self, event: impl Into<String>) -> Self {
         self.event_type = Some(event.into());
         self
+    }
+
+    /// The same message at a history position: EventSource clients get
+    /// `position` as the event's id, and a JSON object gets it as the string
+    /// value of `field` too (any value `field` had is replaced). Made once
+    /// per broadcast, so every member still shares one encoding per format.
+    ///
+    /// ```
+    /// use axum_channel_protocol::payload::{Payload, WireFormat};
+    /// use serde_json::json;
+    ///
+    /// let said = Payload::json(json!({"text": "hi"})).with_event_type("said");
+    /// let stamped = said.at_position(Some("pos"), "7-ab");
+    /// assert_eq!(&stamped.encode(WireFormat::WebSocket).unwrap()[..], br#"{"pos":"7-ab","text":"hi"}"#);
+    /// assert_eq!(
+    ///     &stamped.encode(WireFormat::EventSource).unwrap()[..],
+    ///     b"event: said\nid: 7-ab\ndata: {\"pos\":\"7-ab\",\"text\":\"hi\"}\n\n"
+    /// );
+    /// ```
+    pub fn at_position(&self, field: Option<&str>, position: &str) -> Payload {
+        let body = match (&self.body, field) {
+            (Body::Json(Value::Object(object)), Some(field)) => {
+                let mut object = object.clone();
+                object.insert(field.to_owned(), Value::String(position.to_owned()));
+                Body::Json(Value::Object(object))
+            }
+            (Body::Event { data, event, .. }, _) => Body::Event {
+                data: data.clone(),
+                event: event.clone(),
+                id: Some(position.to_owned()),
+            },
+            (body, _) => body.clone(),
+        };
+        let mut stamped = Self::new(body);
+        stamped.event_type = self.event_type.clone();
+        stamped.event_id = Some(position.to_owned());
+        stamped
     }
 
     /// True for binary data.
@@ -218,9 +258,11 @@ impl Payload {
                 Body::Event { data, event, id } => {
                     event_stream::encode_event(data, event.as_deref(), id.as_deref())
                 }
-                _ => {
-                    event_stream::encode_event(&self.text_form()?, self.event_type.as_deref(), None)
-                }
+                _ => event_stream::encode_event(
+                    &self.text_form()?,
+                    self.event_type.as_deref(),
+                    self.event_id.as_deref(),
+                ),
             },
         };
         Some(Bytes::from(text))

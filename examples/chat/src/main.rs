@@ -16,8 +16,8 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
 use axum_channel::{
-    BrowserChannelConfig, ChannelConfig, ChannelHandle, ChannelLayer, EventSourceConfig, Payload,
-    Session, SockJsConfig, Transport, WebSocketConfig,
+    BrowserChannelConfig, ChannelConfig, ChannelHandle, ChannelLayer, EventSourceConfig,
+    HistoryConfig, Payload, Session, SockJsConfig, Transport, WebSocketConfig,
 };
 use axum_channel_redis::{RedisAdapter, RedisConfig};
 use futures::StreamExt;
@@ -86,7 +86,7 @@ fn json(reply: &Reply<'_>) -> serde_json::Value {
 async fn handle(session: &Session, request: Request) -> Option<serde_json::Value> {
     let channels = session.channels();
     let room = match &request {
-        Request::Join { room }
+        Request::Join { room, .. }
         | Request::Leave { room }
         | Request::Say { room, .. }
         | Request::Count { room } => room.as_str(),
@@ -95,10 +95,23 @@ async fn handle(session: &Session, request: Request) -> Option<serde_json::Value
         return Some(json(&Reply::Error { error }));
     }
     let reply = match &request {
+        Request::Join {
+            since: Some(since), ..
+        } => {
+            // Anything but a string is no position this server gave.
+            let since = since.as_str().unwrap_or_default();
+            return match join_since(session, room, since, None).await {
+                Ok(()) => None,
+                Err(error) => Some(json(&Reply::Error {
+                    error: error.to_string(),
+                })),
+            };
+        }
         Request::Join { .. } => match session.join(room).await {
             Ok(()) => Reply::Joined {
                 room,
                 members: channels.room_members(room).await.members,
+                recovered: None,
             },
             Err(error) => Reply::Error {
                 error: error.to_string(),
@@ -135,8 +148,39 @@ async fn handle(session: &Session, request: Request) -> Option<serde_json::Value
     Some(json(&reply))
 }
 
+/// Joins `room` with the last position the client saw: `joined` (with
+/// `recovered`) first, then what it missed, then live messages. The reply
+/// goes as an event of type `event_type` to an EventSource client.
+async fn join_since(
+    session: &Session,
+    room: &str,
+    since: &str,
+    event_type: Option<&'static str>,
+) -> Result<(), axum_channel::JoinError> {
+    // Counted before the join, so the session itself is added.
+    let others = session.channels().room_members(room).await.members;
+    let members = others + usize::from(!session.in_room(room));
+    let room_name = room.to_owned();
+    session
+        .join_since(room, since)
+        .announce(move |recovered| {
+            let joined = json(&Reply::Joined {
+                room: &room_name,
+                members,
+                recovered: Some(recovered),
+            });
+            match event_type {
+                Some(event) => Payload::json(joined).with_event_type(event),
+                None => Payload::json(joined),
+            }
+        })
+        .await
+        .map(|_| ())
+}
+
 /// An EventSource member of `?room=R`: it joins at once, hears `joined`,
-/// then every `said` of the room until it leaves.
+/// then every `said` of the room until it leaves. A reconnecting client
+/// (its `Last-Event-ID`) first gets what it missed.
 async fn listen(session: Session) {
     let room = session
         .uri()
@@ -159,11 +203,17 @@ async fn listen(session: Session) {
             return;
         }
     };
-    if session.join(&room).await.is_ok() {
+    if let Some(since) = session.last_event_id() {
+        let since = since.to_owned();
+        if let Err(error) = join_since(&session, &room, &since, Some("joined")).await {
+            tracing::debug!(%error, "an EventSource member could not rejoin");
+        }
+    } else if session.join(&room).await.is_ok() {
         let members = session.channels().room_members(&room).await.members;
         let joined = serde_json::to_string(&Reply::Joined {
             room: &room,
             members,
+            recovered: None,
         })
         .expect("JSON");
         drop(session.send_event(&joined, Some("joined"), None));
@@ -240,6 +290,22 @@ fn security_from_env(mut config: ChannelConfig) -> ChannelConfig {
     config
 }
 
+/// Every room keeps its last `HISTORY_SIZE` messages (default 1,000) for
+/// `HISTORY_TTL_SECS` seconds (default 300); each `said` carries its
+/// position as `pos`.
+fn history_from_env() -> HistoryConfig {
+    let number = |name: &str, default: u64| match std::env::var(name) {
+        Ok(value) => value
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("{name} must be a whole number")),
+        Err(_) => default,
+    };
+    HistoryConfig::new()
+        .size(number("HISTORY_SIZE", 1000) as usize)
+        .ttl(Duration::from_secs(number("HISTORY_TTL_SECS", 300)))
+        .position_field("pos")
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
@@ -276,7 +342,7 @@ async fn main() -> std::io::Result<()> {
     };
     let bcsocket = installed_file("BCSOCKET_JS", "browserchannel/dist/bcsocket.js");
     let sockjs_client = installed_file("SOCKJS_CLIENT_JS", "sockjs-client/dist/sockjs.min.js");
-    let mut config = security_from_env(ChannelConfig::new());
+    let mut config = security_from_env(ChannelConfig::new()).history(history_from_env());
     if let Some(adapter) = &cluster {
         config = config.cluster(adapter.clone());
     }

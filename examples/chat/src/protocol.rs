@@ -7,10 +7,23 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Request {
-    Join { room: String },
-    Leave { room: String },
-    Say { room: String, text: String },
-    Count { room: String },
+    /// `since`: the last position the client saw in the room; anything but
+    /// a position this server gave answers `recovered: false`.
+    Join {
+        room: String,
+        #[serde(default)]
+        since: Option<serde_json::Value>,
+    },
+    Leave {
+        room: String,
+    },
+    Say {
+        room: String,
+        text: String,
+    },
+    Count {
+        room: String,
+    },
 }
 
 /// What the server answers or broadcasts.
@@ -20,6 +33,10 @@ pub enum Reply<'a> {
     Joined {
         room: &'a str,
         members: usize,
+        /// Present when the join named a position: whether every message
+        /// after it follows.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
     },
     Left {
         room: &'a str,
@@ -65,7 +82,16 @@ mod tests {
         );
         let request: Request =
             serde_json::from_value(json!({"type": "join", "room": "r"})).unwrap();
-        assert!(matches!(request, Request::Join { room } if room == "r"));
+        assert!(matches!(request, Request::Join { room, since: None } if room == "r"));
+        let joined = Reply::Joined {
+            room: "r",
+            members: 2,
+            recovered: Some(false),
+        };
+        assert_eq!(
+            serde_json::to_value(&joined).unwrap(),
+            json!({"type": "joined", "room": "r", "members": 2, "recovered": false})
+        );
         assert!(serde_json::from_value::<Request>(json!({"type": "dance"})).is_err());
         assert!(check_room(&"x".repeat(64)).is_ok());
         assert!(check_room(&"é".repeat(65)).is_err());

@@ -18,6 +18,9 @@ pub(crate) trait Link: Send + Sync + 'static {
     /// The same at `now`, a time the caller read already (a broadcast
     /// reads the clock once for all its members).
     fn send_at(&self, payload: &Payload, now: Instant) -> Result<Ticket, SendError>;
+    /// Queues a message; a full queue only refuses it, whatever the
+    /// overflow policy (a paced replay waits and tries again).
+    fn send_or_refuse(&self, payload: &Payload) -> Result<Ticket, SendError>;
     fn ping(&self, payload: Bytes) -> Result<Ticket, SendError>;
     fn stop(&self);
     fn close(&self, reason: CloseReason);

@@ -6,6 +6,7 @@
 mod auth;
 mod browserchannel;
 mod event_source;
+mod history;
 pub(crate) mod origin;
 pub(crate) mod proxies;
 mod sockjs;
@@ -15,6 +16,7 @@ pub(crate) use auth::Authorizer;
 pub use auth::{Admit, Rejection, SessionRequest};
 pub use browserchannel::BrowserChannelConfig;
 pub use event_source::EventSourceConfig;
+pub use history::HistoryConfig;
 pub(crate) use sockjs::JSessionId;
 pub use sockjs::{JSessionIdFn, SockJsConfig};
 pub use websocket::WebSocketConfig;
@@ -57,6 +59,7 @@ pub struct ChannelConfig {
     pub(crate) overflow: Overflow,
     pub(crate) cluster: Option<Arc<dyn Adapter>>,
     pub(crate) cluster_timeout: Duration,
+    pub(crate) history: Option<HistoryConfig>,
     pub(crate) handler: Option<SessionHandler>,
     pub(crate) authorizer: Option<Authorizer>,
 }
@@ -80,6 +83,7 @@ impl Default for ChannelConfig {
             overflow: Overflow::Drop,
             cluster: None,
             cluster_timeout: Duration::from_millis(500),
+            history: None,
             handler: None,
             authorizer: None,
         }
@@ -148,6 +152,16 @@ impl ChannelConfig {
     /// Serves SockJS under this prefix (sockjs-node's `prefix`, for example `/sockjs`).
     pub fn sockjs(mut self, prefix: &str, config: SockJsConfig) -> Self {
         self.sockjs = Some((normalize_prefix(prefix), config));
+        self
+    }
+
+    /// Keeps a history of the broadcasts to rooms (off by default), so
+    /// sessions can recover what they missed with
+    /// [`SessionSender::join_since`](crate::SessionSender::join_since).
+    /// Positions are this node's: in a cluster, a session recovers on the
+    /// node that gave its position.
+    pub fn history(mut self, history: HistoryConfig) -> Self {
+        self.history = Some(history);
         self
     }
 
@@ -401,6 +415,7 @@ impl ChannelConfig {
             overflow: self.overflow,
             cluster: self.cluster.clone(),
             cluster_timeout: self.cluster_timeout,
+            history: self.history.as_ref().map(|h| h.settings.clone()),
         }
     }
 }

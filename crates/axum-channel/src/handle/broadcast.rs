@@ -151,18 +151,26 @@ impl Broadcast {
     /// Queues the message for the members on this node.
     fn fan_out(&self, acks: bool) -> (BroadcastReport, Vec<(String, Delivery)>) {
         let services = &self.services;
-        let audience = match &self.rooms {
-            Some(rooms) => Audience::Rooms(rooms),
-            None => Audience::Everyone,
+        let (report, tickets) = match &self.rooms {
+            Some(rooms) => services
+                .fanout()
+                .to_rooms(rooms, &self.except, &self.payload, acks),
+            None => {
+                let targets = fanout::members(
+                    &services.registry,
+                    &services.rooms,
+                    Audience::Everyone,
+                    &self.except,
+                );
+                fanout::deliver(
+                    &services.telemetry,
+                    services.overflow,
+                    targets,
+                    &self.payload,
+                    acks,
+                )
+            }
         };
-        let targets = fanout::members(&services.registry, &services.rooms, audience, &self.except);
-        let (report, tickets) = fanout::deliver(
-            &services.telemetry,
-            services.overflow,
-            targets,
-            &self.payload,
-            acks,
-        );
         let deliveries = tickets
             .into_iter()
             .map(|(link, ticket)| (link.info().id().to_owned(), Delivery::waiting(link, ticket)))

@@ -186,6 +186,29 @@ impl<E> std::fmt::Debug for Live<E> {
 }
 
 impl<E: Engine + Send + 'static> Live<E> {
+    /// Queues a message; a full queue gets `overflow`.
+    fn queue(
+        &self,
+        payload: &Payload,
+        now: Instant,
+        overflow: Overflow,
+    ) -> Result<Ticket, SendError> {
+        let sent = self.with_at(now, |engine, now| {
+            let sent = engine.send(now, payload);
+            if let Err(error) = &sent {
+                if overflowed(error) && overflow == Overflow::Close {
+                    engine.close(now, CloseReason::Lagging);
+                }
+            }
+            sent
+        });
+        match &sent {
+            Ok(_) => self.metrics().sent.increment(1),
+            Err(_) => self.metrics().deliveries_failed.increment(1),
+        }
+        sent
+    }
+
     /// Opens a live session around `engine`: it is registered, and only
     /// then counted as opened, so a session the registry refuses is never
     /// counted and the open gauge goes down only for registered ones. (One
@@ -647,21 +670,11 @@ impl<E: Engine + Send + 'static> Link for Live<E> {
     }
 
     fn send_at(&self, payload: &Payload, now: Instant) -> Result<Ticket, SendError> {
-        let overflow = self.services.overflow;
-        let sent = self.with_at(now, |engine, now| {
-            let sent = engine.send(now, payload);
-            if let Err(error) = &sent {
-                if overflowed(error) && overflow == Overflow::Close {
-                    engine.close(now, CloseReason::Lagging);
-                }
-            }
-            sent
-        });
-        match &sent {
-            Ok(_) => self.metrics().sent.increment(1),
-            Err(_) => self.metrics().deliveries_failed.increment(1),
-        }
-        sent
+        self.queue(payload, now, self.services.overflow)
+    }
+
+    fn send_or_refuse(&self, payload: &Payload) -> Result<Ticket, SendError> {
+        self.queue(payload, now(), Overflow::Drop)
     }
 
     fn ping(&self, payload: Bytes) -> Result<Ticket, SendError> {
@@ -796,6 +809,7 @@ mod tests {
             overflow: Overflow::Drop,
             cluster: None,
             cluster_timeout: Duration::from_millis(500),
+            history: None,
         })
     }
 

@@ -7,11 +7,13 @@
 //! the layer's [`Overflow`] policy. Broadcasts made here and copies heard
 //! from other nodes both go through [`members`] and [`deliver`].
 
+use super::history::{kept_bytes, RoomHistories};
 use super::registry::Registry;
 use super::rooms::Rooms;
 use super::telemetry::Telemetry;
 use crate::base::info::SessionKey;
 use crate::base::link::Link;
+use axum_channel_protocol::history::Position;
 use axum_channel_protocol::{Payload, SendError, Ticket};
 use std::sync::Arc;
 
@@ -57,6 +59,22 @@ pub struct BroadcastReport {
     pub encodings: usize,
     /// Bytes those encodings hold together.
     pub encoded_bytes: usize,
+    /// The position the broadcast got in each addressed room that keeps a
+    /// history (see [`HistoryConfig`](crate::HistoryConfig)).
+    pub positions: Vec<(String, Position)>,
+}
+
+impl BroadcastReport {
+    /// Adds what another part of the same broadcast did.
+    fn absorb(&mut self, other: BroadcastReport) {
+        self.reached += other.reached;
+        self.dropped += other.dropped;
+        self.closed += other.closed;
+        self.unsupported += other.unsupported;
+        self.encodings += other.encodings;
+        self.encoded_bytes += other.encoded_bytes;
+        self.positions.extend(other.positions);
+    }
 }
 
 /// Who a message is for on this node; `except` is always left out.
@@ -96,6 +114,89 @@ pub(crate) fn members(
 
 /// A member a message was queued for, and the ticket naming it there.
 pub(crate) type Queued = (Arc<dyn Link>, Ticket);
+
+/// What [`deliver`] needs besides the message and its audience.
+pub(crate) struct Fanout<'a> {
+    pub(crate) registry: &'a Registry,
+    pub(crate) rooms: &'a Rooms,
+    pub(crate) telemetry: &'a Telemetry,
+    pub(crate) overflow: Overflow,
+    pub(crate) history: Option<&'a RoomHistories>,
+}
+
+impl Fanout<'_> {
+    /// Queues `payload` for the members of `rooms` (each once, the first
+    /// room that has it naming its copy), without `except`. A room with a
+    /// history gives its copy a position first, so its members, and any
+    /// later replay, get the stamped message.
+    pub(crate) fn to_rooms(
+        &self,
+        rooms: &[String],
+        except: &[SessionKey],
+        payload: &Payload,
+        acks: bool,
+    ) -> (BroadcastReport, Vec<Queued>) {
+        let history = self.history.filter(|h| rooms.iter().any(|r| h.keeps(r)));
+        let Some(history) = history else {
+            let targets = members(self.registry, self.rooms, Audience::Rooms(rooms), except);
+            return deliver(self.telemetry, self.overflow, targets, payload, acks);
+        };
+        let mut report = BroadcastReport::default();
+        let mut tickets = Vec::new();
+        for (index, room) in rooms.iter().enumerate() {
+            let not_in = &rooms[..index];
+            if not_in.contains(room) {
+                continue;
+            }
+            let (part, queued) =
+                self.to_room_copy(Some(history), room, not_in, except, payload, acks);
+            report.absorb(part);
+            tickets.extend(queued);
+        }
+        (report, tickets)
+    }
+
+    /// Queues the copy of a broadcast for `room`: its members in none of
+    /// the rooms `not_in`, without `except`; stamped with the room's next
+    /// position when it keeps a history.
+    pub(crate) fn to_room_copy(
+        &self,
+        history: Option<&RoomHistories>,
+        room: &str,
+        not_in: &[String],
+        except: &[SessionKey],
+        payload: &Payload,
+        acks: bool,
+    ) -> (BroadcastReport, Vec<Queued>) {
+        let audience = || Audience::RoomCopy { room, not_in };
+        let Some(history) = history.filter(|h| h.keeps(room)) else {
+            let targets = members(self.registry, self.rooms, audience(), except);
+            return deliver(self.telemetry, self.overflow, targets, payload, acks);
+        };
+        // Held while the copy is stamped and queued: members get the room's
+        // messages in position order, and no recovering session joins in
+        // the middle of one.
+        let mut store = history.lock();
+        let now = crate::base::sync::now();
+        let Some(position) = store.reserve(now, room) else {
+            let targets = members(self.registry, self.rooms, audience(), except);
+            return deliver(self.telemetry, self.overflow, targets, payload, acks);
+        };
+        let stamped = history.stamp(payload, position);
+        let bytes = kept_bytes(&stamped);
+        let targets = members(self.registry, self.rooms, audience(), except);
+        let (mut report, tickets) = deliver(self.telemetry, self.overflow, targets, &stamped, acks);
+        if !store.record(now, room, position, stamped, bytes) {
+            tracing::debug!(
+                room,
+                bytes,
+                "a broadcast too large for the room's history ended it"
+            );
+        }
+        report.positions.push((room.to_owned(), position));
+        (report, tickets)
+    }
+}
 
 /// Queues `payload` for each of `targets`, each member whose queue is full
 /// getting the `overflow` policy; with `acks`, returns each reached

@@ -9,6 +9,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod fanout;
+pub(crate) mod history;
 pub(crate) mod rate;
 pub(crate) mod registry;
 pub(crate) mod rooms;
@@ -21,7 +22,8 @@ use axum_channel_protocol::cluster::{
     Answer, Audience as CopyAudience, Envelope, Frame, Question, Reply, Request,
 };
 use cluster::Cluster;
-use fanout::{Audience, Overflow};
+use fanout::{Audience, Fanout, Overflow};
+use history::{HistorySettings, RoomHistories};
 use rate::AddressRate;
 use registry::Registry;
 use rooms::Rooms;
@@ -38,6 +40,8 @@ pub(crate) struct Services {
     /// How often one address may open sessions, when limited.
     pub(crate) rate: Option<AddressRate>,
     pub(crate) rooms: Rooms,
+    /// The kept broadcasts of the rooms with a history.
+    pub(crate) history: Option<RoomHistories>,
     /// The other nodes, when there are any.
     pub(crate) cluster: Option<Cluster>,
     pub(crate) timers: Arc<Timers>,
@@ -67,6 +71,7 @@ pub(crate) struct Settings {
     pub(crate) overflow: Overflow,
     pub(crate) cluster: Option<Arc<dyn Adapter>>,
     pub(crate) cluster_timeout: Duration,
+    pub(crate) history: Option<HistorySettings>,
 }
 
 impl Services {
@@ -79,6 +84,7 @@ impl Services {
                 .session_rate
                 .map(|(per_second, burst)| AddressRate::new(per_second, burst)),
             rooms: Rooms::new(settings.cluster.clone()),
+            history: settings.history.clone().map(RoomHistories::new),
             cluster: settings
                 .cluster
                 .clone()
@@ -96,6 +102,17 @@ impl Services {
             adapter.start(ClusterNode::new(Arc::downgrade(&sink)));
         }
         services
+    }
+
+    /// The fan-out of this node's broadcasts.
+    pub(crate) fn fanout(&self) -> Fanout<'_> {
+        Fanout {
+            registry: &self.registry,
+            rooms: &self.rooms,
+            telemetry: &self.telemetry,
+            overflow: self.overflow,
+            history: self.history.as_ref(),
+        }
     }
 
     /// True once shutdown began: no new sessions.
@@ -123,7 +140,18 @@ impl Services {
             .collect();
         let audience = match envelope.audience(topic) {
             CopyAudience::Everyone => Audience::Everyone,
-            CopyAudience::Room { room, not_in } => Audience::RoomCopy { room, not_in },
+            CopyAudience::Room { room, not_in } => {
+                // This node's history gives the copy this node's position.
+                self.fanout().to_room_copy(
+                    self.history.as_ref(),
+                    room,
+                    not_in,
+                    &except,
+                    &envelope.payload,
+                    false,
+                );
+                return;
+            }
             CopyAudience::Session(id) => Audience::Session(id),
             CopyAudience::Nobody => Audience::Nobody,
         };

@@ -6,9 +6,11 @@
 //! the one live-session driver implements for every transport.
 
 mod delivery;
+mod recovery;
 mod sender;
 
 pub use delivery::{Closed, Delivery};
+pub use recovery::{JoinSince, Recovery};
 pub use sender::{JoinError, SessionSender};
 
 use crate::base::info::SessionInfo;

@@ -4,6 +4,7 @@ use super::delivery::{Closed, Delivery};
 use crate::base::info::SessionInfo;
 use crate::base::link::Link;
 use crate::base::transport::Transport;
+use crate::services::rooms::Subscription;
 use crate::services::Services;
 use axum_channel_cluster::ClusterError;
 use axum_channel_protocol::{CloseReason, Payload, SendError, Ticket};
@@ -124,11 +125,20 @@ impl SessionSender {
         if self.is_closed() {
             return Err(JoinError::Closed);
         }
-        let rooms = &self.services.rooms;
-        let subscription = rooms.join(&self.link, room);
+        let subscription = self.services.rooms.join(&self.link, room);
+        self.joined(room, subscription).await
+    }
+
+    /// Finishes a join the rooms took: a session that closed meanwhile
+    /// leaves again; otherwise waits for the cluster's subscription.
+    pub(crate) async fn joined(
+        &self,
+        room: &str,
+        subscription: Option<Subscription>,
+    ) -> Result<(), JoinError> {
         // A session that closed meanwhile must not stay behind in the room.
         if self.is_closed() {
-            rooms.leave(self.info().key(), room);
+            self.services.rooms.leave(self.info().key(), room);
             return Err(JoinError::Closed);
         }
         // The session is a member here either way; the cluster's adapter

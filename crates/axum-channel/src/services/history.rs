@@ -1,0 +1,86 @@
+//! Room history on this node: the kept broadcasts of the rooms the layer's
+//! [`HistoryConfig`](crate::HistoryConfig) names, and their positions.
+//!
+//! A broadcast to such a room is given its position, stamped and queued
+//! for the room's members under the histories' lock, so members receive a
+//! room's messages in position order and a session recovering with
+//! `join_since` joins between two broadcasts, never in the middle of one.
+
+use crate::base::sync::lock;
+use axum_channel_protocol::history::{Histories, HistoryLimits, Position};
+use axum_channel_protocol::{Payload, WireFormat};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Which rooms keep a history (all when none is given).
+pub(crate) type RoomFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Which rooms keep a history, how much, and where positions go in payloads.
+#[derive(Clone, Default)]
+pub(crate) struct HistorySettings {
+    pub(crate) limits: HistoryLimits,
+    pub(crate) position_field: Option<String>,
+    pub(crate) rooms: Option<RoomFilter>,
+}
+
+impl fmt::Debug for HistorySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HistorySettings")
+            .field("limits", &self.limits)
+            .field("position_field", &self.position_field)
+            .field("every_room", &self.rooms.is_none())
+            .finish()
+    }
+}
+
+/// The histories of this node's rooms.
+pub(crate) struct RoomHistories {
+    settings: HistorySettings,
+    store: Mutex<Histories<Arc<Payload>>>,
+}
+
+impl fmt::Debug for RoomHistories {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoomHistories")
+            .field("store", &*lock(&self.store))
+            .finish_non_exhaustive()
+    }
+}
+
+impl RoomHistories {
+    pub(crate) fn new(settings: HistorySettings) -> Self {
+        // Epochs derive from a random seed, so no two runs share one.
+        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        Self {
+            store: Mutex::new(Histories::new(settings.limits, seed)),
+            settings,
+        }
+    }
+
+    /// True when broadcasts to `room` are kept.
+    pub(crate) fn keeps(&self, room: &str) -> bool {
+        self.settings.rooms.as_ref().is_none_or(|keep| keep(room))
+    }
+
+    /// The store, locked: hold it while a room's broadcast is stamped and
+    /// queued, or while a recovering session reads and joins.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Histories<Arc<Payload>>> {
+        lock(&self.store)
+    }
+
+    /// `payload` at `position`, as every member (and every replay) gets it.
+    pub(crate) fn stamp(&self, payload: &Payload, position: Position) -> Arc<Payload> {
+        Arc::new(payload.at_position(
+            self.settings.position_field.as_deref(),
+            &position.to_string(),
+        ))
+    }
+}
+
+/// What a kept broadcast counts against the bounds: four times its
+/// WebSocket form (room for each wire format's cached encoding) and 256
+/// bytes for the entry itself.
+pub(crate) fn kept_bytes(payload: &Payload) -> usize {
+    let text = payload.encode(WireFormat::WebSocket).map_or(0, |b| b.len());
+    text.saturating_mul(4).saturating_add(256)
+}

@@ -1,0 +1,341 @@
+//! The histories of a node's rooms, within their bounds.
+
+use super::position::Position;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// How much history is kept: per room, in messages, bytes and age, and in
+/// total, in bytes and rooms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HistoryLimits {
+    /// Most messages a room keeps (its last ones).
+    pub max_messages: usize,
+    /// How long a message is kept.
+    pub max_age: Duration,
+    /// Most bytes a room's messages hold together.
+    pub max_room_bytes: usize,
+    /// Most bytes every room's messages hold together.
+    pub max_total_bytes: usize,
+    /// Most rooms with a history; a broadcast to a further room gets no
+    /// position.
+    pub max_rooms: usize,
+}
+
+impl Default for HistoryLimits {
+    /// The last 1,000 messages of a room, for 300 s, at most 1 MiB per room,
+    /// 64 MiB and 10,000 rooms in all.
+    fn default() -> Self {
+        Self {
+            max_messages: 1000,
+            max_age: Duration::from_secs(300),
+            max_room_bytes: 1 << 20,
+            max_total_bytes: 64 << 20,
+            max_rooms: 10_000,
+        }
+    }
+}
+
+/// Why a history cannot replay what came after a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unrecoverable {
+    /// The room has no history (none was kept, or it was dropped).
+    NoHistory,
+    /// The position belongs to a history that was lost.
+    OtherEpoch,
+    /// The position is past the room's last message.
+    Future,
+    /// Messages after the position are no longer kept.
+    Trimmed,
+}
+
+/// What a history answers for "everything after this position".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<T> {
+    /// The messages after the position, in order, at most the limit asked
+    /// for; `more` when further ones follow them.
+    Found {
+        /// The messages and their positions.
+        items: Vec<(Position, T)>,
+        /// True when the limit left messages out.
+        more: bool,
+    },
+    /// Nothing can be replayed: the history cannot prove it has every
+    /// message after the position.
+    Unrecoverable(Unrecoverable),
+}
+
+struct Entry<T> {
+    offset: u64,
+    at: Instant,
+    bytes: usize,
+    item: T,
+}
+
+/// One room's kept messages. Offsets are contiguous: trimming only ever
+/// takes the oldest.
+struct RoomHistory<T> {
+    epoch: u64,
+    /// The offset of the room's last message (0 before the first).
+    last: u64,
+    entries: VecDeque<Entry<T>>,
+    bytes: usize,
+    /// When a message was last recorded, so an idle, empty history goes.
+    touched: Instant,
+}
+
+impl<T> RoomHistory<T> {
+    /// The offset of the oldest kept message, or the next one when none is kept.
+    fn first_kept(&self) -> u64 {
+        self.entries.front().map_or(self.last + 1, |e| e.offset)
+    }
+
+    /// Takes the oldest message out; its bytes.
+    fn pop_oldest(&mut self) -> usize {
+        let bytes = self.entries.pop_front().map_or(0, |e| e.bytes);
+        self.bytes -= bytes;
+        bytes
+    }
+
+    /// Drops what is too old or too much; the bytes freed.
+    fn trim(&mut self, now: Instant, limits: &HistoryLimits) -> usize {
+        let mut freed = 0;
+        while let Some(oldest) = self.entries.front() {
+            let too_old = now.saturating_duration_since(oldest.at) >= limits.max_age;
+            if !(too_old
+                || self.entries.len() > limits.max_messages
+                || self.bytes > limits.max_room_bytes)
+            {
+                break;
+            }
+            freed += self.pop_oldest();
+        }
+        freed
+    }
+}
+
+/// Every room's history on one node: positions are handed out with
+/// [`reserve`](Self::reserve), messages kept with [`record`](Self::record)
+/// and read back with [`lookup`](Self::lookup). Time comes in as `now`.
+///
+/// ```
+/// use axum_channel_protocol::history::{Histories, HistoryLimits, Lookup};
+/// use std::time::Instant;
+///
+/// let now = Instant::now();
+/// let mut histories = Histories::new(HistoryLimits::default(), 7);
+/// let first = histories.reserve(now, "lobby").unwrap();
+/// assert!(histories.record(now, "lobby", first, "hello", 5));
+/// let second = histories.reserve(now, "lobby").unwrap();
+/// assert!(histories.record(now, "lobby", second, "again", 5));
+/// match histories.lookup(now, "lobby", first, 10) {
+///     Lookup::Found { items, more } => {
+///         assert_eq!(items, vec![(second, "again")]);
+///         assert!(!more);
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+pub struct Histories<T> {
+    limits: HistoryLimits,
+    rooms: HashMap<String, RoomHistory<T>>,
+    total_bytes: usize,
+    /// Mixed into every epoch, so two processes (or two runs) never share one.
+    seed: u64,
+    epochs: u64,
+    swept: Option<Instant>,
+}
+
+impl<T> std::fmt::Debug for Histories<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Histories")
+            .field("rooms", &self.rooms.len())
+            .field("total_bytes", &self.total_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// SplitMix64: spreads a counter over 64 bits.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl<T: Clone> Histories<T> {
+    /// No history yet; `seed` should be random (the epochs derive from it).
+    pub fn new(limits: HistoryLimits, seed: u64) -> Self {
+        Self {
+            limits,
+            rooms: HashMap::new(),
+            total_bytes: 0,
+            seed,
+            epochs: 0,
+            swept: None,
+        }
+    }
+
+    /// The limits the histories keep to.
+    pub fn limits(&self) -> &HistoryLimits {
+        &self.limits
+    }
+
+    /// Rooms with a history.
+    pub fn rooms(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Bytes kept, every room together.
+    pub fn total_bytes(&self) -> usize {
+        self.total_bytes
+    }
+
+    /// The position the next message of `room` gets, starting the room's
+    /// history if it has none; `None` when no further room may have one.
+    /// Record the message with [`record`](Self::record) before reserving again.
+    pub fn reserve(&mut self, now: Instant, room: &str) -> Option<Position> {
+        self.sweep_if_due(now);
+        if let Some(history) = self.rooms.get(room) {
+            return Some(Position::new(history.epoch, history.last + 1));
+        }
+        if self.rooms.len() >= self.limits.max_rooms {
+            return None;
+        }
+        self.epochs += 1;
+        let epoch = mix(self.seed ^ mix(self.epochs));
+        self.rooms.insert(
+            room.to_owned(),
+            RoomHistory {
+                epoch,
+                last: 0,
+                entries: VecDeque::new(),
+                bytes: 0,
+                touched: now,
+            },
+        );
+        Some(Position::new(epoch, 1))
+    }
+
+    /// Keeps `item` (of `bytes`) at `position`, the one
+    /// [`reserve`](Self::reserve) gave; true when kept. A message that
+    /// cannot be kept (larger than a bound, or not the reserved position)
+    /// ends the room's history, so no later lookup can skip over it.
+    pub fn record(
+        &mut self,
+        now: Instant,
+        room: &str,
+        position: Position,
+        item: T,
+        bytes: usize,
+    ) -> bool {
+        let limits = self.limits;
+        let Some(history) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        let fits = bytes <= limits.max_room_bytes && bytes <= limits.max_total_bytes;
+        if !fits || position != Position::new(history.epoch, history.last + 1) {
+            self.drop_room(room);
+            return false;
+        }
+        history.last = position.offset;
+        history.touched = now;
+        history.bytes += bytes;
+        history.entries.push_back(Entry {
+            offset: position.offset,
+            at: now,
+            bytes,
+            item,
+        });
+        self.total_bytes += bytes;
+        let freed = history.trim(now, &limits);
+        self.total_bytes -= freed;
+        self.keep_total(room);
+        true
+    }
+
+    /// Every kept message of `room` after `since`, at most `limit` of them,
+    /// or why the history cannot prove it has them all.
+    pub fn lookup(&mut self, now: Instant, room: &str, since: Position, limit: usize) -> Lookup<T> {
+        let limits = self.limits;
+        let Some(history) = self.rooms.get_mut(room) else {
+            return Lookup::Unrecoverable(Unrecoverable::NoHistory);
+        };
+        let freed = history.trim(now, &limits);
+        self.total_bytes -= freed;
+        if since.epoch != history.epoch {
+            return Lookup::Unrecoverable(Unrecoverable::OtherEpoch);
+        }
+        if since.offset > history.last {
+            return Lookup::Unrecoverable(Unrecoverable::Future);
+        }
+        let first = history.first_kept();
+        if since.offset.saturating_add(1) < first {
+            return Lookup::Unrecoverable(Unrecoverable::Trimmed);
+        }
+        // Offsets are contiguous, so the message after `since` is at this index.
+        let start = (since.offset + 1 - first) as usize;
+        let items: Vec<_> = history
+            .entries
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|e| (Position::new(history.epoch, e.offset), e.item.clone()))
+            .collect();
+        let more = history.entries.len() > start + items.len();
+        Lookup::Found { items, more }
+    }
+
+    /// Ends `room`'s history: its positions can no longer be recovered.
+    pub fn drop_room(&mut self, room: &str) {
+        if let Some(history) = self.rooms.remove(room) {
+            self.total_bytes -= history.bytes;
+        }
+    }
+
+    /// Takes the oldest messages of other rooms, then of `room`, until the
+    /// total is within its bound.
+    fn keep_total(&mut self, room: &str) {
+        if self.total_bytes <= self.limits.max_total_bytes {
+            return;
+        }
+        for (name, history) in self.rooms.iter_mut() {
+            if name == room {
+                continue;
+            }
+            while self.total_bytes > self.limits.max_total_bytes && !history.entries.is_empty() {
+                self.total_bytes -= history.pop_oldest();
+            }
+            if self.total_bytes <= self.limits.max_total_bytes {
+                return;
+            }
+        }
+        if let Some(history) = self.rooms.get_mut(room) {
+            // Its newest message fits the total bound (checked when recorded).
+            while self.total_bytes > self.limits.max_total_bytes && history.entries.len() > 1 {
+                self.total_bytes -= history.pop_oldest();
+            }
+        }
+    }
+
+    /// Now and then (every quarter of the age bound), drops expired
+    /// messages and the rooms that stayed empty and idle past the age bound.
+    fn sweep_if_due(&mut self, now: Instant) {
+        let every = self.limits.max_age / 4;
+        if self
+            .swept
+            .is_some_and(|swept| now.saturating_duration_since(swept) < every)
+        {
+            return;
+        }
+        self.swept = Some(now);
+        let limits = self.limits;
+        let mut freed = 0;
+        self.rooms.retain(|_, history| {
+            freed += history.trim(now, &limits);
+            !(history.entries.is_empty()
+                && now.saturating_duration_since(history.touched) >= limits.max_age)
+        });
+        self.total_bytes -= freed;
+    }
+}
