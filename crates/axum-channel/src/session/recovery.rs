@@ -121,6 +121,9 @@ impl<'a> JoinSince<'a> {
                                     full = true;
                                     break;
                                 }
+                                // Skipped as the live broadcast skipped it
+                                // (binary data for a SockJS session, say).
+                                Err(SendError::Unsupported(_)) => last = *position,
                                 Err(error) => return Err(refused(sender, &error)),
                             }
                         }
