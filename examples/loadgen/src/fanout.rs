@@ -99,6 +99,14 @@ fn kind(label: &str, options: &Options) -> Result<Kind, Error> {
             path: "/ws",
             mode: "broadcast",
         },
+        // The same server, its room keeping a history.
+        "layer-history" => Kind {
+            program: options.broadcast_bin.clone(),
+            args: vec![],
+            env: vec![("HISTORY".into(), "1".into())],
+            path: "/ws",
+            mode: "broadcast",
+        },
         "bare" => Kind {
             program: options.bare_fanout_bin.clone(),
             args: vec![],
@@ -121,7 +129,7 @@ fn kind(label: &str, options: &Options) -> Result<Kind, Error> {
         },
         other => {
             return Err(format!(
-                "unknown fan-out server {other}; use layer, bare, node-preframed, node-send \
+                "unknown fan-out server {other}; use layer, layer-history, bare, node-preframed, node-send \
                  or NAME=PATH (another broadcast-server build)"
             )
             .into())

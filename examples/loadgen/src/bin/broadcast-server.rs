@@ -5,15 +5,16 @@
 //! answers with what the fan-out did, as JSON. Listens on 127.0.0.1:$PORT
 //! (0 picks a free port) and prints `listening on http://ADDRESS`;
 //! `MAX_QUEUED_MESSAGES` bounds each WebSocket session's queue; with
-//! `REDIS_URL` the node joins the cluster of every node on that Redis.
+//! `REDIS_URL` the node joins the cluster of every node on that Redis; with
+//! `HISTORY=1` the room keeps a history (positions, kept broadcasts).
 
 use axum::extract::{Query, State};
 use axum::routing::post;
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use axum_channel::{
-    ChannelConfig, ChannelHandle, ChannelLayer, EventSourceConfig, Payload, SockJsConfig,
-    WebSocketConfig,
+    ChannelConfig, ChannelHandle, ChannelLayer, EventSourceConfig, HistoryConfig, Payload,
+    SockJsConfig, WebSocketConfig,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -78,6 +79,9 @@ async fn main() -> std::io::Result<()> {
         .await
         .map_err(std::io::Error::other)?;
         config = config.cluster(adapter);
+    }
+    if std::env::var("HISTORY").is_ok_and(|v| v == "1") {
+        config = config.history(HistoryConfig::new());
     }
     let layer = ChannelLayer::new(
         config
