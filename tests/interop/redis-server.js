@@ -29,11 +29,18 @@ function haveRedis() {
   }
 }
 
-/** Runs redis-server on `port`; resolves once it accepts connections. */
-function run(port, dir) {
+/**
+ * Runs redis-server on `port`; resolves once it accepts connections. A
+ * durable one writes every command to its append-only file before
+ * answering, so a crash loses nothing.
+ */
+function run(port, dir, durable) {
   return new Promise((resolve, reject) => {
+    const persistence = durable
+      ? ['--appendonly', 'yes', '--appendfsync', 'always']
+      : ['--appendonly', 'no'];
     const child = spawn('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence,
       '--dir', dir, '--protected-mode', 'no',
     ], { stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
@@ -49,11 +56,14 @@ function run(port, dir) {
   });
 }
 
-/** Starts Redis; resolves with { url, port, kill(), restart(), stop() }. */
-async function startRedis() {
+/**
+ * Starts Redis (with `{ durable: true }`, one that keeps its data across a
+ * crash); resolves with { url, port, kill(), restart(), pause(), resume(), stop() }.
+ */
+async function startRedis({ durable = false } = {}) {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-'));
-  let child = await run(port, dir);
+  let child = await run(port, dir, durable);
   const exited = (c) => new Promise((done) => {
     if (c.exitCode !== null || c.signalCode !== null) return done();
     c.once('exit', () => done());
@@ -63,8 +73,12 @@ async function startRedis() {
     url: `redis://127.0.0.1:${port}/`,
     /** Kills the server at once, as a crash would. */
     async kill() { child.kill('SIGKILL'); await exited(child); },
-    /** Starts it again on the same port, empty. */
-    async restart() { child = await run(port, dir); },
+    /** Starts it again on the same port: empty, or as it was when durable. */
+    async restart() { child = await run(port, dir, durable); },
+    /** Freezes it (SIGSTOP): connections stay open, nothing is answered. */
+    pause() { child.kill('SIGSTOP'); },
+    /** Lets a paused server go on (SIGCONT). */
+    resume() { child.kill('SIGCONT'); },
     async stop() {
       child.kill('SIGTERM');
       await exited(child);

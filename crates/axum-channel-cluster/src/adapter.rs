@@ -1,11 +1,13 @@
 //! The `Adapter` trait: a pub/sub bus between the nodes of a cluster.
 
 use crate::error::ClusterError;
+use crate::log::RoomLog;
 use crate::node::ClusterNode;
 use axum_channel_protocol::cluster::Topic;
 use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// A boxed future that can move between threads (the same type as
 /// `futures::future::BoxFuture`).
@@ -45,4 +47,10 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// The ids of the nodes alive now, this one included.
     fn live_nodes(&self) -> BoxFuture<'static, Result<Vec<String>, ClusterError>>;
+
+    /// The log that keeps the rooms' histories across the cluster, if the
+    /// adapter has one; without it, each node keeps its own.
+    fn room_log(&self) -> Option<Arc<dyn RoomLog>> {
+        None
+    }
 }

@@ -40,9 +40,12 @@
 
 mod adapter;
 mod error;
+mod log;
 mod node;
 
 pub use adapter::{Adapter, BoxFuture};
 pub use axum_channel_protocol::cluster::Topic;
+pub use axum_channel_protocol::history::{Lookup, Position, Unrecoverable};
 pub use error::ClusterError;
+pub use log::{Retention, RoomLog};
 pub use node::{ClusterNode, FrameSink};

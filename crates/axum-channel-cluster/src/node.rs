@@ -9,6 +9,10 @@ pub trait FrameSink: Send + Sync + 'static {
     /// One message heard on `topic` (a frame of `axum_channel_protocol::cluster`,
     /// or anything else, which the sink counts and drops).
     fn receive(&self, topic: &Topic, frame: &[u8]);
+
+    /// The bus is back after an outage: what was published meanwhile may
+    /// have been missed.
+    fn resumed(&self) {}
 }
 
 /// This node, as its adapter sees it: where frames heard on the bus go.
@@ -60,6 +64,14 @@ impl ClusterNode {
     pub fn receive(&self, topic: &Topic, frame: &[u8]) {
         if let Some(sink) = self.sink.upgrade() {
             sink.receive(topic, frame);
+        }
+    }
+
+    /// Tells the layer the bus is back after an outage, so it fetches from
+    /// the rooms' logs what it missed meanwhile.
+    pub fn resumed(&self) {
+        if let Some(sink) = self.sink.upgrade() {
+            sink.resumed();
         }
     }
 

@@ -3,9 +3,10 @@
 
 use crate::config::RedisConfig;
 use crate::liveness::{self, Heartbeat};
+use crate::log::{Backlog, RedisLog};
 use crate::signals::{self, Heard, Signals};
 use crate::subscriptions::{self, command_error, Subscriptions};
-use axum_channel_cluster::{Adapter, ClusterError, ClusterNode, Topic};
+use axum_channel_cluster::{Adapter, ClusterError, ClusterNode, RoomLog, Topic};
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -47,6 +48,8 @@ struct Inner {
     signals: Arc<Signals>,
     subscriptions: Arc<Mutex<Subscriptions>>,
     node: Arc<OnceLock<ClusterNode>>,
+    /// The rooms' history logs.
+    log: Arc<RedisLog>,
     /// Set once the node left: the heartbeat and recovery stop.
     left: Arc<AtomicBool>,
 }
@@ -162,6 +165,18 @@ impl RedisAdapter {
             )
             .instrument(span.clone()),
         );
+        tokio::spawn(
+            resume(signals.clone(), node.clone(), Arc::downgrade(&left)).instrument(span.clone()),
+        );
+        let log = Arc::new(RedisLog {
+            prefix: prefix.clone(),
+            manager: manager.clone(),
+            timeout: config.command_timeout,
+            signals: signals.clone(),
+            backlog: Arc::new(Backlog::default()),
+            max_held: config.max_held_broadcasts,
+            max_held_bytes: config.max_held_bytes,
+        });
         span.in_scope(|| tracing::info!(id = %node_id, "joined the cluster through Redis"));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -174,6 +189,7 @@ impl RedisAdapter {
                 signals,
                 subscriptions,
                 node,
+                log,
                 left,
             }),
         })
@@ -210,6 +226,25 @@ async fn read(
             continue;
         };
         node.receive(&topic, &heard.payload);
+    }
+}
+
+/// Tells the layer each time Redis is back, so it fetches what its rooms'
+/// logs got meanwhile.
+async fn resume(
+    signals: Arc<Signals>,
+    node: Arc<OnceLock<ClusterNode>>,
+    left: std::sync::Weak<AtomicBool>,
+) {
+    loop {
+        signals.resumed.notified().await;
+        match left.upgrade() {
+            Some(left) if !left.load(Ordering::Acquire) => {}
+            _ => return,
+        }
+        if let Some(node) = node.get() {
+            node.resumed();
+        }
     }
 }
 
@@ -287,6 +322,10 @@ impl Adapter for RedisAdapter {
             }
         }
         .boxed()
+    }
+
+    fn room_log(&self) -> Option<Arc<dyn RoomLog>> {
+        Some(self.inner.log.clone())
     }
 
     fn live_nodes(&self) -> BoxFuture<'static, Result<Vec<String>, ClusterError>> {

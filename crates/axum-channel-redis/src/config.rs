@@ -21,6 +21,8 @@ pub struct RedisConfig {
     pub(crate) node_ttl: Duration,
     pub(crate) command_timeout: Duration,
     pub(crate) max_pending_messages: usize,
+    pub(crate) max_held_broadcasts: usize,
+    pub(crate) max_held_bytes: usize,
 }
 
 impl RedisConfig {
@@ -34,6 +36,8 @@ impl RedisConfig {
             node_ttl: Duration::from_secs(3),
             command_timeout: Duration::from_secs(1),
             max_pending_messages: 65_536,
+            max_held_broadcasts: 10_000,
+            max_held_bytes: 16 << 20,
         }
     }
 
@@ -71,6 +75,16 @@ impl RedisConfig {
     /// past it, messages are dropped and counted (default 65,536).
     pub fn max_pending_messages(mut self, messages: usize) -> Self {
         self.max_pending_messages = messages.max(1);
+        self
+    }
+
+    /// Most broadcasts to rooms with a history that wait for Redis while it
+    /// is unreachable, and the bytes they hold (defaults 10,000 and 16 MiB);
+    /// past either, a broadcast fails at once and reaches nobody. Those
+    /// that wait are appended once Redis is back.
+    pub fn max_held_broadcasts(mut self, broadcasts: usize, bytes: usize) -> Self {
+        self.max_held_broadcasts = broadcasts.max(1);
+        self.max_held_bytes = bytes.max(1);
         self
     }
 }

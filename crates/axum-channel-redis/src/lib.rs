@@ -32,6 +32,7 @@
 mod adapter;
 mod config;
 mod liveness;
+mod log;
 mod signals;
 mod subscriptions;
 

@@ -19,6 +19,10 @@ pub(crate) struct Metrics {
     pub(crate) disconnects: Counter,
     pub(crate) reconnects: Counter,
     pub(crate) dropped: Counter,
+    /// Broadcasts that had to wait for Redis to come back.
+    pub(crate) held_appends: Counter,
+    /// Broadcasts refused because too many were waiting.
+    pub(crate) refused_appends: Counter,
 }
 
 impl Metrics {
@@ -28,6 +32,8 @@ impl Metrics {
             disconnects: metrics::counter!("channel_redis_disconnects_total"),
             reconnects: metrics::counter!("channel_redis_reconnects_total"),
             dropped: metrics::counter!("channel_redis_dropped_messages_total"),
+            held_appends: metrics::counter!("channel_redis_held_broadcasts_total"),
+            refused_appends: metrics::counter!("channel_redis_refused_broadcasts_total"),
         }
     }
 }
@@ -43,6 +49,8 @@ pub(crate) struct Signals {
     pub(crate) lost: Notify,
     /// Wakes the subscription task.
     pub(crate) changed: Notify,
+    /// Signalled once Redis is back and every channel subscribed again.
+    pub(crate) resumed: Notify,
     pub(crate) metrics: Metrics,
 }
 
@@ -55,6 +63,7 @@ impl Signals {
             connected: AtomicBool::new(false),
             lost: Notify::new(),
             changed: Notify::new(),
+            resumed: Notify::new(),
             metrics,
         })
     }
@@ -82,6 +91,7 @@ impl Signals {
             if self.epoch() > 0 {
                 tracing::info!(channels, "reconnected to Redis and subscribed again");
                 self.metrics.reconnects.increment(1);
+                self.resumed.notify_one();
             }
         }
     }

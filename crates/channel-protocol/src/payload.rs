@@ -176,6 +176,15 @@ impl Payload {
         stamped
     }
 
+    /// The same message, with none of its encodings made yet (for a frame
+    /// to another node, say).
+    pub fn copy_unencoded(&self) -> Payload {
+        let mut copy = Self::new(self.body.clone());
+        copy.event_type = self.event_type.clone();
+        copy.event_id = self.event_id.clone();
+        copy
+    }
+
     /// True for binary data.
     pub fn is_binary(&self) -> bool {
         matches!(self.body, Body::Binary(_))

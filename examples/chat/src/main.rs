@@ -325,6 +325,13 @@ async fn main() -> std::io::Result<()> {
     let cluster = match std::env::var("REDIS_URL") {
         Ok(url) => {
             let mut config = RedisConfig::new(url).prefix("chat");
+            // How many says may wait for Redis while it is away.
+            if let Ok(held) = std::env::var("REDIS_MAX_HELD_BROADCASTS") {
+                let held = held
+                    .parse()
+                    .expect("REDIS_MAX_HELD_BROADCASTS must be a whole number");
+                config = config.max_held_broadcasts(held, 16 << 20);
+            }
             if let Some(name) = &node_name {
                 config = config.node_name(name);
             }

@@ -8,6 +8,7 @@ use crate::services::Services;
 use crate::session::Delivery;
 use axum_channel_cluster::ClusterError;
 use axum_channel_protocol::cluster::{Envelope, Target};
+use axum_channel_protocol::history::Position;
 use axum_channel_protocol::{Payload, SendError};
 use futures::stream::{FuturesUnordered, Stream};
 use futures::FutureExt;
@@ -123,9 +124,55 @@ impl Broadcast {
     /// Queues the message for every member; resolves once it is queued on
     /// this node and, in a cluster, the bus took it for the other nodes
     /// (the report counts this node's members only).
-    pub async fn send(self) -> Result<BroadcastReport, BroadcastError> {
+    pub async fn send(mut self) -> Result<BroadcastReport, BroadcastError> {
+        let logged = self.take_logged().await?;
+        if self.rooms.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(BroadcastReport {
+                positions: logged,
+                ..Default::default()
+            });
+        }
         let (report, _) = self.fan_out(false);
-        self.publish(report).await
+        let mut report = self.publish(report).await?;
+        report.positions.extend(logged);
+        Ok(report)
+    }
+
+    /// In a cluster that keeps its rooms' histories in a log, appends the
+    /// broadcast to the log of the addressed rooms that keep one (all of
+    /// them or none) and takes those rooms out of this broadcast: every
+    /// node, this one too, delivers the log's entries as it hears them.
+    /// Returns the positions the log gave.
+    async fn take_logged(&mut self) -> Result<Vec<(String, Position)>, BroadcastError> {
+        let services = self.services.clone();
+        let (Some(history), Some(cluster), Some(rooms)) =
+            (&services.history, &services.cluster, &mut self.rooms)
+        else {
+            return Ok(Vec::new());
+        };
+        let Some(log) = &history.log else {
+            return Ok(Vec::new());
+        };
+        let (logged, plain): (Vec<String>, Vec<String>) =
+            rooms.drain(..).partition(|room| history.keeps(room));
+        *rooms = plain;
+        if logged.is_empty() {
+            return Ok(Vec::new());
+        }
+        let envelope = Envelope {
+            origin: cluster.node_id().to_owned(),
+            target: Target::rooms(logged.clone()),
+            except: self.except_ids.clone(),
+            payload: self.payload.copy_unencoded(),
+        };
+        let positions = log
+            .append(&logged, envelope.encode(), history.retention())
+            .await
+            .map_err(|error| BroadcastError::Cluster {
+                local: BroadcastReport::default(),
+                error,
+            })?;
+        Ok(logged.into_iter().zip(positions).collect())
     }
 
     /// Sends as [`send`](Self::send) does, and also yields each member's
@@ -136,8 +183,11 @@ impl Broadcast {
         self,
         timeout: Duration,
     ) -> Result<(BroadcastReport, AckStream), BroadcastError> {
-        let (report, deliveries) = self.fan_out(true);
-        let report = self.publish(report).await?;
+        let mut this = self;
+        let logged = this.take_logged().await?;
+        let (report, deliveries) = this.fan_out(true);
+        let mut report = this.publish(report).await?;
+        report.positions.extend(logged);
         let pending = deliveries
             .into_iter()
             .map(|(id, delivery)| {

@@ -13,7 +13,8 @@ use super::rooms::Rooms;
 use super::telemetry::Telemetry;
 use crate::base::info::SessionKey;
 use crate::base::link::Link;
-use axum_channel_protocol::history::Position;
+use axum_channel_protocol::cluster::{Audience as CopyAudience, Envelope, Topic};
+use axum_channel_protocol::history::{Accepted, Position};
 use axum_channel_protocol::{Payload, SendError, Ticket};
 use std::sync::Arc;
 
@@ -195,6 +196,59 @@ impl Fanout<'_> {
         }
         report.positions.push((room.to_owned(), position));
         (report, tickets)
+    }
+}
+
+impl Fanout<'_> {
+    /// Takes the entry of `room`'s log at `position` (from the cluster's
+    /// log, which gave the position): the room's next entry is kept and
+    /// queued for this node's members it is for, a duplicate is dropped.
+    /// Returns the last position here when entries before this one are
+    /// missing, or it is of another epoch: fetch from the log what follows
+    /// that position, then this one comes again. With `restart`, the
+    /// entry is the oldest of a log that started again, and this node's
+    /// copy starts again with it.
+    pub(crate) fn logged(
+        &self,
+        history: &RoomHistories,
+        room: &str,
+        position: Position,
+        envelope: &Envelope,
+        restart: bool,
+    ) -> Option<Position> {
+        let topic = Topic::Log(room.to_owned());
+        let CopyAudience::Room { not_in, .. } = envelope.audience(&topic) else {
+            return None;
+        };
+        let except: Vec<SessionKey> = envelope
+            .except
+            .iter()
+            .filter_map(|id| SessionKey::parse(id))
+            .collect();
+        let mut store = history.lock();
+        if restart {
+            // The log started again: so does this node's copy, from here.
+            store.drop_room(room);
+        }
+        let stamped = history.stamp(&envelope.payload, position);
+        let bytes = kept_bytes(&stamped);
+        let now = crate::base::sync::now();
+        match store.accept(now, room, position, stamped.clone(), bytes) {
+            Accepted::Duplicate => None,
+            Accepted::Gap { after } => Some(after),
+            Accepted::OtherEpoch => store.last_position(room),
+            accepted => {
+                if accepted == Accepted::Started {
+                    tracing::debug!(room, %position, "following a room's log from here");
+                }
+                let audience = Audience::RoomCopy { room, not_in };
+                let targets = members(self.registry, self.rooms, audience, &except);
+                deliver(self.telemetry, self.overflow, targets, &stamped, false);
+                drop(store);
+                history.advanced.notify_waiters();
+                None
+            }
+        }
     }
 }
 

@@ -7,10 +7,13 @@
 //! `join_since` joins between two broadcasts, never in the middle of one.
 
 use crate::base::sync::lock;
+use axum_channel_cluster::{Retention, RoomLog};
 use axum_channel_protocol::history::{Histories, HistoryLimits, Position};
 use axum_channel_protocol::{Payload, WireFormat};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
 
 /// Which rooms keep a history (all when none is given).
 pub(crate) type RoomFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -33,10 +36,18 @@ impl fmt::Debug for HistorySettings {
     }
 }
 
-/// The histories of this node's rooms.
+/// The histories of this node's rooms. In a cluster whose adapter has a
+/// [`RoomLog`], the log is the history and gives the positions; the store
+/// here keeps this node's copy of its recent part, in the log's positions.
 pub(crate) struct RoomHistories {
     settings: HistorySettings,
     store: Mutex<Histories<Arc<Payload>>>,
+    pub(crate) log: Option<Arc<dyn RoomLog>>,
+    /// Rooms whose missing entries are being fetched from the log, and
+    /// whether more went missing meanwhile.
+    fills: Mutex<HashMap<String, bool>>,
+    /// Signalled whenever the store took an entry from the log.
+    pub(crate) advanced: Notify,
 }
 
 impl fmt::Debug for RoomHistories {
@@ -48,12 +59,55 @@ impl fmt::Debug for RoomHistories {
 }
 
 impl RoomHistories {
-    pub(crate) fn new(settings: HistorySettings) -> Self {
+    pub(crate) fn new(settings: HistorySettings, log: Option<Arc<dyn RoomLog>>) -> Self {
         // Epochs derive from a random seed, so no two runs share one.
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
         Self {
             store: Mutex::new(Histories::new(settings.limits, seed)),
             settings,
+            log,
+            fills: Mutex::default(),
+            advanced: Notify::new(),
+        }
+    }
+
+    /// What the log keeps of a room.
+    pub(crate) fn retention(&self) -> Retention {
+        Retention {
+            max_messages: self.settings.limits.max_messages,
+            max_age: self.settings.limits.max_age,
+        }
+    }
+
+    /// Marks `room` as being filled from the log; false when a fill runs
+    /// already (which is then told to look again before it ends).
+    pub(crate) fn start_fill(&self, room: &str) -> bool {
+        let mut fills = lock(&self.fills);
+        match fills.get_mut(room) {
+            Some(again) => {
+                *again = true;
+                false
+            }
+            None => {
+                fills.insert(room.to_owned(), false);
+                true
+            }
+        }
+    }
+
+    /// Ends a fill of `room`, unless entries went missing while it ran:
+    /// then it must look again (true).
+    pub(crate) fn end_fill(&self, room: &str) -> bool {
+        let mut fills = lock(&self.fills);
+        match fills.get_mut(room) {
+            Some(again) if *again => {
+                *again = false;
+                true
+            }
+            _ => {
+                fills.remove(room);
+                false
+            }
         }
     }
 

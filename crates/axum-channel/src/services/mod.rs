@@ -19,8 +19,10 @@ pub(crate) mod timers;
 use crate::base::info::SessionKey;
 use axum_channel_cluster::{Adapter, ClusterNode, FrameSink, Topic};
 use axum_channel_protocol::cluster::{
-    Answer, Audience as CopyAudience, Envelope, Frame, Question, Reply, Request,
+    entry, Answer, Audience as CopyAudience, Envelope, Frame, Question, Reply, Request,
 };
+use axum_channel_protocol::history::{Lookup, Unrecoverable};
+use axum_channel_protocol::CloseReason;
 use cluster::Cluster;
 use fanout::{Audience, Fanout, Overflow};
 use history::{HistorySettings, RoomHistories};
@@ -36,12 +38,14 @@ use timers::Timers;
 /// What every session of a layer shares.
 #[derive(Debug)]
 pub(crate) struct Services {
+    /// This, for the tasks it starts.
+    me: std::sync::Weak<Services>,
     pub(crate) registry: Registry,
     /// How often one address may open sessions, when limited.
     pub(crate) rate: Option<AddressRate>,
     pub(crate) rooms: Rooms,
     /// The kept broadcasts of the rooms with a history.
-    pub(crate) history: Option<RoomHistories>,
+    pub(crate) history: Option<Arc<RoomHistories>>,
     /// The other nodes, when there are any.
     pub(crate) cluster: Option<Cluster>,
     pub(crate) timers: Arc<Timers>,
@@ -78,13 +82,20 @@ impl Services {
     /// The services of a new layer. In a cluster, the adapter is started
     /// and hears the bus from now on.
     pub(crate) fn start(settings: Settings) -> Arc<Self> {
-        let services = Arc::new(Self {
+        let history = settings.history.clone().map(|history| {
+            let log = settings.cluster.as_ref().and_then(|a| a.room_log());
+            Arc::new(RoomHistories::new(history, log))
+        });
+        // Rooms follow their log where the cluster keeps one.
+        let logged = history.clone().filter(|h| h.log.is_some());
+        let services = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             registry: Registry::new(settings.max_sessions, settings.max_sessions_per_address),
             rate: settings
                 .session_rate
                 .map(|(per_second, burst)| AddressRate::new(per_second, burst)),
-            rooms: Rooms::new(settings.cluster.clone()),
-            history: settings.history.clone().map(RoomHistories::new),
+            rooms: Rooms::new(settings.cluster.clone(), logged),
+            history,
             cluster: settings
                 .cluster
                 .clone()
@@ -111,7 +122,7 @@ impl Services {
             rooms: &self.rooms,
             telemetry: &self.telemetry,
             overflow: self.overflow,
-            history: self.history.as_ref(),
+            history: self.history.as_deref(),
         }
     }
 
@@ -143,7 +154,7 @@ impl Services {
             CopyAudience::Room { room, not_in } => {
                 // This node's history gives the copy this node's position.
                 self.fanout().to_room_copy(
-                    self.history.as_ref(),
+                    self.history.as_deref(),
                     room,
                     not_in,
                     &except,
@@ -188,11 +199,151 @@ impl Services {
     }
 }
 
+impl Services {
+    /// An entry heard on `room`'s log: delivered in the log's order, the
+    /// missing ones fetched first.
+    fn take_entry(&self, room: &str, bytes: &[u8], restart: bool) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        let metrics = &self.telemetry.cluster;
+        let decoded = entry::decode(bytes)
+            .and_then(|(position, frame)| Frame::decode(frame).map(|frame| (position, frame)));
+        let (position, envelope) = match decoded {
+            Ok((position, Frame::Broadcast(envelope))) => (position, envelope),
+            Ok(_) => return,
+            Err(error) => {
+                metrics.refused_frames.increment(1);
+                tracing::debug!(room, %error, "dropped a log entry");
+                return;
+            }
+        };
+        metrics.received.increment(1);
+        if self
+            .fanout()
+            .logged(history, room, position, &envelope, restart)
+            .is_some()
+        {
+            self.fill(room);
+        }
+    }
+
+    /// Fetches from the log what this node misses of `room`, unless a
+    /// fetch runs already.
+    fn fill(&self, room: &str) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        if !history.start_fill(room) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(fill(self.me.clone(), room.to_owned()));
+            }
+            Err(_) => {
+                history.end_fill(room);
+                tracing::warn!("a log entry arrived outside a Tokio runtime");
+            }
+        }
+    }
+}
+
+/// Most entries one read of a log brings.
+const FILL_CHUNK: usize = 256;
+
+/// Fetches the entries of `room` after the last one this node has, and
+/// delivers them in order, until it has them all (a fetch that is asked
+/// for again while it runs goes round once more).
+async fn fill(services: std::sync::Weak<Services>, room: String) {
+    loop {
+        let Some(services) = services.upgrade() else {
+            return;
+        };
+        let Some(history) = services.history.clone() else {
+            return;
+        };
+        let Some(log) = history.log.clone() else {
+            return;
+        };
+        let Some(after) = history.lock().last_position(&room) else {
+            // Nothing here yet: the next entry heard starts this node's copy.
+            while history.end_fill(&room) {}
+            return;
+        };
+        let mut since = Some(after);
+        loop {
+            match log.read_after(&room, since, FILL_CHUNK).await {
+                Ok(Lookup::Found { items, more }) => {
+                    // Read from the log's start: this node's copy starts again.
+                    let mut restart = since.is_none();
+                    since = items.last().map(|(position, _)| *position).or(since);
+                    for (position, frame) in items {
+                        services.take_entry(&room, &entry::encode(position, &frame), restart);
+                        restart = false;
+                    }
+                    if !more {
+                        break;
+                    }
+                }
+                Ok(Lookup::Unrecoverable(Unrecoverable::OtherEpoch)) if since.is_some() => {
+                    // The log lost its data and started again: this node's
+                    // copy starts again with the new history, from its
+                    // start (as its first entry is taken). What the old
+                    // one had after `after` is gone.
+                    services.telemetry.cluster.lost_history.increment(1);
+                    tracing::warn!(
+                        room,
+                        "a room's log started again; entries it had may be lost"
+                    );
+                    since = None;
+                }
+                Ok(Lookup::Unrecoverable(why)) => {
+                    // Gone before this node had them: its members missed
+                    // messages, so they are let go to recover elsewhere.
+                    services.telemetry.cluster.lost_history.increment(1);
+                    tracing::warn!(
+                        room,
+                        ?why,
+                        "entries of a room's log were lost before this node read them"
+                    );
+                    history.lock().drop_room(&room);
+                    for member in services.rooms.members_of(std::slice::from_ref(&room), &[]) {
+                        member.close(CloseReason::Lagging);
+                    }
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(room, %error, "cannot read a room's log; trying when the bus is back");
+                    while history.end_fill(&room) {}
+                    return;
+                }
+            }
+        }
+        if !history.end_fill(&room) {
+            return;
+        }
+    }
+}
+
 impl FrameSink for Services {
+    fn resumed(&self) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        let rooms: Vec<String> = history.lock().room_names().map(str::to_owned).collect();
+        for room in rooms {
+            self.fill(&room);
+        }
+    }
+
     fn receive(&self, topic: &Topic, frame: &[u8]) {
         let Some(cluster) = &self.cluster else {
             return;
         };
+        if let Topic::Log(room) = topic {
+            return self.take_entry(room, frame, false);
+        }
         let metrics = &self.telemetry.cluster;
         let frame = match Frame::decode(frame) {
             Ok(frame) => frame,

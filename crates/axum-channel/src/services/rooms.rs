@@ -9,6 +9,7 @@
 //! lock, so the adapter sees the changes in the order they happened. Every
 //! member that joins while the subscription is on its way waits for it.
 
+use super::history::RoomHistories;
 use crate::base::info::SessionKey;
 use crate::base::link::Link;
 use crate::base::sync::lock;
@@ -28,6 +29,15 @@ pub(crate) type Subscription = Shared<BoxFuture<'static, Result<(), ClusterError
 struct Room {
     members: Members,
     subscription: Option<Subscription>,
+    /// Recoveries that need the room's topics heard before their session
+    /// is a member.
+    pins: usize,
+}
+
+impl Room {
+    fn is_unused(&self) -> bool {
+        self.members.is_empty() && self.pins == 0
+    }
 }
 
 #[derive(Default)]
@@ -42,6 +52,9 @@ pub(crate) struct Rooms {
     index: Mutex<Index>,
     /// The cluster's bus, told when a room appears on or leaves this node.
     adapter: Option<Arc<dyn Adapter>>,
+    /// The rooms whose history log this node follows while it has members
+    /// in them, when the cluster keeps histories in a log.
+    logged: Option<Arc<RoomHistories>>,
 }
 
 impl std::fmt::Debug for Rooms {
@@ -53,11 +66,56 @@ impl std::fmt::Debug for Rooms {
 }
 
 impl Rooms {
-    pub(crate) fn new(adapter: Option<Arc<dyn Adapter>>) -> Self {
+    pub(crate) fn new(
+        adapter: Option<Arc<dyn Adapter>>,
+        logged: Option<Arc<RoomHistories>>,
+    ) -> Self {
         Self {
             index: Mutex::default(),
             adapter,
+            logged,
         }
+    }
+
+    /// True when this node hears `room`'s history log along with its topic.
+    fn follows_log(&self, room: &str) -> bool {
+        self.logged.as_ref().is_some_and(|h| h.keeps(room))
+    }
+
+    /// Subscribes the node to `room`'s topic (and log).
+    fn subscribe(&self, adapter: &Arc<dyn Adapter>, room: &str) -> Subscription {
+        let topic = adapter.subscribe(Topic::Room(room.to_owned()));
+        if !self.follows_log(room) {
+            return topic.shared();
+        }
+        let log = adapter.subscribe(Topic::Log(room.to_owned()));
+        async move {
+            topic.await?;
+            log.await
+        }
+        .boxed()
+        .shared()
+    }
+
+    /// `room`'s entry, made (and subscribed) if it is new; its name shared.
+    fn entry<'a>(&self, index: &'a mut Index, room: &str) -> (Arc<str>, &'a mut Room) {
+        let name: Arc<str> = match index.rooms.get_key_value(room) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(room),
+        };
+        let entry = index.rooms.entry(name.clone()).or_insert_with(|| Room {
+            members: Members::new(),
+            subscription: self.adapter.as_ref().map(|a| self.subscribe(a, room)),
+            pins: 0,
+        });
+        // A subscription that failed (the bus was down) is asked for again.
+        if let (Some(adapter), Some(Err(_))) = (
+            &self.adapter,
+            entry.subscription.as_ref().and_then(|s| s.peek()),
+        ) {
+            entry.subscription = Some(self.subscribe(adapter, room));
+        }
+        (name, entry)
     }
 
     /// Adds `session` to `room`; in a cluster, returns the subscription the
@@ -65,23 +123,7 @@ impl Rooms {
     pub(crate) fn join(&self, session: &Arc<dyn Link>, room: &str) -> Option<Subscription> {
         let key = session.info().key();
         let mut index = lock(&self.index);
-        let name: Arc<str> = match index.rooms.get_key_value(room) {
-            Some((name, _)) => name.clone(),
-            None => Arc::from(room),
-        };
-        let adapter = &self.adapter;
-        let entry = index.rooms.entry(name.clone()).or_insert_with(|| Room {
-            members: Members::new(),
-            subscription: adapter
-                .as_ref()
-                .map(|adapter| adapter.subscribe(Topic::Room(room.to_owned())).shared()),
-        });
-        // A subscription that failed (the bus was down) is asked for again.
-        if let (Some(adapter), Some(Err(_))) =
-            (adapter, entry.subscription.as_ref().and_then(|s| s.peek()))
-        {
-            entry.subscription = Some(adapter.subscribe(Topic::Room(room.to_owned())).shared());
-        }
+        let (name, entry) = self.entry(&mut index, room);
         let subscription = entry.subscription.clone();
         if entry.members.insert(key, session.clone()).is_none() {
             index.rooms_of.entry(key).or_default().push(name);
@@ -89,10 +131,35 @@ impl Rooms {
         subscription
     }
 
-    /// The room left this node: its topic is no longer needed here.
+    /// Keeps `room`'s topics heard on this node until [`unpin`](Self::unpin),
+    /// members or not; returns the subscription to wait for.
+    pub(crate) fn pin(&self, room: &str) -> Option<Subscription> {
+        let mut index = lock(&self.index);
+        let (_, entry) = self.entry(&mut index, room);
+        entry.pins += 1;
+        entry.subscription.clone()
+    }
+
+    /// Lets go of a [`pin`](Self::pin).
+    pub(crate) fn unpin(&self, room: &str) {
+        let mut index = lock(&self.index);
+        let Some(entry) = index.rooms.get_mut(room) else {
+            return;
+        };
+        entry.pins = entry.pins.saturating_sub(1);
+        if entry.is_unused() {
+            index.rooms.remove(room);
+            self.emptied(room);
+        }
+    }
+
+    /// The room left this node: its topics are no longer needed here.
     fn emptied(&self, room: &str) {
         if let Some(adapter) = &self.adapter {
             adapter.unsubscribe(Topic::Room(room.to_owned()));
+            if self.follows_log(room) {
+                adapter.unsubscribe(Topic::Log(room.to_owned()));
+            }
         }
     }
 
@@ -103,7 +170,7 @@ impl Rooms {
             return false;
         };
         let was_member = entry.members.remove(&key).is_some();
-        if entry.members.is_empty() {
+        if entry.is_unused() {
             index.rooms.remove(room);
             self.emptied(room);
         }
@@ -127,7 +194,7 @@ impl Rooms {
         for room in rooms {
             if let Some(entry) = index.rooms.get_mut(&room) {
                 entry.members.remove(&key);
-                if entry.members.is_empty() {
+                if entry.is_unused() {
                     index.rooms.remove(&room);
                     self.emptied(&room);
                 }

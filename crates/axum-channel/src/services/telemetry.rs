@@ -18,6 +18,7 @@
 //! | `channel_broadcast_encoded_bytes_total` | counter | |
 //! | `channel_cluster_published_total` | counter | |
 //! | `channel_cluster_publish_failures_total` | counter | |
+//! | `channel_cluster_history_lost_total` | counter | |
 //! | `channel_cluster_received_total` | counter | |
 //! | `channel_cluster_refused_frames_total` | counter | |
 //! | `channel_cluster_queries_total` | counter | |
@@ -141,6 +142,8 @@ pub(crate) struct ClusterMetrics {
     pub(crate) published: Counter,
     /// Frames the bus refused: broadcasts that failed visibly.
     pub(crate) publish_failures: Counter,
+    /// Times a room's log lost entries before this node read them.
+    pub(crate) lost_history: Counter,
     /// Frames heard from other nodes.
     pub(crate) received: Counter,
     /// Bus messages that were not frames.
@@ -169,6 +172,7 @@ impl Telemetry {
             cluster: ClusterMetrics {
                 published: metrics::counter!("channel_cluster_published_total"),
                 publish_failures: metrics::counter!("channel_cluster_publish_failures_total"),
+                lost_history: metrics::counter!("channel_cluster_history_lost_total"),
                 received: metrics::counter!("channel_cluster_received_total"),
                 refused_frames: metrics::counter!("channel_cluster_refused_frames_total"),
                 queries: metrics::counter!("channel_cluster_queries_total"),

@@ -3,14 +3,19 @@
 
 use super::delivery::Delivery;
 use super::sender::{JoinError, SessionSender};
+use crate::base::link::Link;
 use crate::base::sync::now;
 use crate::services::fanout::overflowed;
-use crate::services::rooms::Subscription;
+use crate::services::history::RoomHistories;
+use crate::services::rooms::{Rooms, Subscription};
+use axum_channel_protocol::cluster::Frame;
 use axum_channel_protocol::history::{Lookup, Position, Unrecoverable};
 use axum_channel_protocol::{CloseReason, Payload, SendError, Ticket};
 use futures::future::BoxFuture;
 use std::fmt;
 use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Most messages a replay queues at a time; the next chunk waits for the
 /// one before the last to arrive, or for a full queue to empty.
@@ -29,16 +34,113 @@ pub struct Recovery {
     pub replayed: usize,
 }
 
+/// How long a recovery waits for this node's copy of a room's log to move
+/// on before it asks the log again.
+const CATCH_UP_WAIT: Duration = Duration::from_millis(200);
+
 /// What one look at the history left to do.
 enum Step {
     /// Everything was queued and the session joined.
     Caught(Option<Subscription>),
-    /// A chunk was queued; more follow once the one before it arrived.
-    More(Option<Delivery>),
-    /// The session's queue filled up; more follow once it emptied.
-    Full(Option<Delivery>),
-    /// The history cannot vouch for what follows the position.
+    /// A chunk was queued; more follow.
+    Wait(Queued),
+    /// The history here cannot vouch for what follows the position.
     Lost(Unrecoverable),
+}
+
+/// How far a chunk got.
+#[derive(Clone, Copy)]
+enum Queued {
+    /// All of it; the next chunk waits for the one before it to arrive.
+    All,
+    /// The session's queue filled up; the next waits for it to empty.
+    Full,
+}
+
+/// A replay under way.
+struct Replay {
+    /// The last position queued (or the one the session named).
+    last: Position,
+    replayed: usize,
+    /// The history vouched for the position (and it was announced).
+    started: bool,
+    /// The newest message of the chunk before the last.
+    previous: Option<Delivery>,
+    /// The newest message of the last chunk.
+    current: Option<Delivery>,
+}
+
+impl Replay {
+    fn new(last: Position) -> Self {
+        Self {
+            last,
+            replayed: 0,
+            started: false,
+            previous: None,
+            current: None,
+        }
+    }
+
+    /// Queues `items`, as the live broadcasts did (a transport that cannot
+    /// carry one skips it), until the session's queue is full.
+    fn queue(
+        &mut self,
+        sender: &SessionSender,
+        items: impl IntoIterator<Item = (Position, Arc<Payload>)>,
+    ) -> Result<Queued, JoinError> {
+        let link = sender.link();
+        let mut ticket = None;
+        let mut queued = Queued::All;
+        for (position, payload) in items {
+            match link.send_or_refuse(&payload) {
+                Ok(sent) => {
+                    ticket = Some(sent);
+                    self.last = position;
+                    self.replayed += 1;
+                }
+                Err(error) if overflowed(&error) => {
+                    queued = Queued::Full;
+                    break;
+                }
+                Err(SendError::Unsupported(_)) => self.last = position,
+                Err(error) => return Err(refused(sender, &error)),
+            }
+        }
+        self.current = ticket.map(|ticket| Delivery::waiting(link.clone(), ticket));
+        Ok(queued)
+    }
+
+    /// Waits before the next chunk: for the chunk before the last to
+    /// arrive (two in flight at most), or, when the queue was full, for
+    /// what is queued to arrive.
+    async fn wait(&mut self, link: &Arc<dyn Link>, queued: Queued) -> Result<(), JoinError> {
+        let current = self.current.take();
+        let waited = match queued {
+            Queued::All => std::mem::replace(&mut self.previous, current),
+            Queued::Full => current.or_else(|| self.previous.take()),
+        };
+        match (waited, queued) {
+            (Some(delivery), _) => delivery.await.map_err(|_| JoinError::Closed),
+            (None, Queued::All) => Ok(()),
+            (None, Queued::Full) => {
+                // Full of the app's own messages: nothing to wait on.
+                link.close(CloseReason::Lagging);
+                Err(JoinError::Closed)
+            }
+        }
+    }
+}
+
+/// The message of a log entry, stamped with its position.
+fn logged_payload(
+    history: &RoomHistories,
+    position: Position,
+    frame: &[u8],
+) -> Option<Arc<Payload>> {
+    match Frame::decode(frame) {
+        Ok(Frame::Broadcast(envelope)) => Some(history.stamp(&envelope.payload, position)),
+        _ => None,
+    }
 }
 
 type Announce = Box<dyn FnOnce(bool) -> Payload + Send>;
@@ -89,94 +191,133 @@ impl<'a> JoinSince<'a> {
         let history = services.history.as_ref().filter(|h| h.keeps(&self.room));
         // Already a member: it gets live messages, and a replay would repeat them.
         let member = services.rooms.contains(sender.info().key(), &self.room);
-        let (Some(history), Some(mut last), false) = (history, self.since, member) else {
+        let (Some(history), Some(last), false) = (history, self.since, member) else {
             return self.unrecovered().await;
         };
         let link = sender.link();
-        let mut replayed = 0;
-        // The chunk before the last, which must arrive before another is queued.
-        let mut in_flight: Option<Delivery> = None;
-        // Whether the first look found the history whole (and announced it).
-        let mut started = false;
+        let mut replay = Replay::new(last);
+        let room = self.room.clone();
+        // Keeps the room's log heard here while the session is not a member yet.
+        let mut pinned: Option<Pinned<'_>> = None;
         loop {
             let step = {
                 let mut store = history.lock();
-                match store.lookup(now(), &self.room, last, REPLAY_CHUNK) {
+                match store.lookup(now(), &self.room, replay.last, REPLAY_CHUNK) {
                     Lookup::Unrecoverable(why) => Step::Lost(why),
                     Lookup::Found { items, more } => {
-                        started = true;
-                        if let Some(announce) = self.announce.take() {
-                            queue(sender, &announce(true))?;
-                        }
-                        let mut ticket = None;
-                        let mut full = false;
-                        for (position, payload) in &items {
-                            match link.send_or_refuse(payload) {
-                                Ok(queued) => {
-                                    ticket = Some(queued);
-                                    last = *position;
-                                    replayed += 1;
-                                }
-                                Err(error) if overflowed(&error) => {
-                                    full = true;
-                                    break;
-                                }
-                                // Skipped as the live broadcast skipped it
-                                // (binary data for a SockJS session, say).
-                                Err(SendError::Unsupported(_)) => last = *position,
-                                Err(error) => return Err(refused(sender, &error)),
+                        self.announce_recovered(&mut replay)?;
+                        match replay.queue(sender, items)? {
+                            Queued::All if !more => {
+                                // Joined under the lock: the next broadcast is live.
+                                Step::Caught(services.rooms.join(link, &self.room))
                             }
-                        }
-                        let newest = ticket.map(|ticket| Delivery::waiting(link.clone(), ticket));
-                        if full {
-                            Step::Full(newest)
-                        } else if more {
-                            Step::More(newest)
-                        } else {
-                            // Joined under the lock: the next broadcast is live.
-                            Step::Caught(services.rooms.join(link, &self.room))
+                            queued => Step::Wait(queued),
                         }
                     }
                 }
             };
-            match step {
+            let why = match step {
                 Step::Caught(subscription) => {
                     sender.joined(&self.room, subscription).await?;
                     return Ok(Recovery {
                         recovered: true,
-                        replayed,
+                        replayed: replay.replayed,
                     });
                 }
-                Step::More(newest) => {
-                    // Two chunks in flight at most.
-                    if let Some(earlier) = std::mem::replace(&mut in_flight, newest) {
-                        earlier.await.map_err(|_| JoinError::Closed)?;
+                Step::Wait(queued) => {
+                    replay.wait(link, queued).await?;
+                    continue;
+                }
+                Step::Lost(why) => why,
+            };
+            // Not here: in a cluster with a log, the log may have it.
+            let Some(log) = &history.log else {
+                return self.lost(&replay, why).await;
+            };
+            if pinned.is_none() {
+                let subscription = services.rooms.pin(&self.room);
+                pinned = Some(Pinned {
+                    rooms: &services.rooms,
+                    room: room.clone(),
+                });
+                if let Some(subscription) = subscription {
+                    subscription.await.map_err(JoinError::Cluster)?;
+                }
+                continue;
+            }
+            // Waits for this node's copy to move on, when it is behind.
+            let advanced = history.advanced.notified();
+            let (items, more) = match log
+                .read_after(&self.room, Some(replay.last), REPLAY_CHUNK)
+                .await
+            {
+                Ok(Lookup::Found { items, more }) => (items, more),
+                Ok(Lookup::Unrecoverable(why)) => return self.lost(&replay, why).await,
+                Err(error) => {
+                    tracing::debug!(room = %self.room, %error, "the room's log cannot be read");
+                    return self.lost(&replay, Unrecoverable::NoHistory).await;
+                }
+            };
+            if !items.is_empty() {
+                self.announce_recovered(&mut replay)?;
+                let items = items.into_iter().filter_map(|(position, frame)| {
+                    Some((position, logged_payload(history, position, &frame)?))
+                });
+                let queued = replay.queue(sender, items)?;
+                if more || matches!(queued, Queued::Full) {
+                    replay.wait(link, queued).await?;
+                }
+                continue;
+            }
+            // The log has nothing after the last position: this node hears
+            // every later entry (the room is pinned). With nothing here
+            // either, join now; otherwise go on from this node's copy.
+            let subscription = {
+                let mut store = history.lock();
+                match store.lookup(now(), &self.room, replay.last, 1) {
+                    Lookup::Unrecoverable(Unrecoverable::NoHistory) => {
+                        self.announce_recovered(&mut replay)?;
+                        Some(services.rooms.join(link, &self.room))
                     }
+                    _ => None,
                 }
-                Step::Full(newest) => {
-                    // The queue is full: wait until what is in it arrived.
-                    match newest.or_else(|| in_flight.take()) {
-                        Some(delivery) => delivery.await.map_err(|_| JoinError::Closed)?,
-                        None => {
-                            // Full of the app's own messages: nothing to wait on.
-                            link.close(CloseReason::Lagging);
-                            return Err(JoinError::Closed);
-                        }
-                    }
-                    in_flight = None;
+            };
+            match subscription {
+                Some(subscription) => {
+                    sender.joined(&self.room, subscription).await?;
+                    return Ok(Recovery {
+                        recovered: true,
+                        replayed: replay.replayed,
+                    });
                 }
-                Step::Lost(why) if !started => {
-                    tracing::debug!(room = %self.room, ?why, "nothing to recover from");
-                    return self.unrecovered().await;
-                }
-                Step::Lost(why) => {
-                    // Trimmed while the replay was paced: the rest is gone.
-                    tracing::debug!(room = %self.room, ?why, "a replay fell behind its history");
-                    link.close(CloseReason::Lagging);
-                    return Err(JoinError::Closed);
+                None => {
+                    // Behind the log, or about to start its copy here.
+                    let _ = tokio::time::timeout(CATCH_UP_WAIT, advanced).await;
                 }
             }
         }
+    }
+
+    /// The history vouches for the position: the announcement, once.
+    fn announce_recovered(&mut self, replay: &mut Replay) -> Result<(), JoinError> {
+        replay.started = true;
+        if let Some(announce) = self.announce.take() {
+            queue(self.sender, &announce(true))?;
+        }
+        Ok(())
+    }
+
+    /// The history cannot vouch for what follows the position: before any
+    /// replay, a plain join that says so; after, the session is let go.
+    async fn lost(self, replay: &Replay, why: Unrecoverable) -> Result<Recovery, JoinError> {
+        if !replay.started {
+            tracing::debug!(room = %self.room, ?why, "nothing to recover from");
+            return self.unrecovered().await;
+        }
+        // Trimmed while the replay was paced: the rest is gone.
+        tracing::debug!(room = %self.room, ?why, "a replay fell behind its history");
+        self.sender.link().close(CloseReason::Lagging);
+        Err(JoinError::Closed)
     }
 
     /// Nothing to replay: the announcement, then a plain join.
@@ -189,6 +330,18 @@ impl<'a> JoinSince<'a> {
             recovered: false,
             replayed: 0,
         })
+    }
+}
+
+/// A room kept heard on this node for a recovery; let go when dropped.
+struct Pinned<'a> {
+    rooms: &'a Rooms,
+    room: String,
+}
+
+impl Drop for Pinned<'_> {
+    fn drop(&mut self) {
+        self.rooms.unpin(&self.room);
     }
 }
 

@@ -100,7 +100,7 @@ impl Envelope {
     pub fn audience(&self, topic: &Topic) -> Audience<'_> {
         match (&self.target, topic) {
             (Target::All, Topic::All) => Audience::Everyone,
-            (Target::Rooms(rooms), Topic::Room(room)) => {
+            (Target::Rooms(rooms), Topic::Room(room) | Topic::Log(room)) => {
                 match rooms.iter().position(|r| r == room) {
                     Some(index) => Audience::Room {
                         room: &rooms[index],
@@ -172,7 +172,7 @@ pub enum Frame {
 
 /// Bytes that are not a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrameError(&'static str);
+pub struct FrameError(pub(crate) &'static str);
 
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -11,8 +11,10 @@
 //!
 //! - [`topic`]: the topics and their names on the bus.
 //! - [`frame`]: the bytes of a broadcast, a request and a reply.
+//! - [`entry`]: an entry of a room's history log, with its position.
 //! - [`query`]: replies collected per question, with deadlines.
 
+pub mod entry;
 pub mod frame;
 pub mod query;
 pub mod topic;

@@ -13,16 +13,21 @@ pub enum Topic {
     Requests,
     /// Replies and messages for one node's sessions; that node listens.
     Node(String),
+    /// The entries of one room's history log as they are appended, each
+    /// with its position; only nodes with members in the room listen.
+    Log(String),
 }
 
 const ALL: &str = "all";
 const ROOM: &str = "room:";
 const REQUESTS: &str = "requests";
 const NODE: &str = "node:";
+const LOG: &str = "log:";
 
 impl Topic {
     /// The topic's channel name under `prefix`: `PREFIX:all`,
-    /// `PREFIX:room:NAME`, `PREFIX:requests`, `PREFIX:node:ID`.
+    /// `PREFIX:room:NAME`, `PREFIX:requests`, `PREFIX:node:ID`,
+    /// `PREFIX:log:NAME`.
     ///
     /// ```
     /// use axum_channel_protocol::cluster::Topic;
@@ -37,6 +42,7 @@ impl Topic {
             Topic::Room(room) => format!("{prefix}:{ROOM}{room}"),
             Topic::Requests => format!("{prefix}:{REQUESTS}"),
             Topic::Node(node) => format!("{prefix}:{NODE}{node}"),
+            Topic::Log(room) => format!("{prefix}:{LOG}{room}"),
         }
     }
 
@@ -49,6 +55,8 @@ impl Topic {
             Some(Topic::Requests)
         } else if let Some(room) = rest.strip_prefix(ROOM) {
             Some(Topic::Room(room.to_owned()))
+        } else if let Some(room) = rest.strip_prefix(LOG) {
+            Some(Topic::Log(room.to_owned()))
         } else {
             rest.strip_prefix(NODE)
                 .map(|node| Topic::Node(node.to_owned()))
@@ -63,6 +71,7 @@ impl fmt::Display for Topic {
             Topic::Room(room) => write!(f, "{ROOM}{room}"),
             Topic::Requests => f.write_str(REQUESTS),
             Topic::Node(node) => write!(f, "{NODE}{node}"),
+            Topic::Log(room) => write!(f, "{LOG}{room}"),
         }
     }
 }
@@ -75,7 +84,7 @@ mod tests {
     proptest! {
         #[test]
         fn names_round_trip(prefix in "[a-z:]{0,8}", room in ".{0,20}") {
-            for topic in [Topic::All, Topic::Requests, Topic::Room(room.clone()), Topic::Node(room.clone())] {
+            for topic in [Topic::All, Topic::Requests, Topic::Room(room.clone()), Topic::Node(room.clone()), Topic::Log(room.clone())] {
                 prop_assert_eq!(Topic::parse(&prefix, &topic.channel(&prefix)), Some(topic));
             }
         }

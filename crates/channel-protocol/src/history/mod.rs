@@ -11,7 +11,7 @@ mod position;
 mod store;
 
 pub use position::{BadPosition, Position};
-pub use store::{Histories, HistoryLimits, Lookup, Unrecoverable};
+pub use store::{Accepted, Histories, HistoryLimits, Lookup, Unrecoverable};
 
 #[cfg(test)]
 mod tests;

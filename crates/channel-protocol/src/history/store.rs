@@ -65,6 +65,29 @@ pub enum Lookup<T> {
     Unrecoverable(Unrecoverable),
 }
 
+/// What [`Histories::accept`] made of an entry a log gave its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// The next entry of the room: kept (or, too large, the room's history
+    /// ended); deliver it.
+    Next,
+    /// The room's first entry here: kept from here on; deliver it.
+    Started,
+    /// Already had: drop it.
+    Duplicate,
+    /// Entries between the last one here (`after`) and this one are
+    /// missing: fetch them from the log first, then this one again.
+    Gap {
+        /// The last entry this node has.
+        after: Position,
+    },
+    /// The entry belongs to another epoch than the room's history here:
+    /// ask the log which one is current (it may have started again).
+    OtherEpoch,
+    /// No further room may have a history: deliver it unkept.
+    Untracked,
+}
+
 struct Entry<T> {
     offset: u64,
     at: Instant,
@@ -252,6 +275,81 @@ impl<T: Clone> Histories<T> {
         self.total_bytes -= freed;
         self.keep_total(room);
         true
+    }
+
+    /// Keeps an entry whose position a log gave (a cluster's history lives
+    /// in the log; this is the node's copy of its recent part), if it is
+    /// the room's next one; says what to do with it.
+    ///
+    /// ```
+    /// use axum_channel_protocol::history::{Accepted, Histories, HistoryLimits, Position};
+    /// use std::time::Instant;
+    ///
+    /// let now = Instant::now();
+    /// let mut histories = Histories::new(HistoryLimits::default(), 7);
+    /// assert_eq!(histories.accept(now, "r", Position::new(9, 4), "d", 1), Accepted::Started);
+    /// assert_eq!(histories.accept(now, "r", Position::new(9, 4), "d", 1), Accepted::Duplicate);
+    /// assert_eq!(histories.accept(now, "r", Position::new(9, 6), "f", 1),
+    ///            Accepted::Gap { after: Position::new(9, 4) });
+    /// assert_eq!(histories.accept(now, "r", Position::new(9, 5), "e", 1), Accepted::Next);
+    /// ```
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        room: &str,
+        position: Position,
+        item: T,
+        bytes: usize,
+    ) -> Accepted {
+        self.sweep_if_due(now);
+        let started = match self.rooms.get(room) {
+            Some(history) if history.epoch == position.epoch => {
+                if position.offset <= history.last {
+                    return Accepted::Duplicate;
+                }
+                if position.offset > history.last + 1 {
+                    return Accepted::Gap {
+                        after: Position::new(history.epoch, history.last),
+                    };
+                }
+                false
+            }
+            Some(_) => return Accepted::OtherEpoch,
+            None => {
+                if self.rooms.len() >= self.limits.max_rooms {
+                    return Accepted::Untracked;
+                }
+                self.rooms.insert(
+                    room.to_owned(),
+                    RoomHistory {
+                        epoch: position.epoch,
+                        last: position.offset.saturating_sub(1),
+                        entries: VecDeque::new(),
+                        bytes: 0,
+                        touched: now,
+                    },
+                );
+                true
+            }
+        };
+        self.record(now, room, position, item, bytes);
+        if started {
+            Accepted::Started
+        } else {
+            Accepted::Next
+        }
+    }
+
+    /// The rooms with a history.
+    pub fn room_names(&self) -> impl Iterator<Item = &str> {
+        self.rooms.keys().map(String::as_str)
+    }
+
+    /// The position of the last entry of `room` here, if it has a history.
+    pub fn last_position(&self, room: &str) -> Option<Position> {
+        self.rooms
+            .get(room)
+            .map(|history| Position::new(history.epoch, history.last))
     }
 
     /// Every kept message of `room` after `since`, at most `limit` of them,
