@@ -1,9 +1,10 @@
 //! Cluster bus messages on any bytes: `Frame::decode` never panics, what
-//! it reads encodes back to a frame that reads the same, and a channel name
-//! that parses as a topic is that topic's name.
+//! it reads encodes back to a frame that reads the same, a log entry that
+//! reads encodes back to the same bytes, and a channel name that parses as
+//! a topic is that topic's name.
 #![no_main]
 
-use axum_channel_protocol::cluster::{Frame, Topic};
+use axum_channel_protocol::cluster::{entry, Frame, Topic};
 use axum_channel_protocol::WireFormat;
 use libfuzzer_sys::fuzz_target;
 
@@ -36,6 +37,10 @@ fuzz_target!(|data: &[u8]| {
             other => panic!("a reply re-read as {other:?}"),
         },
         Err(_) => {}
+    }
+
+    if let Ok((position, frame)) = entry::decode(data) {
+        assert_eq!(entry::encode(position, frame), data);
     }
 
     if let Some((&split, rest)) = data.split_first() {

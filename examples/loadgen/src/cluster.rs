@@ -1,7 +1,10 @@
 //! Cross-node broadcasts: a `redis-server` on a free port, two
 //! `broadcast-server` nodes on it, WebSocket members split between them;
 //! broadcasts are made on the first node, so half the members hear them
-//! through Redis.
+//! through Redis. Measured twice in one run: the room without a history
+//! (Redis pub/sub) and with one (a Redis stream per room; every node, the
+//! first too, delivers the stream's entries), with Redis's memory per
+//! 1,000 broadcasts kept.
 
 use crate::broadcast::{self, Arrival};
 use crate::idle::Transport;
@@ -13,6 +16,19 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
+
+/// Bytes Redis uses now (`INFO memory`'s `used_memory`).
+fn redis_memory(url: &str) -> Option<u64> {
+    let port = url.trim_end_matches('/').rsplit(':').next()?;
+    let output = std::process::Command::new("redis-cli")
+        .args(["-p", port, "INFO", "memory"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|value| value.trim().parse().ok())
+}
 
 /// Starts `redis-server` on a free loopback port, saving nothing.
 async fn start_redis() -> Result<(tokio::process::Child, String), Error> {
@@ -64,21 +80,32 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
     samples[((samples.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
 }
 
-/// Latency of single broadcasts, then throughput of back-to-back ones.
+/// Both paths, one after the other.
 pub async fn run(options: &Options) -> Result<(), Error> {
     proc_stats::raise_open_files(options.sessions as u64 * 2 + 1_000);
+    run_path(options, false).await?;
+    run_path(options, true).await
+}
+
+/// Latency of single broadcasts, then throughput of back-to-back ones.
+async fn run_path(options: &Options, history: bool) -> Result<(), Error> {
     let (_redis, url) = start_redis().await?;
-    let env = [("REDIS_URL", url.as_str())];
+    let mut env = vec![("REDIS_URL", url.as_str())];
+    if history {
+        env.push(("HISTORY", "1"));
+    }
     let (base_a, node_a) = start_server_with(&options.broadcast_bin, &env).await?;
     let (base_b, node_b) = start_server_with(&options.broadcast_bin, &env).await?;
+    let memory_before = redis_memory(&url);
     let half = options.sessions / 2;
     let local = broadcast::open(&base_a, &[Transport::WebSocket], half, 0).await?;
     let remote = broadcast::open(&base_b, &[Transport::WebSocket], half, 0).await?;
     let mut arrivals = merge(local, remote, half);
     let members = half * 2;
     println!(
-        "Cross-node broadcasts: 2 nodes on one redis-server, {members} WebSocket members ({half} per node), \
+        "Cross-node broadcasts, {}: 2 nodes on one redis-server, {members} WebSocket members ({half} per node), \
          {}-byte messages, made on node A",
+        if history { "room with a history (Redis stream)" } else { "room without a history (Redis pub/sub)" },
         options.size
     );
 
@@ -163,5 +190,12 @@ pub async fn run(options: &Options) -> Result<(), Error> {
         (cpu(node_a.id()) - cpu_a) * 1e3 / burst as f64,
         (cpu(node_b.id()) - cpu_b) * 1e3 / burst as f64,
     );
+    if let (Some(before), Some(after)) = (memory_before, redis_memory(&url)) {
+        println!(
+            "  Redis memory         {:.1} KiB per 1,000 broadcasts ({} broadcasts kept at most 1,000)",
+            after.saturating_sub(before) as f64 / 1024.0 * 1000.0 / (rounds + burst).min(1000) as f64,
+            rounds + burst
+        );
+    }
     Ok(())
 }
