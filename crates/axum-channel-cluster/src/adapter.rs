@@ -1,17 +1,12 @@
 //! The `Adapter` trait: a pub/sub bus between the nodes of a cluster.
 
 use crate::error::ClusterError;
+use crate::future::BoxFuture;
 use crate::log::RoomLog;
 use crate::node::ClusterNode;
 use axum_channel_protocol::cluster::Topic;
 use bytes::Bytes;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-
-/// A boxed future that can move between threads (the same type as
-/// `futures::future::BoxFuture`).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A pub/sub bus that carries frames between the nodes of a cluster.
 ///

@@ -40,12 +40,14 @@
 
 mod adapter;
 mod error;
+mod future;
 mod log;
 mod node;
 
-pub use adapter::{Adapter, BoxFuture};
+pub use adapter::Adapter;
 pub use axum_channel_protocol::cluster::Topic;
 pub use axum_channel_protocol::history::{Lookup, Position, Unrecoverable};
 pub use error::ClusterError;
+pub use future::BoxFuture;
 pub use log::{Retention, RoomLog};
 pub use node::{ClusterNode, FrameSink};

@@ -1,7 +1,7 @@
 //! The `RoomLog` trait: where a cluster keeps its rooms' histories.
 
-use crate::adapter::BoxFuture;
 use crate::error::ClusterError;
+use crate::future::BoxFuture;
 use axum_channel_protocol::history::{Lookup, Position};
 use bytes::Bytes;
 use std::time::Duration;
