@@ -10,8 +10,10 @@
 //! arriving.
 
 pub mod closing;
+pub mod frame_reader;
 pub mod framed;
 pub mod handshake;
+pub mod permessage_deflate;
 pub mod session;
 pub mod utf8_guard;
 pub mod violation;
