@@ -3,8 +3,9 @@
 # to 13.*) against the echo example's native WebSocket (/ws), its SockJS raw
 # WebSocket (/sockjs/websocket) and the bare tokio-tungstenite baseline
 # (bare-ws-echo, /), then summarises the report. Exits non-zero if /ws or
-# /sockjs/websocket has a FAILED or NON-STRICT case; bare-ws-echo is reported
-# only. See tests/autobahn/README.md.
+# /sockjs/websocket has a FAILED, NON-STRICT or UNIMPLEMENTED case (both
+# negotiate permessage-deflate, sections 12 and 13); bare-ws-echo is
+# reported only. See tests/autobahn/README.md.
 #
 # Env:
 #   ECHO_BIN        echo example binary (default: $CARGO_TARGET_DIR or

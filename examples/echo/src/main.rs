@@ -5,7 +5,9 @@
 //! `ECHO_SOCKJS_WEBSOCKET=off` turns SockJS's websocket transports off, so
 //! SockJS clients fall back to streaming or polling; `ECHO_MAX_MESSAGE_SIZE`
 //! raises the WebSocket message limit (1 MiB); `ECHO_OVERFLOW=close` closes
-//! a session whose client does not read. `ALLOWED_ORIGINS` and
+//! a session whose client does not read; `ECHO_DEFLATE=off` turns
+//! permessage-deflate off on `/ws` and SockJS (it is on, with the default
+//! `DeflateConfig`). `ALLOWED_ORIGINS` and
 //! `TRUSTED_PROXIES` set the origin policy and the proxies believed.
 //!
 //! It serves with `axum_channel::serve` (HTTP/1.1, header-read and idle
@@ -21,8 +23,8 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
 use axum_channel::{
-    BrowserChannelConfig, ChannelConfig, ChannelLayer, EventSourceConfig, Message, Session,
-    SockJsConfig, Transport, WebSocketConfig,
+    BrowserChannelConfig, ChannelConfig, ChannelLayer, DeflateConfig, EventSourceConfig, Message,
+    Session, SockJsConfig, Transport, WebSocketConfig,
 };
 use futures::{FutureExt, StreamExt};
 use std::future::IntoFuture;
@@ -182,6 +184,17 @@ async fn main() -> std::io::Result<()> {
             .expect("ECHO_MAX_MESSAGE_SIZE must be a number of bytes")
     });
 
+    let deflate = std::env::var("ECHO_DEFLATE").as_deref() != Ok("off");
+    let mut sockjs = SockJsConfig::new()
+        .sockjs_url("/sockjs-client.js")
+        .websocket(sockjs_websocket)
+        .max_message_size(max_message_size);
+    let mut websocket = WebSocketConfig::new().max_message_size(max_message_size);
+    if deflate {
+        sockjs = sockjs.permessage_deflate(DeflateConfig::default());
+        websocket = websocket.permessage_deflate(DeflateConfig::default());
+    }
+
     let mut config = security_from_env(ChannelConfig::new());
     // What a session whose client does not read gets: its messages refused
     // (the default), or `close` it.
@@ -197,17 +210,8 @@ async fn main() -> std::io::Result<()> {
                 "/channel",
                 BrowserChannelConfig::new().client_library(bcsocket),
             )
-            .sockjs(
-                "/sockjs",
-                SockJsConfig::new()
-                    .sockjs_url("/sockjs-client.js")
-                    .websocket(sockjs_websocket)
-                    .max_message_size(max_message_size),
-            )
-            .websocket(
-                "/ws",
-                WebSocketConfig::new().max_message_size(max_message_size),
-            )
+            .sockjs("/sockjs", sockjs)
+            .websocket("/ws", websocket)
             .event_source(
                 "/events",
                 EventSourceConfig::new().ping_interval(Duration::from_secs(15)),

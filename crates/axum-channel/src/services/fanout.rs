@@ -55,8 +55,15 @@ pub struct BroadcastReport {
     pub unsupported: usize,
     /// Encodings made: at most one per wire format, however many members.
     pub encodings: usize,
-    /// Bytes those encodings hold together.
+    /// Bytes those encodings (and the compressed frames) hold together.
     pub encoded_bytes: usize,
+    /// Compressed frames made for members with permessage-deflate and no
+    /// server context takeover: at most one per set of compression
+    /// parameters, shared by all of them.
+    pub deflated_encodings: usize,
+    /// Members with permessage-deflate and server context takeover, each
+    /// of which compresses its own copy (its compressor's window is its own).
+    pub member_deflates: usize,
 }
 
 /// Who a message is for on this node; `except` is always left out.
@@ -131,6 +138,8 @@ pub(crate) fn deliver(
     }
     report.encodings = payload.encodings();
     report.encoded_bytes = payload.encoded_bytes();
+    report.deflated_encodings = payload.deflated_encodings();
+    report.member_deflates = payload.member_deflates();
     telemetry.broadcasts.increment(1);
     telemetry
         .broadcast_recipients

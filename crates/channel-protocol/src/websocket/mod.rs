@@ -21,6 +21,6 @@ pub mod violation;
 pub use closing::{ClosingHandshake, DRAIN_TIMEOUT};
 pub use framed::{Framed, Incoming};
 pub use handshake::{Accepted, Handshake, Refusal};
-pub use session::{Session, SessionConfig};
+pub use session::{Session, SessionConfig, SessionDeflate};
 pub use utf8_guard::{InvalidUtf8, TextGuard};
 pub use violation::Violation;

@@ -424,9 +424,19 @@ const INFLATE_CHUNK: usize = 8 * 1024;
 impl Inflater {
     /// The inflater for what the client agreed to.
     pub fn new(agreed: &Agreed) -> Self {
-        Self {
-            window_bits: zlib_bits(agreed.client_max_window_bits),
+        Self::with_params(DeflateParams {
+            level: agreed.level,
+            window_bits: agreed.client_max_window_bits,
             no_context_takeover: agreed.client_no_context_takeover,
+        })
+    }
+
+    /// The inflater of what a peer compresses with `params` (a client
+    /// reading a server's messages, say).
+    pub fn with_params(params: DeflateParams) -> Self {
+        Self {
+            window_bits: zlib_bits(params.window_bits),
+            no_context_takeover: params.no_context_takeover,
             decompress: None,
             ended: false,
         }
