@@ -23,6 +23,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// How many bytes one read from the socket takes at most.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// How many reads one poll drops, after a violation, before it yields.
+const DROP_ROUNDS: usize = 16;
+
 /// The longest close reason that fits a control frame with its code.
 const MAX_CLOSE_REASON: usize = 123;
 
@@ -41,6 +44,10 @@ pub(crate) struct DeflateSocket {
     close_sent: bool,
     /// Nothing more will be read.
     ended: bool,
+    /// The peer broke the protocol: what it still sends is read and
+    /// dropped until it closes, so that our close frame is not lost to a
+    /// reset (closing a socket with unread bytes sends one).
+    failed: bool,
 }
 
 impl DeflateSocket {
@@ -55,14 +62,20 @@ impl DeflateSocket {
             deflater: None,
             close_sent: false,
             ended: false,
+            failed: false,
         }
     }
 
     /// The next thing the peer sent.
     pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Incoming> {
+        let mut dropped = 0;
         loop {
             if self.ended {
                 return Poll::Ready(Incoming::Lost);
+            }
+            if self.failed {
+                self.spill = Vec::new();
+                self.taken = 0;
             }
             if self.taken < self.spill.len() {
                 let mut input = &self.spill[self.taken..];
@@ -95,6 +108,15 @@ impl DeflateSocket {
             if filled.is_empty() {
                 self.ended = true;
                 return Poll::Ready(Incoming::Lost);
+            }
+            if self.failed {
+                dropped += 1;
+                if dropped == DROP_ROUNDS {
+                    // A peer that keeps sending does not hold the task.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                continue;
             }
             let mut input = filled;
             let read = self.reader.read(&mut input);
@@ -131,7 +153,7 @@ impl DeflateSocket {
                 Incoming::Close { code, reason }
             }
             Err(violation) => {
-                self.ended = true;
+                self.failed = true;
                 tracing::debug!(%violation, "WebSocket peer broke the protocol");
                 violation.into()
             }
