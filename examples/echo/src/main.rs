@@ -7,7 +7,7 @@
 //! raises the WebSocket message limit (1 MiB); `ECHO_OVERFLOW=close` closes
 //! a session whose client does not read; `ECHO_DEFLATE=off` turns
 //! permessage-deflate off on `/ws` and SockJS (it is on, with the default
-//! `DeflateConfig`). `ALLOWED_ORIGINS` and
+//! `DeflateConfig`; `ECHO_DEFLATE_MIN_SIZE` sets its `min_size`). `ALLOWED_ORIGINS` and
 //! `TRUSTED_PROXIES` set the origin policy and the proxies believed.
 //!
 //! It serves with `axum_channel::serve` (HTTP/1.1, header-read and idle
@@ -191,8 +191,14 @@ async fn main() -> std::io::Result<()> {
         .max_message_size(max_message_size);
     let mut websocket = WebSocketConfig::new().max_message_size(max_message_size);
     if deflate {
-        sockjs = sockjs.permessage_deflate(DeflateConfig::default());
-        websocket = websocket.permessage_deflate(DeflateConfig::default());
+        let mut config = DeflateConfig::default();
+        if let Ok(size) = std::env::var("ECHO_DEFLATE_MIN_SIZE") {
+            config.min_size = size
+                .parse()
+                .expect("ECHO_DEFLATE_MIN_SIZE must be a number of bytes");
+        }
+        sockjs = sockjs.permessage_deflate(config);
+        websocket = websocket.permessage_deflate(config);
     }
 
     let mut config = security_from_env(ChannelConfig::new());

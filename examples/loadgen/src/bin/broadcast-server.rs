@@ -4,7 +4,9 @@
 //! wire format) or as a loop of `send` calls (an encoding per member). It
 //! answers with what the fan-out did, as JSON. Listens on 127.0.0.1:$PORT
 //! (0 picks a free port) and prints `listening on http://ADDRESS`;
-//! `MAX_QUEUED_MESSAGES` bounds each WebSocket session's queue; with
+//! `MAX_QUEUED_MESSAGES` bounds each WebSocket session's queue;
+//! `DEFLATE=on` negotiates permessage-deflate on `/ws` (the chat example's
+//! settings: messages from 32 bytes up compressed, each on its own); with
 //! `REDIS_URL` the node joins the cluster of every node on that Redis.
 
 use axum::extract::{Query, State};
@@ -12,8 +14,8 @@ use axum::routing::post;
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use axum_channel::{
-    ChannelConfig, ChannelHandle, ChannelLayer, EventSourceConfig, Payload, SockJsConfig,
-    WebSocketConfig,
+    ChannelConfig, ChannelHandle, ChannelLayer, DeflateConfig, EventSourceConfig, Payload,
+    SockJsConfig, WebSocketConfig,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -53,6 +55,8 @@ async fn fanout(
             "dropped": report.dropped,
             "encodings": report.encodings,
             "encoded_bytes": report.encoded_bytes,
+            "deflated_encodings": report.deflated_encodings,
+            "member_deflates": report.member_deflates,
         })
     };
     let mut answer = answer;
@@ -79,13 +83,17 @@ async fn main() -> std::io::Result<()> {
         .map_err(std::io::Error::other)?;
         config = config.cluster(adapter);
     }
+    let mut websocket = WebSocketConfig::new().max_queued_messages(max_queued_messages);
+    if std::env::var("DEFLATE").as_deref() == Ok("on") {
+        websocket = websocket.permessage_deflate(DeflateConfig {
+            min_size: 32,
+            ..DeflateConfig::default()
+        });
+    }
     let layer = ChannelLayer::new(
         config
             .sockjs("/sockjs", SockJsConfig::new())
-            .websocket(
-                "/ws",
-                WebSocketConfig::new().max_queued_messages(max_queued_messages),
-            )
+            .websocket("/ws", websocket)
             .event_source("/events", EventSourceConfig::new())
             .max_sessions(200_000)
             .on_session(|session| async move {
