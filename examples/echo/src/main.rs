@@ -7,7 +7,9 @@
 //! raises the WebSocket message limit (1 MiB); `ECHO_OVERFLOW=close` closes
 //! a session whose client does not read; `ECHO_DEFLATE=off` turns
 //! permessage-deflate off on `/ws` and SockJS (it is on, with the default
-//! `DeflateConfig`; `ECHO_DEFLATE_MIN_SIZE` sets its `min_size`). `ALLOWED_ORIGINS` and
+//! `DeflateConfig`; `ECHO_DEFLATE_MIN_SIZE` sets its `min_size`,
+//! `ECHO_DEFLATE_CONTEXT_TAKEOVER=on` keeps the server's window between
+//! messages). `ALLOWED_ORIGINS` and
 //! `TRUSTED_PROXIES` set the origin policy and the proxies believed.
 //!
 //! It serves with `axum_channel::serve` (HTTP/1.1, header-read and idle
@@ -196,6 +198,9 @@ async fn main() -> std::io::Result<()> {
             config.min_size = size
                 .parse()
                 .expect("ECHO_DEFLATE_MIN_SIZE must be a number of bytes");
+        }
+        if std::env::var("ECHO_DEFLATE_CONTEXT_TAKEOVER").as_deref() == Ok("on") {
+            config.server_no_context_takeover = false;
         }
         sockjs = sockjs.permessage_deflate(config);
         websocket = websocket.permessage_deflate(config);

@@ -181,6 +181,32 @@ fn chat_message(n: usize) -> String {
     .to_string()
 }
 
+/// What one side of the comparison runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Plain,
+    /// permessage-deflate, every message compressed on its own (the default).
+    Deflate,
+    /// permessage-deflate with the server's context takeover.
+    Takeover,
+}
+
+impl Side {
+    const ALL: [Side; 3] = [Side::Plain, Side::Deflate, Side::Takeover];
+
+    fn label(self) -> &'static str {
+        match self {
+            Side::Plain => "plain:",
+            Side::Deflate => "deflate:",
+            Side::Takeover => "takeover:",
+        }
+    }
+
+    fn offers(self) -> bool {
+        self != Side::Plain
+    }
+}
+
 fn address(base: &str) -> String {
     base.trim_start_matches("http://").to_owned()
 }
@@ -196,12 +222,21 @@ struct EchoResult {
 /// One side of the echo comparison, on a server process of its own.
 async fn echo_side(
     echo_bin: &str,
-    deflate: bool,
+    side: Side,
     sessions: usize,
     messages: usize,
 ) -> Result<EchoResult, Error> {
     // Messages from 32 bytes up are compressed, as the chat example does.
-    let (base, child) = start_server_with(echo_bin, &[("ECHO_DEFLATE_MIN_SIZE", "32")]).await?;
+    let takeover = if side == Side::Takeover { "on" } else { "off" };
+    let (base, child) = start_server_with(
+        echo_bin,
+        &[
+            ("ECHO_DEFLATE_MIN_SIZE", "32"),
+            ("ECHO_DEFLATE_CONTEXT_TAKEOVER", takeover),
+        ],
+    )
+    .await?;
+    let deflate = side.offers();
     let pid = child.id();
     let addr = address(&base);
     let received = Arc::new(AtomicU64::new(0));
@@ -280,11 +315,16 @@ async fn post_fanout(addr: &str, body: &str) -> Result<String, Error> {
 /// `broadcast-server`, `rounds` broadcasts of a chat message.
 async fn broadcast_side(
     broadcast_bin: &str,
-    deflate: bool,
+    side: Side,
     members: usize,
     rounds: usize,
 ) -> Result<BroadcastResult, Error> {
-    let env: &[(&str, &str)] = if deflate { &[("DEFLATE", "on")] } else { &[] };
+    let env: &[(&str, &str)] = match side {
+        Side::Plain => &[],
+        Side::Deflate => &[("DEFLATE", "on")],
+        Side::Takeover => &[("DEFLATE", "takeover")],
+    };
+    let deflate = side.offers();
     let (base, child) = start_server_with(broadcast_bin, env).await?;
     let pid = child.id();
     let addr = address(&base);
@@ -354,12 +394,12 @@ pub async fn run(options: &crate::options::Options) -> Result<(), Error> {
     );
     let sample = chat_message(1);
     println!("  a message: {sample} ({} bytes)", sample.len());
-    for deflate in [false, true] {
-        let result = echo_side(&options.echo_bin, deflate, sessions, messages).await?;
+    for side in Side::ALL {
+        let result = echo_side(&options.echo_bin, side, sessions, messages).await?;
         println!(
             "  {:<12} server CPU per echo {:.2} us, wire bytes per echoed message (server to client, \
              frame headers included) {:.1}, {:.0} echoes/s, idle RSS per session after the echoes {:.2} KiB",
-            if deflate { "compressed:" } else { "plain:" },
+            side.label(),
             result.cpu * 1e6 / result.echoes as f64,
             result.received as f64 / result.echoes as f64,
             result.echoes as f64 / result.elapsed.as_secs_f64(),
@@ -371,10 +411,10 @@ pub async fn run(options: &crate::options::Options) -> Result<(), Error> {
             "broadcast of one chat message to {} members of broadcast-server, {} rounds",
             options.broadcast_members, options.rounds
         );
-        for deflate in [false, true] {
+        for side in Side::ALL {
             let result = broadcast_side(
                 &options.broadcast_bin,
-                deflate,
+                side,
                 options.broadcast_members,
                 options.rounds,
             )
@@ -385,7 +425,7 @@ pub async fn run(options: &crate::options::Options) -> Result<(), Error> {
             println!(
                 "  {:<12} server CPU per broadcast mean {:.2} ms (min {:.2}, max {:.2}), {:.2} us per delivery, \
                  wire bytes per delivery {:.1}; last answer {}",
-                if deflate { "compressed:" } else { "plain:" },
+                side.label(),
                 mean * 1e3,
                 cpu[0] * 1e3,
                 cpu[cpu.len() - 1] * 1e3,

@@ -6,7 +6,8 @@
 //! (0 picks a free port) and prints `listening on http://ADDRESS`;
 //! `MAX_QUEUED_MESSAGES` bounds each WebSocket session's queue;
 //! `DEFLATE=on` negotiates permessage-deflate on `/ws` (the chat example's
-//! settings: messages from 32 bytes up compressed, each on its own); with
+//! settings: messages from 32 bytes up compressed, each on its own),
+//! `DEFLATE=takeover` the same with the server's context takeover; with
 //! `REDIS_URL` the node joins the cluster of every node on that Redis.
 
 use axum::extract::{Query, State};
@@ -84,9 +85,11 @@ async fn main() -> std::io::Result<()> {
         config = config.cluster(adapter);
     }
     let mut websocket = WebSocketConfig::new().max_queued_messages(max_queued_messages);
-    if std::env::var("DEFLATE").as_deref() == Ok("on") {
+    let deflate = std::env::var("DEFLATE");
+    if matches!(deflate.as_deref(), Ok("on" | "takeover")) {
         websocket = websocket.permessage_deflate(DeflateConfig {
             min_size: 32,
+            server_no_context_takeover: deflate.as_deref() == Ok("on"),
             ..DeflateConfig::default()
         });
     }
