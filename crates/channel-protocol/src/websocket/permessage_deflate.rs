@@ -40,7 +40,8 @@ pub const MAX_WINDOW_BITS: u8 = 15;
 pub struct DeflateConfig {
     /// zlib compression level, 0 (none) to 9 (best); default 6.
     pub level: u32,
-    /// Messages shorter than this many bytes are sent uncompressed; default 128.
+    /// Messages shorter than this many bytes are sent uncompressed; default
+    /// 128, at most 65,535 (a larger value counts as 65,535).
     pub min_size: usize,
     /// Always answer `server_no_context_takeover`: every message is
     /// compressed on its own, so one compressed frame serves every member
@@ -119,7 +120,7 @@ impl Agreed {
     /// The deflate parameters of the server's outgoing messages.
     pub fn outgoing(&self) -> DeflateParams {
         DeflateParams {
-            level: self.level.min(9),
+            level: self.level.min(9) as u8,
             window_bits: self.server_max_window_bits,
             no_context_takeover: self.server_no_context_takeover,
         }
@@ -127,7 +128,7 @@ impl Agreed {
 
     /// True when a message of `len` bytes goes out compressed.
     pub fn compresses(&self, len: usize) -> bool {
-        len >= self.min_size
+        len >= self.min_size.min(usize::from(u16::MAX))
     }
 }
 
@@ -135,8 +136,8 @@ impl Agreed {
 /// sessions must have in common.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DeflateParams {
-    /// zlib level.
-    pub level: u32,
+    /// zlib level, 0 to 9.
+    pub level: u8,
     /// LZ77 window, as log2.
     pub window_bits: u8,
     /// Every message is compressed on its own.
@@ -327,7 +328,7 @@ pub fn deflate_message(params: DeflateParams, payload: &[u8]) -> Bytes {
 
 fn new_compress(params: DeflateParams) -> Compress {
     Compress::new_with_window_bits(
-        Compression::new(params.level.min(9)),
+        Compression::new(u32::from(params.level.min(9))),
         false,
         zlib_bits(params.window_bits),
     )
@@ -425,7 +426,7 @@ impl Inflater {
     /// The inflater for what the client agreed to.
     pub fn new(agreed: &Agreed) -> Self {
         Self::with_params(DeflateParams {
-            level: agreed.level,
+            level: agreed.level.min(9) as u8,
             window_bits: agreed.client_max_window_bits,
             no_context_takeover: agreed.client_no_context_takeover,
         })

@@ -57,15 +57,19 @@ pub struct SessionConfig {
 pub struct SessionDeflate {
     /// The server's compression parameters.
     pub params: DeflateParams,
-    /// Messages shorter than this go uncompressed.
-    pub min_size: usize,
+    /// Messages shorter than this go uncompressed (16 bits, so that an
+    /// idle session does not grow: [`DeflateConfig::min_size`] is capped
+    /// at 65,535).
+    ///
+    /// [`DeflateConfig::min_size`]: super::permessage_deflate::DeflateConfig::min_size
+    pub min_size: u16,
 }
 
 impl From<&Agreed> for SessionDeflate {
     fn from(agreed: &Agreed) -> Self {
         Self {
             params: agreed.outgoing(),
-            min_size: agreed.min_size,
+            min_size: u16::try_from(agreed.min_size).unwrap_or(u16::MAX),
         }
     }
 }
@@ -420,7 +424,11 @@ impl Engine for Session {
             .encode(WireFormat::WebSocket)
             .ok_or(SendError::Unsupported(payload.kind()))?;
         let mut deflated = false;
-        if let Some(deflate) = self.config.deflate.filter(|d| bytes.len() >= d.min_size) {
+        if let Some(deflate) = self
+            .config
+            .deflate
+            .filter(|d| bytes.len() >= usize::from(d.min_size))
+        {
             if deflate.params.no_context_takeover {
                 // RFC 7692 section 7.1.1.1: each message compressed on its
                 // own, so every member of a broadcast shares the frame.
