@@ -382,6 +382,9 @@ impl FrameReader {
             }
         }
         message.check_utf8(true)?;
+        // The app's queue counts a message by its length, not by the room
+        // its assembly grew into.
+        message.data.shrink_to_fit();
         if message.text {
             String::from_utf8(message.data)
                 .map(|text| Some(Read::Text(text)))

@@ -358,6 +358,9 @@ fn compress_into(compress: &mut Compress, payload: &[u8]) -> Bytes {
         // single 0x00 byte for an empty message.
         out.push(0);
     }
+    // A queue counts a message by its length: the bytes must not hold
+    // the (much larger) room they were compressed into.
+    out.shrink_to_fit();
     Bytes::from(out)
 }
 
