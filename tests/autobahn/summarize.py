@@ -4,8 +4,8 @@
 Reads REPORT_DIR/index.json (written by `wstest -m fuzzingclient`), prints per
 agent (server) how many cases ended in each behaviour, then every FAILED or
 NON-STRICT case with the reason Autobahn gives in that case's JSON file, and
-exits 1 when an agent named with --require-clean has any FAILED or NON-STRICT
-case (or a behaviour this script does not know, or is missing from the
+exits 1 when an agent named with --require-clean has any FAILED, NON-STRICT
+or UNIMPLEMENTED case (or a behaviour this script does not know, or is missing from the
 report). Other agents are reported only.
 
 usage: summarize.py REPORT_DIR [--require-clean AGENT]... [--expect-cases N]
@@ -19,6 +19,9 @@ import sys
 
 BEHAVIOURS = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED"]
 BAD = {"FAILED", "NON-STRICT"}
+# A required agent negotiates every extension the suite tests
+# (permessage-deflate): an UNIMPLEMENTED case fails it too.
+BAD_REQUIRED = BAD | {"UNIMPLEMENTED"}
 
 
 def case_key(case_id):
@@ -56,7 +59,7 @@ def main():
         action="append",
         default=[],
         metavar="AGENT",
-        help="fail the run if this agent has a FAILED or NON-STRICT case",
+        help="fail the run if this agent has a FAILED, NON-STRICT or UNIMPLEMENTED case",
     )
     parser.add_argument(
         "--expect-cases",
@@ -111,7 +114,8 @@ def main():
         bad = [
             case_id
             for case_id in sorted(cases, key=case_key)
-            if cases[case_id]["behavior"] in BAD or cases[case_id]["behavior"] not in BEHAVIOURS
+            if cases[case_id]["behavior"] in (BAD_REQUIRED if required else BAD)
+            or cases[case_id]["behavior"] not in BEHAVIOURS
         ]
         unclean = [
             case_id
@@ -121,7 +125,7 @@ def main():
             and cases[case_id]["behavior"] != "UNIMPLEMENTED"
         ]
         if bad:
-            print(f"\n{agent}: {len(bad)} FAILED/NON-STRICT case(s)")
+            print(f"\n{agent}: {len(bad)} FAILED/NON-STRICT{'/UNIMPLEMENTED' if required else ''} case(s)")
             # Cases that fail the same way (same behaviour, same expectation,
             # same close) get the full detail once, then one line each.
             first_of = {}
@@ -157,7 +161,9 @@ def main():
                     print(f"           {'autobahn:':<9} {verdict}")
                 print(f"           {'report:':<9} {os.path.join(args.report_dir, entry['reportfile'][:-5])}.html")
             if required:
-                failing.append(f"{agent}: {len(bad)} FAILED/NON-STRICT case(s): {', '.join(bad)}")
+                failing.append(
+                    f"{agent}: {len(bad)} FAILED/NON-STRICT/UNIMPLEMENTED case(s): {', '.join(bad)}"
+                )
         if unclean:
             # Not a gate: Autobahn already counts the close handshake into the
             # behaviour wherever the spec requires it.
@@ -171,7 +177,10 @@ def main():
         for line in failing:
             print(f"autobahn: FAIL {line}")
         return 1
-    print("autobahn: OK, no FAILED or NON-STRICT case on " + ", ".join(args.require_clean))
+    print(
+        "autobahn: OK, no FAILED, NON-STRICT or UNIMPLEMENTED case on "
+        + ", ".join(args.require_clean)
+    )
     return 0
 
 

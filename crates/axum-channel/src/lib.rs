@@ -255,6 +255,7 @@ mod services;
 mod base;
 
 pub use axum_channel_protocol::history::Position;
+pub use axum_channel_protocol::websocket::permessage_deflate::DeflateConfig;
 pub use axum_channel_protocol::{CloseReason, Message, Payload, SendError};
 pub use base::transport::Transport;
 pub use config::{

@@ -83,6 +83,16 @@ pub enum Transmit {
         /// Once written, every message below this number is delivered.
         confirms: Option<u64>,
     },
+    /// One WebSocket message whose payload is compressed already
+    /// (permessage-deflate, RFC 7692): its first frame carries RSV1.
+    Deflated {
+        /// The compressed payload, without the sync flush's tail.
+        bytes: Bytes,
+        /// A binary message (else text).
+        binary: bool,
+        /// Once written, every message below this number is delivered.
+        confirms: Option<u64>,
+    },
     /// A WebSocket ping.
     Ping(Bytes),
     /// Write `tail` (possibly empty), then end the response.

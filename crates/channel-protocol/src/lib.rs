@@ -16,8 +16,9 @@
 //!   heartbeats, `response_limit`, disconnect delay).
 //! - [`websocket`]: the opening handshake, the native WebSocket session
 //!   engine (queue, pings), the closing handshake and drain every engine
-//!   on a WebSocket shares, the close code of each protocol violation, and
-//!   the fail-fast UTF-8 guard.
+//!   on a WebSocket shares, the close code of each protocol violation, the
+//!   fail-fast UTF-8 guard, and permessage-deflate (RFC 7692) with the
+//!   frame reader its sessions use.
 //! - [`event_stream`]: the `text/event-stream` format and the EventSource
 //!   session engine.
 //! - [`hixie76`]: the legacy hixie-76 WebSocket handshake and framing.

@@ -8,6 +8,7 @@
 
 use crate::event_stream::format as event_stream;
 use crate::json::{self, EscapePolicy};
+use crate::websocket::permessage_deflate::{deflate_message, DeflateParams};
 use bytes::Bytes;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -77,6 +78,11 @@ pub struct Payload {
     encoded: [OnceLock<Option<Bytes>>; FORMATS],
     encodings: AtomicUsize,
     encoded_bytes: AtomicUsize,
+    /// The WebSocket form compressed on its own (permessage-deflate
+    /// without context takeover), with the parameters it was made with.
+    deflated: OnceLock<(DeflateParams, Bytes)>,
+    deflated_encodings: AtomicUsize,
+    member_deflates: AtomicUsize,
 }
 
 impl Payload {
@@ -88,6 +94,9 @@ impl Payload {
             encoded: Default::default(),
             encodings: AtomicUsize::new(0),
             encoded_bytes: AtomicUsize::new(0),
+            deflated: OnceLock::new(),
+            deflated_encodings: AtomicUsize::new(0),
+            member_deflates: AtomicUsize::new(0),
         }
     }
 
@@ -214,12 +223,61 @@ impl Payload {
             .clone()
     }
 
+    /// The WebSocket form compressed on its own with `params`
+    /// (permessage-deflate without context takeover, RFC 7692 section
+    /// 7.1.1.1), made once and shared by every session that compresses
+    /// with the same parameters; `None` when WebSocket cannot carry it.
+    ///
+    /// ```
+    /// use axum_channel_protocol::payload::Payload;
+    /// use axum_channel_protocol::websocket::permessage_deflate::DeflateParams;
+    ///
+    /// let payload = Payload::text("hello hello hello hello");
+    /// let params = DeflateParams { level: 6, window_bits: 15, no_context_takeover: true };
+    /// let first = payload.deflated(params).unwrap();
+    /// assert_eq!(first, payload.deflated(params).unwrap());
+    /// assert_eq!(payload.deflated_encodings(), 1);
+    /// ```
+    pub fn deflated(&self, params: DeflateParams) -> Option<Bytes> {
+        let plain = self.encode(WireFormat::WebSocket)?;
+        let make = || {
+            self.deflated_encodings.fetch_add(1, Ordering::Relaxed);
+            let bytes = deflate_message(params, &plain);
+            self.encoded_bytes.fetch_add(bytes.len(), Ordering::Relaxed);
+            bytes
+        };
+        let (made_with, bytes) = self.deflated.get_or_init(|| (params, make()));
+        if *made_with == params {
+            Some(bytes.clone())
+        } else {
+            // Another endpoint's settings: compressed for it alone.
+            Some(make())
+        }
+    }
+
+    /// How many compressed forms [`deflated`](Self::deflated) made (one
+    /// per set of parameters, however many sessions share it).
+    pub fn deflated_encodings(&self) -> usize {
+        self.deflated_encodings.load(Ordering::Relaxed)
+    }
+
+    /// Notes that one session will compress this payload itself (context
+    /// takeover: its compressor's window is its own).
+    pub fn count_member_deflate(&self) {
+        self.member_deflates.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many sessions compress this payload themselves.
+    pub fn member_deflates(&self) -> usize {
+        self.member_deflates.load(Ordering::Relaxed)
+    }
+
     /// How many encodings were made so far (at most one per wire format).
     pub fn encodings(&self) -> usize {
         self.encodings.load(Ordering::Relaxed)
     }
 
-    /// How many bytes those encodings hold together.
+    /// How many bytes those encodings (and the compressed forms) hold together.
     pub fn encoded_bytes(&self) -> usize {
         self.encoded_bytes.load(Ordering::Relaxed)
     }

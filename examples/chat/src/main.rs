@@ -8,6 +8,10 @@
 //! examples/chat`, then open http://127.0.0.1:3001/. `PORT` picks the port;
 //! with `REDIS_URL` set the node joins the cluster of every node given the
 //! same URL (`NODE_NAME` labels it in logs and metrics).
+//!
+//! WebSocket and SockJS clients that offer permessage-deflate get it: chat
+//! messages are short JSON, so messages from 32 bytes up are compressed,
+//! each on its own (one compressed frame serves every member of a room).
 
 mod protocol;
 
@@ -15,6 +19,7 @@ use axum::extract::State;
 use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
+use axum_channel::DeflateConfig;
 use axum_channel::{
     BrowserChannelConfig, ChannelConfig, ChannelHandle, ChannelLayer, EventSourceConfig,
     HistoryConfig, Payload, Session, SockJsConfig, Transport, WebSocketConfig,
@@ -353,6 +358,10 @@ async fn main() -> std::io::Result<()> {
     if let Some(adapter) = &cluster {
         config = config.cluster(adapter.clone());
     }
+    let deflate = DeflateConfig {
+        min_size: 32,
+        ..DeflateConfig::default()
+    };
     let channels = ChannelLayer::new(
         config
             .browserchannel(
@@ -361,9 +370,11 @@ async fn main() -> std::io::Result<()> {
             )
             .sockjs(
                 "/sockjs",
-                SockJsConfig::new().sockjs_url("/sockjs-client.js"),
+                SockJsConfig::new()
+                    .sockjs_url("/sockjs-client.js")
+                    .permessage_deflate(deflate),
             )
-            .websocket("/ws", WebSocketConfig::new())
+            .websocket("/ws", WebSocketConfig::new().permessage_deflate(deflate))
             .event_source(
                 "/events",
                 EventSourceConfig::new().ping_interval(Duration::from_secs(15)),

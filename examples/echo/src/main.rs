@@ -5,7 +5,11 @@
 //! `ECHO_SOCKJS_WEBSOCKET=off` turns SockJS's websocket transports off, so
 //! SockJS clients fall back to streaming or polling; `ECHO_MAX_MESSAGE_SIZE`
 //! raises the WebSocket message limit (1 MiB); `ECHO_OVERFLOW=close` closes
-//! a session whose client does not read. `ALLOWED_ORIGINS` and
+//! a session whose client does not read; `ECHO_DEFLATE=off` turns
+//! permessage-deflate off on `/ws` and SockJS (it is on, with the default
+//! `DeflateConfig`; `ECHO_DEFLATE_MIN_SIZE` sets its `min_size`,
+//! `ECHO_DEFLATE_CONTEXT_TAKEOVER=on` keeps the server's window between
+//! messages). `ALLOWED_ORIGINS` and
 //! `TRUSTED_PROXIES` set the origin policy and the proxies believed.
 //!
 //! It serves with `axum_channel::serve` (HTTP/1.1, header-read and idle
@@ -21,8 +25,8 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
 use axum_channel::{
-    BrowserChannelConfig, ChannelConfig, ChannelLayer, EventSourceConfig, Message, Session,
-    SockJsConfig, Transport, WebSocketConfig,
+    BrowserChannelConfig, ChannelConfig, ChannelLayer, DeflateConfig, EventSourceConfig, Message,
+    Session, SockJsConfig, Transport, WebSocketConfig,
 };
 use futures::{FutureExt, StreamExt};
 use std::future::IntoFuture;
@@ -182,6 +186,26 @@ async fn main() -> std::io::Result<()> {
             .expect("ECHO_MAX_MESSAGE_SIZE must be a number of bytes")
     });
 
+    let deflate = std::env::var("ECHO_DEFLATE").as_deref() != Ok("off");
+    let mut sockjs = SockJsConfig::new()
+        .sockjs_url("/sockjs-client.js")
+        .websocket(sockjs_websocket)
+        .max_message_size(max_message_size);
+    let mut websocket = WebSocketConfig::new().max_message_size(max_message_size);
+    if deflate {
+        let mut config = DeflateConfig::default();
+        if let Ok(size) = std::env::var("ECHO_DEFLATE_MIN_SIZE") {
+            config.min_size = size
+                .parse()
+                .expect("ECHO_DEFLATE_MIN_SIZE must be a number of bytes");
+        }
+        if std::env::var("ECHO_DEFLATE_CONTEXT_TAKEOVER").as_deref() == Ok("on") {
+            config.server_no_context_takeover = false;
+        }
+        sockjs = sockjs.permessage_deflate(config);
+        websocket = websocket.permessage_deflate(config);
+    }
+
     let mut config = security_from_env(ChannelConfig::new());
     // What a session whose client does not read gets: its messages refused
     // (the default), or `close` it.
@@ -197,17 +221,8 @@ async fn main() -> std::io::Result<()> {
                 "/channel",
                 BrowserChannelConfig::new().client_library(bcsocket),
             )
-            .sockjs(
-                "/sockjs",
-                SockJsConfig::new()
-                    .sockjs_url("/sockjs-client.js")
-                    .websocket(sockjs_websocket)
-                    .max_message_size(max_message_size),
-            )
-            .websocket(
-                "/ws",
-                WebSocketConfig::new().max_message_size(max_message_size),
-            )
+            .sockjs("/sockjs", sockjs)
+            .websocket("/ws", websocket)
             .event_source(
                 "/events",
                 EventSourceConfig::new().ping_interval(Duration::from_secs(15)),

@@ -37,6 +37,7 @@
 mod broadcast;
 mod browserchannel;
 mod cluster;
+mod deflate;
 mod fanout;
 mod idle;
 mod options;
@@ -421,6 +422,7 @@ async fn main() -> Result<(), Error> {
         "broadcast" => broadcast_load(&options).await,
         "slow-member" => slow_member_load(&options).await,
         "fanout" => fanout::run(&options).await,
+        "deflate" => deflate::run(&options).await,
         "fanout-members" => fanout::members(&options).await,
         "cluster" => cluster::run(&options).await,
         other => Err(format!(

@@ -34,6 +34,9 @@ pub struct Options {
     pub hold_secs: u64,
     /// A running server to use instead of starting one (memory is not measured).
     pub server: Option<String>,
+    /// `--mode deflate`: broadcasts measured (0 skips them), and to how many members.
+    pub rounds: usize,
+    pub broadcast_members: usize,
 }
 
 /// Reads the command line; panics with the flags it knows on anything else.
@@ -67,6 +70,8 @@ pub fn parse_options() -> Options {
         ],
         hold_secs: 5,
         server: None,
+        rounds: 0,
+        broadcast_members: 10_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -102,11 +107,16 @@ pub fn parse_options() -> Options {
             }
             "--hold-secs" => options.hold_secs = value().parse().expect("--hold-secs N"),
             "--server" => options.server = Some(value()),
+            "--rounds" => options.rounds = value().parse().expect("--rounds N"),
+            "--broadcast-members" => {
+                options.broadcast_members = value().parse().expect("--broadcast-members N");
+            }
             other => panic!(
                 "unknown flag {other}; use --mode, --sessions, --messages, --echo-bin, \
                  --bare-bin, --bare-http-bin, --bare-hyper-bin, --bare-serve-bin, --broadcast-bin, \
                  --bare-fanout-bin, --fanout-servers, --node-fanout-script, --node-path, \
-                 --size, --transports, --echo-servers, --hold-secs, --server"
+                 --size, --transports, --echo-servers, --hold-secs, --server, --rounds, \
+                 --broadcast-members"
             ),
         }
     }

@@ -3,6 +3,7 @@
 //! `sockjs::SessionConfig`, held here as they are).
 
 use axum_channel_protocol::sockjs::SessionConfig;
+use axum_channel_protocol::websocket::permessage_deflate::DeflateConfig;
 use http::HeaderMap;
 use std::fmt;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub struct SockJsConfig {
     pub(crate) jsessionid: JSessionId,
     pub(crate) disable_cors: bool,
     pub(crate) max_message_size: usize,
+    pub(crate) deflate: Option<DeflateConfig>,
 }
 
 impl Default for SockJsConfig {
@@ -43,6 +45,7 @@ impl Default for SockJsConfig {
             // A realtime message limit (socket.io's is 1 MB), not
             // sockjs-node's 64 MiB, which would let one client pin that much.
             max_message_size: 1 << 20,
+            deflate: None,
         }
     }
 }
@@ -142,6 +145,15 @@ impl SockJsConfig {
     /// bounded by the layer's `max_request_body`.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
+        self
+    }
+
+    /// Negotiates permessage-deflate (RFC 7692) on the `websocket`
+    /// transport and the raw `/websocket` endpoint, with these settings
+    /// (off by default). `max_message_size` then bounds a message once
+    /// inflated.
+    pub fn permessage_deflate(mut self, config: DeflateConfig) -> Self {
+        self.deflate = Some(config);
         self
     }
 }

@@ -1,7 +1,8 @@
 //! Settings of the native WebSocket endpoint (the engine's own settings are
 //! `axum_channel_protocol`'s `websocket::SessionConfig`, held here as they are).
 
-use axum_channel_protocol::websocket::SessionConfig;
+use axum_channel_protocol::websocket::permessage_deflate::{Agreed, DeflateConfig};
+use axum_channel_protocol::websocket::{SessionConfig, SessionDeflate};
 use http::header::HeaderMap;
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub struct WebSocketConfig {
     pub(crate) hixie76: bool,
     pub(crate) read_buffer_size: usize,
     pub(crate) write_buffer_size: usize,
+    pub(crate) deflate: Option<DeflateConfig>,
 }
 
 impl Default for WebSocketConfig {
@@ -40,6 +42,7 @@ impl Default for WebSocketConfig {
             hixie76: false,
             read_buffer_size: 128,
             write_buffer_size: 0,
+            deflate: None,
         }
     }
 }
@@ -122,11 +125,32 @@ impl WebSocketConfig {
         self
     }
 
-    /// The engine's settings for a connection with this framing.
-    pub(crate) fn session(&self, rfc6455: bool) -> SessionConfig {
+    /// Negotiates permessage-deflate (RFC 7692) with clients that offer it,
+    /// with these settings (off by default). `max_message_size` then
+    /// bounds a message once inflated.
+    ///
+    /// ```
+    /// use axum_channel::{DeflateConfig, WebSocketConfig};
+    ///
+    /// let config = WebSocketConfig::new().permessage_deflate(DeflateConfig {
+    ///     level: 1,
+    ///     min_size: 64,
+    ///     ..DeflateConfig::default()
+    /// });
+    /// # let _ = config;
+    /// ```
+    pub fn permessage_deflate(mut self, config: DeflateConfig) -> Self {
+        self.deflate = Some(config);
+        self
+    }
+
+    /// The engine's settings for a connection with this framing, and the
+    /// permessage-deflate its handshake agreed on.
+    pub(crate) fn session(&self, rfc6455: bool, deflate: Option<&Agreed>) -> SessionConfig {
         SessionConfig {
             binary: rfc6455,
             pings: rfc6455,
+            deflate: deflate.map(SessionDeflate::from),
             ..self.session
         }
     }

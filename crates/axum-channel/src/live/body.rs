@@ -92,8 +92,13 @@ impl<E: HttpReceivers + Send + 'static> Body for ReceiverBody<E> {
                     Poll::Ready(Some(Ok(Frame::data(tail))))
                 }
             }
-            // HTTP receivers carry neither pings nor binary frames; a close ends them.
-            Some(Transmit::Binary { .. } | Transmit::Ping(_) | Transmit::Close { .. }) => {
+            // HTTP receivers carry neither pings nor WebSocket messages; a close ends them.
+            Some(
+                Transmit::Binary { .. }
+                | Transmit::Deflated { .. }
+                | Transmit::Ping(_)
+                | Transmit::Close { .. },
+            ) => {
                 self.done = true;
                 Poll::Ready(None)
             }

@@ -302,7 +302,12 @@ impl<E: Engine + Send + 'static> Live<E> {
         let (transmit, after) = {
             let mut inner = self.lock();
             let transmit = take(&mut inner.engine, now);
-            if let Some(Transmit::Data { bytes, .. } | Transmit::Binary { bytes, .. }) = &transmit {
+            if let Some(
+                Transmit::Data { bytes, .. }
+                | Transmit::Binary { bytes, .. }
+                | Transmit::Deflated { bytes, .. },
+            ) = &transmit
+            {
                 self.metrics().bytes_sent.increment(bytes.len() as u64);
             }
             match &transmit {
@@ -321,6 +326,10 @@ impl<E: Engine + Send + 'static> Live<E> {
                         ..
                     }
                     | Transmit::Binary {
+                        confirms: Some(through),
+                        ..
+                    }
+                    | Transmit::Deflated {
                         confirms: Some(through),
                         ..
                     },
@@ -581,7 +590,10 @@ impl<E: Framed + Send + 'static> Live<E> {
                 }
                 return (sent, false);
             };
-            if let Transmit::Data { bytes, .. } | Transmit::Binary { bytes, .. } = &transmit {
+            if let Transmit::Data { bytes, .. }
+            | Transmit::Binary { bytes, .. }
+            | Transmit::Deflated { bytes, .. } = &transmit
+            {
                 sent += bytes.len();
             }
             if sink.put(transmit).is_err() {

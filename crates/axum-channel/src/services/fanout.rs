@@ -58,8 +58,15 @@ pub struct BroadcastReport {
     pub unsupported: usize,
     /// Encodings made: at most one per wire format, however many members.
     pub encodings: usize,
-    /// Bytes those encodings hold together.
+    /// Bytes those encodings (and the compressed frames) hold together.
     pub encoded_bytes: usize,
+    /// Compressed frames made for members with permessage-deflate and no
+    /// server context takeover: at most one per set of compression
+    /// parameters, shared by all of them.
+    pub deflated_encodings: usize,
+    /// Members with permessage-deflate and server context takeover, each
+    /// of which compresses its own copy (its compressor's window is its own).
+    pub member_deflates: usize,
     /// The position the broadcast got in each addressed room that keeps a
     /// history (see [`HistoryConfig`](crate::HistoryConfig)).
     pub positions: Vec<(String, Position)>,
@@ -74,6 +81,8 @@ impl BroadcastReport {
         self.unsupported += other.unsupported;
         self.encodings += other.encodings;
         self.encoded_bytes += other.encoded_bytes;
+        self.deflated_encodings += other.deflated_encodings;
+        self.member_deflates += other.member_deflates;
         self.positions.extend(other.positions);
     }
 }
@@ -286,6 +295,8 @@ pub(crate) fn deliver(
     }
     report.encodings = payload.encodings();
     report.encoded_bytes = payload.encoded_bytes();
+    report.deflated_encodings = payload.deflated_encodings();
+    report.member_deflates = payload.member_deflates();
     telemetry.broadcasts.increment(1);
     telemetry
         .broadcast_recipients

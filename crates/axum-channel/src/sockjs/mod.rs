@@ -17,7 +17,7 @@ use crate::live::body::ReceiverBody;
 use crate::live::{Clock, Live};
 use crate::reply::{read_body, reply, BodyError};
 use crate::services::registry::Refused;
-use crate::upgrade::handshake::{check_upgradable, refused, upgrade};
+use crate::upgrade::handshake::{check_upgradable, negotiate_deflate, refused, upgrade};
 use crate::upgrade::socket::Buffers;
 use crate::upgrade::Upgrade;
 use ::http::header::{self, HeaderMap, HeaderValue};
@@ -325,7 +325,7 @@ impl SockJsServer {
     /// connection is its own session, never found by its id) or, `raw`,
     /// `/websocket` (plain messages).
     async fn websocket(&self, mut parts: Parts, raw: bool) -> Response<Body> {
-        let accepted = match websocket_handshake(&parts, raw) {
+        let mut accepted = match websocket_handshake(&parts, raw) {
             Ok(accepted) => accepted,
             Err(refusal) => return refused(refusal),
         };
@@ -341,6 +341,7 @@ impl SockJsServer {
             Ok(admitted) => admitted,
             Err(response) => return response,
         };
+        let deflate = negotiate_deflate(&parts, &mut accepted, self.sockjs.deflate.as_ref());
         let upgrading = match upgrade(&mut parts, accepted, &HeaderMap::new()) {
             Ok(upgrading) => upgrading,
             Err(refusal) => return refused(refusal),
@@ -349,14 +350,18 @@ impl SockJsServer {
         let connection = Upgrade {
             admission: self.admission.clone(),
             buffers: Buffers::new(&WebSocketConfig::new(), self.sockjs.max_message_size),
+            deflate,
         };
         let session = self.sockjs.session;
         let (on_upgrade, handshake) = (upgrading.on_upgrade, upgrading.handshake);
         if raw {
             let websocket = WebSocketConfig::new().max_queued_messages(session.max_queued_messages);
             connection.spawn(on_upgrade, handshake, admitted, move |now, rfc6455| {
-                axum_channel_protocol::websocket::Session::new(now, websocket.session(rfc6455))
-                    .naming_normal_closure()
+                axum_channel_protocol::websocket::Session::new(
+                    now,
+                    websocket.session(rfc6455, deflate.as_ref()),
+                )
+                .naming_normal_closure()
             });
         } else {
             connection.spawn(on_upgrade, handshake, admitted, move |now, _| {

@@ -164,6 +164,10 @@ impl FrameSink for Sink<'_, '_> {
         | Transmit::Binary {
             confirms: Some(through),
             ..
+        }
+        | Transmit::Deflated {
+            confirms: Some(through),
+            ..
         } = &transmit
         {
             *self.confirms = Some(*through);

@@ -6,7 +6,8 @@
 use crate::reply;
 use axum::body::Body;
 use axum_channel_protocol::websocket::handshake::{Accepted, Handshake, Refusal};
-use http::header::HeaderMap;
+use axum_channel_protocol::websocket::permessage_deflate::{self, Agreed, DeflateConfig};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::Response;
 use hyper::upgrade::OnUpgrade;
@@ -60,4 +61,29 @@ pub(crate) fn upgrade(
         on_upgrade,
         handshake: accepted.handshake,
     })
+}
+
+/// Negotiates permessage-deflate for an accepted RFC 6455 handshake when
+/// the endpoint has it on, adding the answer to the 101's headers.
+pub(crate) fn negotiate_deflate(
+    parts: &Parts,
+    accepted: &mut Accepted,
+    config: Option<&DeflateConfig>,
+) -> Option<Agreed> {
+    let config = config?;
+    if !accepted.handshake.is_rfc6455() {
+        return None;
+    }
+    let offers = parts
+        .headers
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .into_iter()
+        .filter_map(|value| value.to_str().ok());
+    let agreed = permessage_deflate::negotiate(offers, config)?;
+    let value = HeaderValue::from_str(&agreed.response()).ok()?;
+    accepted
+        .headers
+        .insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
+    tracing::debug!(extension = %agreed.response(), "permessage-deflate agreed");
+    Some(agreed)
 }

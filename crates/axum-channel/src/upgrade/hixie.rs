@@ -85,8 +85,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HixieSocket<S> {
             Transmit::Close { .. } | Transmit::End(_) => {
                 self.out.extend_from_slice(&hixie76::CLOSING_FRAME)
             }
-            // The draft carries neither binary messages nor pings.
-            Transmit::Binary { .. } | Transmit::Ping(_) => {}
+            // The draft carries neither binary messages nor pings, nor
+            // extensions.
+            Transmit::Binary { .. } | Transmit::Deflated { .. } | Transmit::Ping(_) => {}
         }
     }
 

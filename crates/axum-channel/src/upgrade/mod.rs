@@ -4,14 +4,17 @@
 //! task per session.
 
 pub(crate) mod connection;
+mod deflate;
 pub(crate) mod handshake;
 mod hixie;
+mod outgoing;
 pub(crate) mod socket;
 
 use crate::admission::{Admission, Admitted};
 use crate::base::sync::now;
 use crate::live::{Clock, Live};
 use axum_channel_protocol::websocket::handshake::Handshake;
+use axum_channel_protocol::websocket::permessage_deflate::Agreed;
 use axum_channel_protocol::websocket::Framed;
 use futures::future::BoxFuture;
 use hixie::HixieSocket;
@@ -26,6 +29,8 @@ use tracing::Instrument;
 pub(crate) struct Upgrade {
     pub(crate) admission: Admission,
     pub(crate) buffers: Buffers,
+    /// permessage-deflate, when the handshake agreed on it.
+    pub(crate) deflate: Option<Agreed>,
 }
 
 /// A session ready to run on its connection.
@@ -80,7 +85,8 @@ impl Upgrade {
                 return None;
             }
         };
-        let Some(socket) = establish(TokioIo::new(upgraded), handshake, &self.buffers).await else {
+        let io = TokioIo::new(upgraded);
+        let Some(socket) = establish(io, handshake, &self.buffers, self.deflate).await else {
             tracing::debug!("WebSocket handshake did not complete");
             return None;
         };
@@ -97,7 +103,15 @@ impl Upgrade {
 
 /// The socket for an upgraded connection, once the handshake is complete
 /// (hixie-76 answers a challenge first).
-async fn establish(mut io: socket::Io, handshake: Handshake, buffers: &Buffers) -> Option<Socket> {
+async fn establish(
+    mut io: socket::Io,
+    handshake: Handshake,
+    buffers: &Buffers,
+    deflate: Option<Agreed>,
+) -> Option<Socket> {
+    if let (true, Some(agreed)) = (handshake.is_rfc6455(), deflate) {
+        return Some(Socket::deflate(io, buffers, agreed));
+    }
     if handshake.is_rfc6455() {
         return Some(Socket::rfc6455(io, buffers));
     }

@@ -10,14 +10,14 @@
 //! goes out in one vectored write. What tungstenite writes joins the same
 //! queue, in order, so frames never interleave.
 
+use super::deflate::DeflateSocket;
 use super::hixie::HixieSocket;
+use super::outgoing::{Frame, Outgoing, BINARY, PING, TEXT};
+use axum_channel_protocol::websocket::permessage_deflate::Agreed;
 use axum_channel_protocol::websocket::{Incoming, TextGuard, Violation};
 use axum_channel_protocol::Transmit;
 use bytes::Bytes;
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
-use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -29,179 +29,10 @@ use tokio_tungstenite::tungstenite::protocol::{
 };
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-/// The upgraded HTTP connection.
-pub(crate) type Io = TokioIo<Upgraded>;
+pub(crate) use super::outgoing::Io;
 
 /// How many bytes one read from the socket takes at most.
 const READ_CHUNK: usize = 8 * 1024;
-
-/// Frames taken from the session wait here until written; past these
-/// bounds the connection task takes no more until the socket drains.
-const QUEUE_BYTES: usize = 64 * 1024;
-const QUEUE_FRAMES: usize = 64;
-
-/// Frames up to this size are copied together into one write: on the
-/// stack up to [`SMALL`] bytes in all, else into a buffer of at most
-/// [`COPY`] bytes; a larger payload is written from where it is.
-const LARGE: usize = 16 * 1024;
-const SMALL: usize = 512;
-const COPY: usize = 64 * 1024;
-
-/// One frame waiting to be written: its header (empty for bytes tungstenite
-/// framed itself) and its payload.
-struct Frame {
-    head: [u8; 10],
-    head_len: u8,
-    payload: Bytes,
-}
-
-impl Frame {
-    /// An unmasked RFC 6455 frame, final, with `opcode`.
-    fn new(opcode: u8, payload: Bytes) -> Self {
-        let mut head = [0u8; 10];
-        head[0] = 0x80 | opcode;
-        let len = payload.len();
-        let head_len = if len < 126 {
-            head[1] = len as u8;
-            2
-        } else if let Ok(short) = u16::try_from(len) {
-            head[1] = 126;
-            head[2..4].copy_from_slice(&short.to_be_bytes());
-            4
-        } else {
-            head[1] = 127;
-            head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-            10
-        };
-        Self {
-            head,
-            head_len,
-            payload,
-        }
-    }
-
-    /// Bytes framed already.
-    fn raw(payload: Bytes) -> Self {
-        Self {
-            head: [0; 10],
-            head_len: 0,
-            payload,
-        }
-    }
-
-    fn head(&self) -> &[u8] {
-        &self.head[..usize::from(self.head_len)]
-    }
-
-    fn len(&self) -> usize {
-        usize::from(self.head_len) + self.payload.len()
-    }
-}
-
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const PING: u8 = 0x9;
-
-/// Frames waiting to be written, in order.
-#[derive(Default)]
-struct Outgoing {
-    frames: VecDeque<Frame>,
-    /// Bytes not yet written.
-    bytes: usize,
-    /// How much of the first frame was written.
-    offset: usize,
-}
-
-impl Outgoing {
-    fn push(&mut self, frame: Frame) {
-        self.bytes += frame.len();
-        self.frames.push_back(frame);
-    }
-
-    fn has_room(&self) -> bool {
-        self.bytes < QUEUE_BYTES && self.frames.len() < QUEUE_FRAMES
-    }
-
-    /// Counts `written` bytes off the front.
-    fn advance(&mut self, mut written: usize) {
-        self.bytes -= written;
-        while written > 0 {
-            let Some(front) = self.frames.front() else {
-                break;
-            };
-            let left = front.len() - self.offset;
-            if written < left {
-                self.offset += written;
-                return;
-            }
-            written -= left;
-            self.offset = 0;
-            self.frames.pop_front();
-        }
-    }
-
-    /// Hands the bytes of the small frames at the front, at most [`COPY`]
-    /// of them (the first frame whatever its size), to `put`, in order.
-    fn gather(&self, mut put: impl FnMut(&[u8])) {
-        let mut gathered = 0;
-        let mut skip = self.offset;
-        for frame in &self.frames {
-            if gathered > 0 && (frame.payload.len() >= LARGE || gathered + frame.len() > COPY) {
-                break;
-            }
-            let head = frame.head();
-            if skip < head.len() {
-                put(&head[skip..]);
-            }
-            put(&frame.payload[skip.saturating_sub(head.len())..]);
-            gathered += frame.len() - skip;
-            skip = 0;
-        }
-    }
-
-    /// Writes every frame, several in each write: small frames are copied
-    /// together and sent with one `send` (a vectored write costs more in
-    /// the kernel than copying a few hundred bytes), a large payload goes
-    /// out with its header in one vectored write, without a copy.
-    fn poll_write(&mut self, io: &mut Io, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while let Some(front) = self.frames.front() {
-            let written = if front.payload.len() >= LARGE {
-                let head = front.head();
-                let skip = self.offset;
-                let slices = if skip < head.len() {
-                    [IoSlice::new(&head[skip..]), IoSlice::new(&front.payload)]
-                } else {
-                    [
-                        IoSlice::new(&front.payload[skip - head.len()..]),
-                        IoSlice::new(&[]),
-                    ]
-                };
-                ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices))?
-            } else if self.bytes <= SMALL {
-                let mut small = [0u8; SMALL];
-                let mut filled = 0;
-                self.gather(|bytes| {
-                    small[filled..filled + bytes.len()].copy_from_slice(bytes);
-                    filled += bytes.len();
-                });
-                ready!(Pin::new(&mut *io).poll_write(cx, &small[..filled]))?
-            } else {
-                let mut large = Vec::with_capacity(self.bytes.min(COPY));
-                self.gather(|bytes| large.extend_from_slice(bytes));
-                ready!(Pin::new(&mut *io).poll_write(cx, &large))?
-            };
-            if written == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.advance(written);
-        }
-        if self.frames.capacity() > 0 {
-            // An idle connection keeps no queue.
-            self.frames = VecDeque::new();
-        }
-        Poll::Ready(Ok(()))
-    }
-}
 
 /// The peer's bytes on their way to tungstenite, and every byte on its way
 /// to the peer.
@@ -333,6 +164,8 @@ impl Rfc6455 {
 pub(crate) enum Socket {
     Rfc6455(Box<Rfc6455>),
     Hixie(Box<HixieSocket<Io>>),
+    /// RFC 6455 with permessage-deflate, read and written here.
+    Deflate(Box<DeflateSocket>),
 }
 
 /// How an RFC 6455 connection reads and writes.
@@ -409,7 +242,16 @@ impl Socket {
 
     /// True when the framing carries binary messages and pings.
     pub(crate) fn is_rfc6455(&self) -> bool {
-        matches!(self, Socket::Rfc6455(_))
+        matches!(self, Socket::Rfc6455(_) | Socket::Deflate(_))
+    }
+
+    /// An RFC 6455 connection on `io` with permessage-deflate as `agreed`.
+    pub(crate) fn deflate(io: Io, buffers: &Buffers, agreed: Agreed) -> Self {
+        Socket::Deflate(Box::new(DeflateSocket::new(
+            io,
+            buffers.max_message_size,
+            agreed,
+        )))
     }
 
     /// The next thing the peer sent.
@@ -462,6 +304,7 @@ impl Socket {
                 });
             },
             Socket::Hixie(hixie) => hixie.poll_read(cx),
+            Socket::Deflate(deflate) => deflate.poll_read(cx),
         }
     }
 
@@ -469,6 +312,7 @@ impl Socket {
     pub(crate) fn has_room(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
         match self {
             Socket::Rfc6455(ws) => Ok(ws.io.out.has_room()),
+            Socket::Deflate(deflate) => Ok(deflate.has_room()),
             Socket::Hixie(hixie) => match hixie.poll_ready(cx) {
                 Poll::Ready(Ok(())) => Ok(true),
                 Poll::Ready(Err(())) => Err(()),
@@ -489,6 +333,9 @@ impl Socket {
                     // Engines queue text as UTF-8 only.
                     Transmit::Data { bytes, .. } => Frame::new(TEXT, bytes),
                     Transmit::Binary { bytes, .. } => Frame::new(BINARY, bytes),
+                    // Only an engine told of permessage-deflate compresses,
+                    // and its connection is a `Deflate` one.
+                    Transmit::Deflated { .. } => return Err(()),
                     Transmit::Ping(payload) => Frame::new(PING, payload),
                     Transmit::Close { code, reason } => {
                         let frame = CloseFrame {
@@ -504,6 +351,10 @@ impl Socket {
             }
             Socket::Hixie(hixie) => {
                 hixie.start_send(transmit);
+                Ok(())
+            }
+            Socket::Deflate(deflate) => {
+                deflate.start_send(transmit);
                 Ok(())
             }
         }
@@ -525,6 +376,7 @@ impl Socket {
                 ws.io.poll_flush(cx).map_err(|_| ())
             }
             Socket::Hixie(hixie) => hixie.poll_flush(cx),
+            Socket::Deflate(deflate) => deflate.poll_flush(cx),
         }
     }
 }
@@ -538,36 +390,5 @@ impl Rfc6455 {
             Err(WsError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => Ok(()),
             Err(_) => Err(()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frame_headers_carry_the_length_in_the_shortest_form() {
-        let frame = Frame::new(TEXT, Bytes::from_static(b"hi"));
-        assert_eq!(frame.head(), [0x81, 2]);
-        let frame = Frame::new(BINARY, Bytes::from(vec![0u8; 126]));
-        assert_eq!(frame.head(), [0x82, 126, 0, 126]);
-        let frame = Frame::new(TEXT, Bytes::from(vec![0u8; 65_536]));
-        assert_eq!(frame.head(), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
-        assert_eq!(frame.len(), 65_546);
-    }
-
-    #[test]
-    fn written_bytes_are_counted_off_the_front_across_frames() {
-        let mut out = Outgoing::default();
-        out.push(Frame::new(TEXT, Bytes::from_static(b"abc")));
-        out.push(Frame::raw(Bytes::from_static(b"xyz")));
-        assert_eq!(out.bytes, 8);
-        out.advance(4);
-        assert_eq!((out.frames.len(), out.offset, out.bytes), (2, 4, 4));
-        out.advance(2);
-        assert_eq!((out.frames.len(), out.offset, out.bytes), (1, 1, 2));
-        out.advance(2);
-        assert!(out.frames.is_empty());
-        assert_eq!((out.offset, out.bytes), (0, 0));
     }
 }

@@ -5,7 +5,7 @@
 use crate::admission::Admission;
 use crate::base::transport::Transport;
 use crate::config::WebSocketConfig;
-use crate::upgrade::handshake::{check_upgradable, refused, upgrade};
+use crate::upgrade::handshake::{check_upgradable, negotiate_deflate, refused, upgrade};
 use crate::upgrade::socket::Buffers;
 use crate::upgrade::Upgrade;
 use axum::body::Body;
@@ -42,7 +42,7 @@ impl WebSocketServer {
             protocols: &self.websocket.protocols,
             hixie: self.websocket.hixie76,
         };
-        let accepted = match handshake::accept(&parts, &options) {
+        let mut accepted = match handshake::accept(&parts, &options) {
             Ok(accepted) => accepted,
             Err(refusal) => return refused(refusal),
         };
@@ -58,6 +58,7 @@ impl WebSocketServer {
             Err(refusal) => return refusal.response(),
         };
         admitted.info.protocol = accepted.protocol.clone().map(Cow::Owned);
+        let deflate = negotiate_deflate(&parts, &mut accepted, self.websocket.deflate.as_ref());
         let upgrading = match upgrade(&mut parts, accepted, &self.websocket.headers) {
             Ok(upgrading) => upgrading,
             Err(refusal) => return refused(refusal),
@@ -65,13 +66,14 @@ impl WebSocketServer {
         let connection = Upgrade {
             admission: self.admission.clone(),
             buffers: Buffers::new(&self.websocket, self.websocket.max_message_size),
+            deflate,
         };
         let websocket = self.websocket.clone();
         connection.spawn(
             upgrading.on_upgrade,
             upgrading.handshake,
             admitted,
-            move |now, rfc6455| Engine::new(now, websocket.session(rfc6455)),
+            move |now, rfc6455| Engine::new(now, websocket.session(rfc6455, deflate.as_ref())),
         );
         upgrading.response
     }

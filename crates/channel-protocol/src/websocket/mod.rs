@@ -1,7 +1,10 @@
 //! Native WebSocket sessions (RFC 6455, and the legacy hixie-76 framing).
 //!
-//! Frame coding itself is tungstenite's (and [`crate::hixie76`]'s); this
-//! module holds what the session decides: [`handshake`] the opening
+//! Frame coding of plain sessions is tungstenite's (and
+//! [`crate::hixie76`]'s); sessions with permessage-deflate read with
+//! [`frame_reader`] and compress with [`permessage_deflate`] (RFC 7692:
+//! negotiation, compressing, bounded inflating). This module also holds
+//! what the session decides: [`handshake`] the opening
 //! handshake, [`session`] the queue, pings and timers, [`framed`] what an engine on
 //! one WebSocket exchanges with its IO side, [`closing`] the
 //! closing handshake and the drain every engine on a WebSocket shares,
@@ -10,8 +13,10 @@
 //! arriving.
 
 pub mod closing;
+pub mod frame_reader;
 pub mod framed;
 pub mod handshake;
+pub mod permessage_deflate;
 pub mod session;
 pub mod utf8_guard;
 pub mod violation;
@@ -19,6 +24,6 @@ pub mod violation;
 pub use closing::{ClosingHandshake, DRAIN_TIMEOUT};
 pub use framed::{Framed, Incoming};
 pub use handshake::{Accepted, Handshake, Refusal};
-pub use session::{Session, SessionConfig};
+pub use session::{Session, SessionConfig, SessionDeflate};
 pub use utf8_guard::{InvalidUtf8, TextGuard};
 pub use violation::Violation;

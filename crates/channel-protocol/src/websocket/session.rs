@@ -16,6 +16,7 @@
 //! and the drain once the session finished.
 
 use super::closing::{ClosingHandshake, ClosingTimers};
+use super::permessage_deflate::{Agreed, DeflateParams};
 use crate::close::{CloseReason, SendError};
 use crate::engine::{Counter, Engine, Event, Outbox, Ticket, Transmit, DEFAULT_MAX_QUEUED_BYTES};
 use crate::message::Message;
@@ -47,6 +48,30 @@ pub struct SessionConfig {
     pub binary: bool,
     /// The framing carries pings (RFC 6455 does, hixie-76 does not).
     pub pings: bool,
+    /// permessage-deflate, when the handshake agreed on it.
+    pub deflate: Option<SessionDeflate>,
+}
+
+/// How a session with permessage-deflate (RFC 7692) compresses what it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionDeflate {
+    /// The server's compression parameters.
+    pub params: DeflateParams,
+    /// Messages shorter than this go uncompressed (16 bits, so that an
+    /// idle session does not grow: [`DeflateConfig::min_size`] is capped
+    /// at 65,535).
+    ///
+    /// [`DeflateConfig::min_size`]: super::permessage_deflate::DeflateConfig::min_size
+    pub min_size: u16,
+}
+
+impl From<&Agreed> for SessionDeflate {
+    fn from(agreed: &Agreed) -> Self {
+        Self {
+            params: agreed.outgoing(),
+            min_size: u16::try_from(agreed.min_size).unwrap_or(u16::MAX),
+        }
+    }
 }
 
 impl Default for SessionConfig {
@@ -59,6 +84,7 @@ impl Default for SessionConfig {
             failure_grace: Duration::from_secs(1),
             binary: true,
             pings: true,
+            deflate: None,
         }
     }
 }
@@ -98,6 +124,8 @@ impl ClosingTimers for Timer {
 struct Outgoing {
     bytes: Bytes,
     binary: bool,
+    /// Compressed already (permessage-deflate without context takeover).
+    deflated: bool,
 }
 
 impl Weighed for Outgoing {
@@ -312,7 +340,13 @@ impl Session {
         }
         if let Some((outgoing, through)) = self.queue.pop() {
             let confirms = Some(through);
-            return Some(if outgoing.binary {
+            return Some(if outgoing.deflated {
+                Transmit::Deflated {
+                    bytes: outgoing.bytes,
+                    binary: outgoing.binary,
+                    confirms,
+                }
+            } else if outgoing.binary {
                 Transmit::Binary {
                     bytes: outgoing.bytes,
                     confirms,
@@ -386,11 +420,33 @@ impl Engine for Session {
         if binary && !self.config.binary {
             return Err(SendError::Unsupported("binary messages"));
         }
-        let bytes = payload
+        let mut bytes = payload
             .encode(WireFormat::WebSocket)
             .ok_or(SendError::Unsupported(payload.kind()))?;
+        let mut deflated = false;
+        if let Some(deflate) = self
+            .config
+            .deflate
+            .filter(|d| bytes.len() >= usize::from(d.min_size))
+        {
+            if deflate.params.no_context_takeover {
+                // RFC 7692 section 7.1.1.1: each message compressed on its
+                // own, so every member of a broadcast shares the frame.
+                if let Some(compressed) = payload.deflated(deflate.params) {
+                    bytes = compressed;
+                    deflated = true;
+                }
+            } else {
+                // Compressed by the connection, with its own window.
+                payload.count_member_deflate();
+            }
+        }
         let seq = self.queue.push(
-            Outgoing { bytes, binary },
+            Outgoing {
+                bytes,
+                binary,
+                deflated,
+            },
             self.config.max_queued_messages,
             self.config.max_queued_bytes,
         )?;

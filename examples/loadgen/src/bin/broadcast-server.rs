@@ -4,7 +4,10 @@
 //! wire format) or as a loop of `send` calls (an encoding per member). It
 //! answers with what the fan-out did, as JSON. Listens on 127.0.0.1:$PORT
 //! (0 picks a free port) and prints `listening on http://ADDRESS`;
-//! `MAX_QUEUED_MESSAGES` bounds each WebSocket session's queue; with
+//! `MAX_QUEUED_MESSAGES` bounds each WebSocket session's queue;
+//! `DEFLATE=on` negotiates permessage-deflate on `/ws` (the chat example's
+//! settings: messages from 32 bytes up compressed, each on its own),
+//! `DEFLATE=takeover` the same with the server's context takeover; with
 //! `REDIS_URL` the node joins the cluster of every node on that Redis; with
 //! `HISTORY=1` the room keeps a history (positions, kept broadcasts).
 
@@ -13,8 +16,8 @@ use axum::routing::post;
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use axum_channel::{
-    ChannelConfig, ChannelHandle, ChannelLayer, EventSourceConfig, HistoryConfig, Payload,
-    SockJsConfig, WebSocketConfig,
+    ChannelConfig, ChannelHandle, ChannelLayer, DeflateConfig, EventSourceConfig, HistoryConfig,
+    Payload, SockJsConfig, WebSocketConfig,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -54,6 +57,8 @@ async fn fanout(
             "dropped": report.dropped,
             "encodings": report.encodings,
             "encoded_bytes": report.encoded_bytes,
+            "deflated_encodings": report.deflated_encodings,
+            "member_deflates": report.member_deflates,
         })
     };
     let mut answer = answer;
@@ -83,13 +88,19 @@ async fn main() -> std::io::Result<()> {
     if std::env::var("HISTORY").is_ok_and(|v| v == "1") {
         config = config.history(HistoryConfig::new());
     }
+    let mut websocket = WebSocketConfig::new().max_queued_messages(max_queued_messages);
+    let deflate = std::env::var("DEFLATE");
+    if matches!(deflate.as_deref(), Ok("on" | "takeover")) {
+        websocket = websocket.permessage_deflate(DeflateConfig {
+            min_size: 32,
+            server_no_context_takeover: deflate.as_deref() == Ok("on"),
+            ..DeflateConfig::default()
+        });
+    }
     let layer = ChannelLayer::new(
         config
             .sockjs("/sockjs", SockJsConfig::new())
-            .websocket(
-                "/ws",
-                WebSocketConfig::new().max_queued_messages(max_queued_messages),
-            )
+            .websocket("/ws", websocket)
             .event_source("/events", EventSourceConfig::new())
             .max_sessions(200_000)
             .on_session(|session| async move {
