@@ -155,6 +155,8 @@ async fn positions_reach_every_member_and_event_source_ids() {
         .unwrap();
     // A position in each room; the member of both gets the message once.
     assert_eq!(report.reached, 2);
+    // One node: no other node to miss it.
+    assert!(!report.at_most_once_elsewhere);
     let rooms: Vec<&str> = report
         .positions
         .iter()

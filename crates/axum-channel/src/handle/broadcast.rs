@@ -243,11 +243,17 @@ impl Broadcast {
             payload: self.payload,
         };
         let topics = envelope.topics();
+        if topics.is_empty() {
+            return Ok(local);
+        }
         match cluster
             .publish(&self.services.telemetry.cluster, &envelope, topics)
             .await
         {
-            Ok(()) => Ok(local),
+            Ok(()) => Ok(BroadcastReport {
+                at_most_once_elsewhere: true,
+                ..local
+            }),
             Err(error) => Err(BroadcastError::Cluster { local, error }),
         }
     }

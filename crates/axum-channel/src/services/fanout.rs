@@ -70,6 +70,12 @@ pub struct BroadcastReport {
     /// The position the broadcast got in each addressed room that keeps a
     /// history (see [`HistoryConfig`](crate::HistoryConfig)).
     pub positions: Vec<(String, Position)>,
+    /// True when the broadcast went to the other nodes over the cluster's
+    /// pub/sub (rooms without a history, or everyone): each of their members
+    /// gets it at most once, and a node away from the bus at that moment
+    /// misses it. Rooms with a history go through the cluster's log, which
+    /// every node reads to the end.
+    pub at_most_once_elsewhere: bool,
 }
 
 impl BroadcastReport {
@@ -84,6 +90,7 @@ impl BroadcastReport {
         self.deflated_encodings += other.deflated_encodings;
         self.member_deflates += other.member_deflates;
         self.positions.extend(other.positions);
+        self.at_most_once_elsewhere |= other.at_most_once_elsewhere;
     }
 }
 
