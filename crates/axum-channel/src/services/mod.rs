@@ -21,7 +21,7 @@ use axum_channel_cluster::{Adapter, ClusterNode, FrameSink, Topic};
 use axum_channel_protocol::cluster::{
     entry, Answer, Audience as CopyAudience, Envelope, Frame, Question, Reply, Request,
 };
-use axum_channel_protocol::history::{Lookup, Unrecoverable};
+use axum_channel_protocol::history::{Lookup, Position, Unrecoverable};
 use axum_channel_protocol::CloseReason;
 use cluster::Cluster;
 use fanout::{Audience, Fanout, Overflow};
@@ -202,15 +202,25 @@ impl Services {
 impl Services {
     /// An entry heard on `room`'s log: delivered in the log's order, the
     /// missing ones fetched first.
-    fn take_entry(&self, room: &str, bytes: &[u8], restart: bool) {
+    fn take_entry(&self, room: &str, bytes: &[u8]) {
+        match entry::decode(bytes) {
+            Ok((position, frame)) => self.take_logged(room, position, frame, false),
+            Err(error) => {
+                self.telemetry.cluster.refused_frames.increment(1);
+                tracing::debug!(room, %error, "dropped a log entry");
+            }
+        }
+    }
+
+    /// The frame of `room`'s log at `position`, heard or fetched; with
+    /// `restart`, the oldest of a log that started again.
+    fn take_logged(&self, room: &str, position: Position, frame: &[u8], restart: bool) {
         let Some(history) = &self.history else {
             return;
         };
         let metrics = &self.telemetry.cluster;
-        let decoded = entry::decode(bytes)
-            .and_then(|(position, frame)| Frame::decode(frame).map(|frame| (position, frame)));
-        let (position, envelope) = match decoded {
-            Ok((position, Frame::Broadcast(envelope))) => (position, envelope),
+        let envelope = match Frame::decode(frame) {
+            Ok(Frame::Broadcast(envelope)) => envelope,
             Ok(_) => return,
             Err(error) => {
                 metrics.refused_frames.increment(1);
@@ -279,7 +289,7 @@ async fn fill(services: std::sync::Weak<Services>, room: String) {
                     let mut restart = since.is_none();
                     since = items.last().map(|(position, _)| *position).or(since);
                     for (position, frame) in items {
-                        services.take_entry(&room, &entry::encode(position, &frame), restart);
+                        services.take_logged(&room, position, &frame, restart);
                         restart = false;
                     }
                     if !more {
@@ -342,7 +352,7 @@ impl FrameSink for Services {
             return;
         };
         if let Topic::Log(room) = topic {
-            return self.take_entry(room, frame, false);
+            return self.take_entry(room, frame);
         }
         let metrics = &self.telemetry.cluster;
         let frame = match Frame::decode(frame) {
