@@ -43,6 +43,11 @@ step "cargo doc (rustdoc warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 step "cargo package: the four crates publish, each built from its own package"
+# Cargo unpacks the sibling packages it verifies against into
+# $CARGO_HOME/registry/src/<hash of target/package/tmp-registry>/ and reuses
+# an unpacked copy left there by an earlier run at the same path, even when
+# the sources changed since. Clear those copies so each run verifies today's.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/axum-channel-*
 cargo package --locked --allow-dirty -p axum-channel-protocol -p axum-channel-cluster -p axum-channel -p axum-channel-redis
 
 step "interop: npm clients and headless Chromium against the echo and chat examples"
