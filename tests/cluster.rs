@@ -2,12 +2,13 @@
 //! counts and lookups across them, and what happens when Redis goes away.
 
 use axum_channel::cluster::SessionLookup;
-use axum_channel::{BroadcastError, ChannelConfig, Session, WebSocketConfig};
+use axum_channel::{BroadcastError, ChannelConfig, HistoryConfig, Session, WebSocketConfig};
 use axum_channel_redis::{RedisAdapter, RedisConfig};
 use channel_tests::clients::{websocket, Ws};
 use channel_tests::redis::RedisServer;
 use channel_tests::{within, TestServer};
 use futures::StreamExt;
+use serde_json::json;
 use std::collections::HashMap;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -209,4 +210,93 @@ async fn broadcasts_fail_visibly_while_redis_is_down_and_still_reach_local_membe
     let b1_heard = until(&mut b1, "back").await;
     assert!(b1_heard.is_empty(), "{b1_heard:?}");
     assert_eq!(until(&mut b2, "back").await, HashMap::new());
+}
+
+/// A node of the cluster on `redis` that keeps every room's history in
+/// Redis, stamping positions as `pos`.
+async fn history_node(redis: &RedisServer) -> TestServer {
+    let adapter = RedisAdapter::connect(RedisConfig::new(redis.url()).prefix("test"))
+        .await
+        .expect("Redis is up");
+    TestServer::start(
+        ChannelConfig::new()
+            .websocket("/ws", WebSocketConfig::new())
+            .history(HistoryConfig::new().position_field("pos"))
+            .cluster(adapter),
+    )
+    .await
+}
+
+/// The next text message of `socket`, as JSON.
+async fn next_json(socket: &mut Ws) -> serde_json::Value {
+    within(async {
+        loop {
+            match socket.next().await {
+                Some(Ok(WsMessage::Text(text))) => {
+                    return serde_json::from_str(text.as_str()).expect("JSON")
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("the WebSocket ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a message arrived")
+}
+
+#[tokio::test]
+async fn a_node_whose_room_emptied_recovers_what_other_nodes_said_meanwhile() {
+    let redis = RedisServer::start().await;
+    let mut a = history_node(&redis).await;
+    let mut b = history_node(&redis).await;
+    let (mut left, leaving) = member(&mut a).await;
+    leaving.join("r").await.expect("joined");
+    let (_stays, staying) = member(&mut b).await;
+    staying.join("r").await.expect("joined");
+
+    b.handle
+        .broadcast(json!({"n": 1}))
+        .to("r")
+        .send()
+        .await
+        .unwrap();
+    let first = next_json(&mut left).await;
+    assert_eq!(first["n"], 1);
+    let since = first["pos"].as_str().expect("a position").to_owned();
+    // Node A's last member leaves: A stops hearing the room, and what it
+    // kept of it is no longer kept up to date.
+    assert!(leaving.leave("r").await);
+    for n in 2..=3 {
+        b.handle
+            .broadcast(json!({"n": n}))
+            .to("r")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // The client comes back to node A, naming the last message it saw.
+    let (mut back, session) = member(&mut a).await;
+    let recovering = tokio::spawn(async move {
+        let recovery = session.join_since("r", &since).await.expect("joined");
+        (recovery, session)
+    });
+    for n in 2..=3 {
+        assert_eq!(
+            next_json(&mut back).await["n"],
+            n,
+            "what was said meanwhile, in order"
+        );
+    }
+    let (recovery, _session) = within(recovering).await.expect("recovered").unwrap();
+    assert!(recovery.recovered);
+    assert_eq!(recovery.replayed, 2);
+    // And it is live in the room afterwards, with nothing twice.
+    b.handle
+        .broadcast(json!({"n": 4}))
+        .to("r")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut back).await["n"], 4);
 }

@@ -1,10 +1,13 @@
 //! Room history under any input: a position read from any text writes back
 //! as that same text, and any mix of broadcasts, lookups and clock steps
 //! keeps the promise of a lookup: the messages right after the position,
-//! in order, or nothing.
+//! in order, or nothing. A node's copy of a log, fed entries in any order,
+//! again, unreadable or from another epoch, never lets one be delivered
+//! twice.
 #![no_main]
 
-use axum_channel_protocol::history::{Histories, HistoryLimits, Lookup, Position};
+use axum_channel_protocol::history::{Accepted, Histories, HistoryLimits, Lookup, Position};
+use std::collections::BTreeSet;
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, Instant};
 
@@ -55,4 +58,32 @@ fuzz_target!(|data: &[u8]| {
     }
     assert!(histories.total_bytes() <= 1000);
     assert!(histories.rooms() <= 3);
+
+    // A node's copies: entries of two epochs, heard in any order.
+    let mut copies = Histories::new(limits, 2).keep_idle_rooms();
+    let mut delivered = BTreeSet::new();
+    for chunk in data.chunks(2) {
+        let [op, a] = [chunk[0], *chunk.get(1).unwrap_or(&0)];
+        let room = ["a", "b"][usize::from(op & 1)];
+        let position = Position::new(u64::from(op >> 7), u64::from(a % 32));
+        let accepted = match (op >> 1) % 4 {
+            0 | 1 => copies.accept(now, room, position, (), usize::from(a)),
+            2 => copies.skip(now, room, position),
+            _ => {
+                let last = (a % 2 == 0).then_some(position);
+                copies.start_at(now, room, last);
+                continue;
+            }
+        };
+        if matches!(accepted, Accepted::Next | Accepted::Started | Accepted::Late) {
+            assert!(
+                delivered.insert((room, position.epoch, position.offset)),
+                "{position} of {room} taken twice"
+            );
+        }
+        if let Accepted::Gap { after } = accepted {
+            assert!(after.offset < position.offset);
+        }
+    }
+    assert!(copies.total_bytes() <= 1000);
 });

@@ -50,4 +50,12 @@ pub trait RoomLog: Send + Sync + 'static {
         since: Option<Position>,
         limit: usize,
     ) -> BoxFuture<'static, Result<Lookup<Bytes>, ClusterError>>;
+
+    /// The position of the last entry of `room`'s log, `None` when it has
+    /// none. A node reads it once it listens to the room's log, so it knows
+    /// from where its members are owed every entry.
+    fn last_position(
+        &self,
+        room: &str,
+    ) -> BoxFuture<'static, Result<Option<Position>, ClusterError>>;
 }

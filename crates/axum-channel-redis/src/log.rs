@@ -70,6 +70,9 @@ if #items > limit then out[#out + 1] = 'more' end
 return out
 ";
 
+/// The longest expiry an append sets: about a century, in milliseconds.
+const MAX_EXPIRY_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
+
 /// Appends held while Redis is away, bounded in count and bytes.
 #[derive(Debug, Default)]
 pub(crate) struct Backlog {
@@ -159,7 +162,9 @@ impl RoomLog for RedisLog {
         command
             .arg(&frame[..])
             .arg(retention.max_messages.max(1))
-            .arg(retention.max_age.as_millis().max(1) as u64);
+            // PEXPIRE takes at most a signed 64-bit count (and then some):
+            // ages past a century are kept for a century.
+            .arg(retention.max_age.as_millis().clamp(1, MAX_EXPIRY_MS) as u64);
         for room in rooms {
             command
                 .arg(Topic::Log(room.clone()).channel(&self.prefix))
@@ -240,7 +245,40 @@ impl RoomLog for RedisLog {
         }
         .boxed()
     }
+
+    fn last_position(
+        &self,
+        room: &str,
+    ) -> BoxFuture<'static, Result<Option<Position>, ClusterError>> {
+        let command = redis::cmd("EVAL")
+            .arg(LAST)
+            .arg(1)
+            .arg(self.meta_key(room))
+            .to_owned();
+        let mut manager = self.manager.clone();
+        let timeout = self.timeout;
+        async move {
+            let outcome =
+                tokio::time::timeout(timeout, command.query_async::<String>(&mut manager)).await;
+            match outcome {
+                Ok(Ok(last)) if last.is_empty() => Ok(None),
+                Ok(Ok(last)) => last.parse().map(Some).map_err(|_| {
+                    ClusterError::new("Redis answered with something else than a position")
+                }),
+                Ok(Err(error)) => Err(ClusterError::new(format!("Redis read failed: {error}"))),
+                Err(_) => Err(ClusterError::new("Redis did not answer a read in time")),
+            }
+        }
+        .boxed()
+    }
 }
+
+/// The last position of one room's log, if it has one.
+const LAST: &str = r"
+local fields = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+if not fields[1] then return '' end
+return fields[2] .. '-' .. fields[1]
+";
 
 fn parse_positions(joined: &str, count: usize) -> Result<Vec<Position>, ClusterError> {
     let positions: Vec<Position> = joined

@@ -153,9 +153,16 @@ impl Broadcast {
         let Some(log) = &history.log else {
             return Ok(Vec::new());
         };
-        let (logged, plain): (Vec<String>, Vec<String>) =
+        let (named, plain): (Vec<String>, Vec<String>) =
             rooms.drain(..).partition(|room| history.keeps(room));
         *rooms = plain;
+        // A room named twice is appended to once.
+        let mut logged: Vec<String> = Vec::with_capacity(named.len());
+        for room in named {
+            if !logged.contains(&room) {
+                logged.push(room);
+            }
+        }
         if logged.is_empty() {
             return Ok(Vec::new());
         }

@@ -14,7 +14,7 @@ use super::telemetry::Telemetry;
 use crate::base::info::SessionKey;
 use crate::base::link::Link;
 use axum_channel_protocol::cluster::{Audience as CopyAudience, Envelope, Topic};
-use axum_channel_protocol::history::{Accepted, Position};
+use axum_channel_protocol::history::{Accepted, Histories, Position};
 use axum_channel_protocol::{Payload, SendError, Ticket};
 use std::sync::Arc;
 
@@ -160,13 +160,22 @@ impl Fanout<'_> {
         };
         let mut report = BroadcastReport::default();
         let mut tickets = Vec::new();
+        // One hold of the lock for every room's copy: a session joining or
+        // leaving a room meanwhile cannot fall between two copies.
+        let mut store = history.lock();
         for (index, room) in rooms.iter().enumerate() {
             let not_in = &rooms[..index];
             if not_in.contains(room) {
                 continue;
             }
-            let (part, queued) =
-                self.to_room_copy(Some(history), room, not_in, except, payload, acks);
+            let (part, queued) = self.copy_to_room(
+                Some((history, &mut store)),
+                room,
+                not_in,
+                except,
+                payload,
+                acks,
+            );
             report.absorb(part);
             tickets.extend(queued);
         }
@@ -185,17 +194,42 @@ impl Fanout<'_> {
         payload: &Payload,
         acks: bool,
     ) -> (BroadcastReport, Vec<Queued>) {
+        match history.filter(|h| h.keeps(room)) {
+            Some(history) => {
+                // Held while the copy is stamped and queued: members get the
+                // room's messages in position order, and no recovering
+                // session joins in the middle of one.
+                let mut store = history.lock();
+                self.copy_to_room(
+                    Some((history, &mut store)),
+                    room,
+                    not_in,
+                    except,
+                    payload,
+                    acks,
+                )
+            }
+            None => self.copy_to_room(None, room, not_in, except, payload, acks),
+        }
+    }
+
+    /// [`to_room_copy`](Self::to_room_copy), with the histories' store
+    /// locked by the caller.
+    fn copy_to_room(
+        &self,
+        history: Option<(&RoomHistories, &mut Histories<Arc<Payload>>)>,
+        room: &str,
+        not_in: &[String],
+        except: &[SessionKey],
+        payload: &Payload,
+        acks: bool,
+    ) -> (BroadcastReport, Vec<Queued>) {
         let audience = || Audience::RoomCopy { room, not_in };
-        let Some(history) = history.filter(|h| h.keeps(room)) else {
-            let targets = members(self.registry, self.rooms, audience(), except);
-            return deliver(self.telemetry, self.overflow, targets, payload, acks);
-        };
-        // Held while the copy is stamped and queued: members get the room's
-        // messages in position order, and no recovering session joins in
-        // the middle of one.
-        let mut store = history.lock();
         let now = crate::base::sync::now();
-        let Some(position) = store.reserve(now, room) else {
+        let kept = history
+            .filter(|(h, _)| h.keeps(room))
+            .and_then(|(history, store)| Some((history, store.reserve(now, room)?, store)));
+        let Some((history, position, store)) = kept else {
             let targets = members(self.registry, self.rooms, audience(), except);
             return deliver(self.telemetry, self.overflow, targets, payload, acks);
         };
@@ -223,32 +257,48 @@ impl Fanout<'_> {
     /// missing, or it is of another epoch: fetch from the log what follows
     /// that position, then this one comes again. With `restart`, the
     /// entry is the oldest of a log that started again, and this node's
-    /// copy starts again with it.
+    /// copy starts again with it. An entry this node cannot read
+    /// (`envelope` is `None`) takes its place in the copy and reaches nobody.
     pub(crate) fn logged(
         &self,
         history: &RoomHistories,
         room: &str,
         position: Position,
-        envelope: &Envelope,
+        envelope: Option<&Envelope>,
         restart: bool,
     ) -> Option<Position> {
         let topic = Topic::Log(room.to_owned());
-        let CopyAudience::Room { not_in, .. } = envelope.audience(&topic) else {
-            return None;
-        };
-        let except: Vec<SessionKey> = envelope
-            .except
-            .iter()
-            .filter_map(|id| SessionKey::parse(id))
-            .collect();
         let mut store = history.lock();
+        if !self.rooms.is_here(room) {
+            // Heard after the node stopped listening: no copy to keep up.
+            return None;
+        }
         if restart {
             // The log started again: so does this node's copy, from here.
             store.drop_room(room);
         }
+        let now = crate::base::sync::now();
+        let readable = envelope.and_then(|envelope| match envelope.audience(&topic) {
+            CopyAudience::Room { not_in, .. } => Some((envelope, not_in)),
+            _ => None,
+        });
+        let Some((envelope, not_in)) = readable else {
+            return match store.skip(now, room, position) {
+                Accepted::Duplicate => None,
+                Accepted::Gap { after } => Some(after),
+                Accepted::OtherEpoch => store.last_position(room),
+                _ => {
+                    tracing::warn!(
+                        room,
+                        %position,
+                        "an entry of a room's log cannot be read here; it reaches no member, and no recovery spans it"
+                    );
+                    None
+                }
+            };
+        };
         let stamped = history.stamp(&envelope.payload, position);
         let bytes = kept_bytes(&stamped);
-        let now = crate::base::sync::now();
         match store.accept(now, room, position, stamped.clone(), bytes) {
             Accepted::Duplicate => None,
             Accepted::Gap { after } => Some(after),
@@ -257,6 +307,11 @@ impl Fanout<'_> {
                 if accepted == Accepted::Started {
                     tracing::debug!(room, %position, "following a room's log from here");
                 }
+                let except: Vec<SessionKey> = envelope
+                    .except
+                    .iter()
+                    .filter_map(|id| SessionKey::parse(id))
+                    .collect();
                 let audience = Audience::RoomCopy { room, not_in };
                 let targets = members(self.registry, self.rooms, audience, &except);
                 deliver(self.telemetry, self.overflow, targets, &stamped, false);

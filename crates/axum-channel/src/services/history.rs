@@ -48,6 +48,10 @@ pub(crate) struct RoomHistories {
     fills: Mutex<HashMap<String, bool>>,
     /// Signalled whenever the store took an entry from the log.
     pub(crate) advanced: Notify,
+    /// Rooms this node stopped hearing the log of: their copies go before
+    /// the store is next used (the rooms' index cannot take the store's
+    /// lock, which is taken before it).
+    forgotten: Mutex<Vec<String>>,
 }
 
 impl fmt::Debug for RoomHistories {
@@ -62,13 +66,27 @@ impl RoomHistories {
     pub(crate) fn new(settings: HistorySettings, log: Option<Arc<dyn RoomLog>>) -> Self {
         // Epochs derive from a random seed, so no two runs share one.
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        let store = Histories::new(settings.limits, seed);
+        // A copy of a log stays while the node hears the log, idle or not.
+        let store = if log.is_some() {
+            store.keep_idle_rooms()
+        } else {
+            store
+        };
         Self {
-            store: Mutex::new(Histories::new(settings.limits, seed)),
+            store: Mutex::new(store),
             settings,
             log,
             fills: Mutex::default(),
             advanced: Notify::new(),
+            forgotten: Mutex::default(),
         }
+    }
+
+    /// This node no longer hears `room`'s log: its copy would go stale, so
+    /// it goes (before the store is next locked).
+    pub(crate) fn forget(&self, room: &str) {
+        lock(&self.forgotten).push(room.to_owned());
     }
 
     /// What the log keeps of a room.
@@ -119,7 +137,12 @@ impl RoomHistories {
     /// The store, locked: hold it while a room's broadcast is stamped and
     /// queued, or while a recovering session reads and joins.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Histories<Arc<Payload>>> {
-        lock(&self.store)
+        let mut store = lock(&self.store);
+        let forgotten = std::mem::take(&mut *lock(&self.forgotten));
+        for room in forgotten {
+            store.drop_room(&room);
+        }
+        store
     }
 
     /// `payload` at `position`, as every member (and every replay) gets it.

@@ -220,18 +220,22 @@ impl Services {
         };
         let metrics = &self.telemetry.cluster;
         let envelope = match Frame::decode(frame) {
-            Ok(Frame::Broadcast(envelope)) => envelope,
-            Ok(_) => return,
+            Ok(Frame::Broadcast(envelope)) => {
+                metrics.received.increment(1);
+                Some(envelope)
+            }
+            Ok(_) => None,
             Err(error) => {
                 metrics.refused_frames.increment(1);
-                tracing::debug!(room, %error, "dropped a log entry");
-                return;
+                tracing::debug!(room, %error, "a log entry cannot be read");
+                None
             }
         };
-        metrics.received.increment(1);
+        // An entry that cannot be read still takes its place in the log's
+        // order, or every later one would wait for it.
         if self
             .fanout()
-            .logged(history, room, position, &envelope, restart)
+            .logged(history, room, position, envelope.as_deref(), restart)
             .is_some()
         {
             self.fill(room);
@@ -240,7 +244,7 @@ impl Services {
 
     /// Fetches from the log what this node misses of `room`, unless a
     /// fetch runs already.
-    fn fill(&self, room: &str) {
+    pub(crate) fn fill(&self, room: &str) {
         let Some(history) = &self.history else {
             return;
         };
@@ -262,6 +266,11 @@ impl Services {
 /// Most entries one read of a log brings.
 const FILL_CHUNK: usize = 256;
 
+/// How long a fill waits before it reads a log again after a failed read,
+/// doubling up to [`FILL_RETRY_MAX`].
+const FILL_RETRY_FIRST: Duration = Duration::from_millis(100);
+const FILL_RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// Fetches the entries of `room` after the last one this node has, and
 /// delivers them in order, until it has them all (a fetch that is asked
 /// for again while it runs goes round once more).
@@ -276,12 +285,17 @@ async fn fill(services: std::sync::Weak<Services>, room: String) {
         let Some(log) = history.log.clone() else {
             return;
         };
+        if !services.rooms.is_here(&room) {
+            while history.end_fill(&room) {}
+            return;
+        }
         let Some(after) = history.lock().last_position(&room) else {
             // Nothing here yet: the next entry heard starts this node's copy.
             while history.end_fill(&room) {}
             return;
         };
         let mut since = Some(after);
+        let mut retry = FILL_RETRY_FIRST;
         loop {
             match log.read_after(&room, since, FILL_CHUNK).await {
                 Ok(Lookup::Found { items, more }) => {
@@ -308,6 +322,17 @@ async fn fill(services: std::sync::Weak<Services>, room: String) {
                     );
                     since = None;
                 }
+                Ok(Lookup::Unrecoverable(Unrecoverable::NoHistory)) => {
+                    // The log expired (nothing was added to it for its age
+                    // bound) or its store started empty and nothing was
+                    // added since: nothing followed what this node has. Its
+                    // next entry starts a new epoch, read from its start.
+                    tracing::debug!(
+                        room,
+                        "a room's log is gone; nothing followed this node's copy"
+                    );
+                    break;
+                }
                 Ok(Lookup::Unrecoverable(why)) => {
                     // Gone before this node had them: its members missed
                     // messages, so they are let go to recover elsewhere.
@@ -324,9 +349,13 @@ async fn fill(services: std::sync::Weak<Services>, room: String) {
                     break;
                 }
                 Err(error) => {
-                    tracing::warn!(room, %error, "cannot read a room's log; trying when the bus is back");
-                    while history.end_fill(&room) {}
-                    return;
+                    tracing::warn!(room, %error, "cannot read a room's log; trying again");
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(FILL_RETRY_MAX);
+                    if !services.rooms.is_here(&room) {
+                        while history.end_fill(&room) {}
+                        return;
+                    }
                 }
             }
         }

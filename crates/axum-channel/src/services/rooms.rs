@@ -49,7 +49,9 @@ struct Index {
 /// Which sessions are in which rooms, on this node.
 #[derive(Default)]
 pub(crate) struct Rooms {
-    index: Mutex<Index>,
+    /// Shared with the subscriptions, which look up whether their room is
+    /// still here once they are made.
+    index: Arc<Mutex<Index>>,
     /// The cluster's bus, told when a room appears on or leaves this node.
     adapter: Option<Arc<dyn Adapter>>,
     /// The rooms whose history log this node follows while it has members
@@ -71,7 +73,7 @@ impl Rooms {
         logged: Option<Arc<RoomHistories>>,
     ) -> Self {
         Self {
-            index: Mutex::default(),
+            index: Arc::default(),
             adapter,
             logged,
         }
@@ -89,12 +91,32 @@ impl Rooms {
             return topic.shared();
         }
         let log = adapter.subscribe(Topic::Log(room.to_owned()));
+        let history = self.logged.clone();
+        let index = self.index.clone();
+        let room = room.to_owned();
         async move {
             topic.await?;
-            log.await
+            log.await?;
+            let Some((history, room_log)) = history.and_then(|h| Some((h.clone(), h.log.clone()?)))
+            else {
+                return Ok(());
+            };
+            // Read once the node listens: every entry after it is heard.
+            let last = room_log.last_position(&room).await?;
+            let mut store = history.lock();
+            if lock(&index).rooms.contains_key(room.as_str()) {
+                store.start_at(crate::base::sync::now(), &room, last);
+            }
+            Ok(())
         }
         .boxed()
         .shared()
+    }
+
+    /// True while `room` has members or pins here (in a cluster, while the
+    /// node hears its topics).
+    pub(crate) fn is_here(&self, room: &str) -> bool {
+        lock(&self.index).rooms.contains_key(room)
     }
 
     /// `room`'s entry, made (and subscribed) if it is new; its name shared.
@@ -157,8 +179,9 @@ impl Rooms {
     fn emptied(&self, room: &str) {
         if let Some(adapter) = &self.adapter {
             adapter.unsubscribe(Topic::Room(room.to_owned()));
-            if self.follows_log(room) {
+            if let Some(history) = self.logged.as_ref().filter(|h| h.keeps(room)) {
                 adapter.unsubscribe(Topic::Log(room.to_owned()));
+                history.forget(room);
             }
         }
     }

@@ -38,6 +38,10 @@ pub struct Recovery {
 /// on before it asks the log again.
 const CATCH_UP_WAIT: Duration = Duration::from_millis(200);
 
+/// Most waits in a row for this node's copy to reach the log's end before
+/// the recovery gives up (about ten seconds).
+const CATCH_UP_TRIES: u32 = 50;
+
 /// What one look at the history left to do.
 enum Step {
     /// Everything was queued and the session joined.
@@ -120,7 +124,13 @@ impl Replay {
             Queued::Full => current.or_else(|| self.previous.take()),
         };
         match (waited, queued) {
-            (Some(delivery), _) => delivery.await.map_err(|_| JoinError::Closed),
+            (Some(delivery), _) => delivery.await.map_err(|error| {
+                // Not delivered (closed, or not confirmed in time): the
+                // recovery cannot say it is complete, so the session ends.
+                tracing::debug!(%error, "a replayed message was not delivered");
+                link.close(CloseReason::Lagging);
+                JoinError::Closed
+            }),
             (None, Queued::All) => Ok(()),
             (None, Queued::Full) => {
                 // Full of the app's own messages: nothing to wait on.
@@ -199,7 +209,11 @@ impl<'a> JoinSince<'a> {
         let room = self.room.clone();
         // Keeps the room's log heard here while the session is not a member yet.
         let mut pinned: Option<Pinned<'_>> = None;
+        let mut catching_up = 0;
         loop {
+            if sender.is_closed() {
+                return Err(JoinError::Closed);
+            }
             let step = {
                 let mut store = history.lock();
                 match store.lookup(now(), &self.room, replay.last, REPLAY_CHUNK) {
@@ -259,10 +273,18 @@ impl<'a> JoinSince<'a> {
                 }
             };
             if !items.is_empty() {
+                catching_up = 0;
+                let items: Vec<_> = items
+                    .into_iter()
+                    .map_while(|(position, frame)| {
+                        Some((position, logged_payload(history, position, &frame)?))
+                    })
+                    .collect();
+                if items.is_empty() {
+                    // An entry this node cannot read: no replay spans it.
+                    return self.lost(&replay, Unrecoverable::Trimmed).await;
+                }
                 self.announce_recovered(&mut replay)?;
-                let items = items.into_iter().filter_map(|(position, frame)| {
-                    Some((position, logged_payload(history, position, &frame)?))
-                });
                 let queued = replay.queue(sender, items)?;
                 if more || matches!(queued, Queued::Full) {
                     replay.wait(link, queued).await?;
@@ -279,6 +301,13 @@ impl<'a> JoinSince<'a> {
                         self.announce_recovered(&mut replay)?;
                         Some(services.rooms.join(link, &self.room))
                     }
+                    Lookup::Unrecoverable(Unrecoverable::Future | Unrecoverable::OtherEpoch) => {
+                        // This node's copy is behind the log: it catches up
+                        // from the log (the room may be quiet meanwhile).
+                        drop(store);
+                        services.fill(&self.room);
+                        None
+                    }
                     _ => None,
                 }
             };
@@ -292,6 +321,11 @@ impl<'a> JoinSince<'a> {
                 }
                 None => {
                     // Behind the log, or about to start its copy here.
+                    catching_up += 1;
+                    if catching_up > CATCH_UP_TRIES {
+                        tracing::debug!(room = %self.room, "this node's copy of the log did not catch up");
+                        return self.lost(&replay, Unrecoverable::NoHistory).await;
+                    }
                     let _ = tokio::time::timeout(CATCH_UP_WAIT, advanced).await;
                 }
             }

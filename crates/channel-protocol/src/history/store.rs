@@ -68,12 +68,17 @@ pub enum Lookup<T> {
 /// What [`Histories::accept`] made of an entry a log gave its position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
-    /// The next entry of the room: kept (or, too large, the room's history
-    /// ended); deliver it.
+    /// The next entry of the room: kept (or, too large to keep, the copy
+    /// goes on past it keeping nothing before it); deliver it.
     Next,
     /// The room's first entry here: kept from here on; deliver it.
     Started,
-    /// Already had: drop it.
+    /// An entry at or before the end the log had when this node's copy
+    /// started ([`start_at`](Histories::start_at)), heard only now: it was
+    /// written after the node began to listen, so its members have not had
+    /// it. Deliver it; it is not kept (the copy starts after it).
+    Late,
+    /// Already had (or at offset 0, where no entry is): drop it.
     Duplicate,
     /// Entries between the last one here (`after`) and this one are
     /// missing: fetch them from the log first, then this one again.
@@ -105,12 +110,38 @@ struct RoomHistory<T> {
     bytes: usize,
     /// When a message was last recorded, so an idle, empty history goes.
     touched: Instant,
+    /// For a copy started at a log's end: entries at or before `last` heard
+    /// until the first one after it are still delivered; the highest such
+    /// offset delivered so far.
+    late: Option<u64>,
+    /// A copy started before its log had any entry: it takes the epoch of
+    /// the first entry it hears.
+    epoch_unknown: bool,
 }
 
 impl<T> RoomHistory<T> {
     /// The offset of the oldest kept message, or the next one when none is kept.
     fn first_kept(&self) -> u64 {
-        self.entries.front().map_or(self.last + 1, |e| e.offset)
+        self.entries
+            .front()
+            .map_or(self.last.saturating_add(1), |e| e.offset)
+    }
+
+    /// The position the room's next message gets.
+    fn next(&self) -> Position {
+        Position::new(self.epoch, self.last.saturating_add(1))
+    }
+
+    fn empty(epoch: u64, last: u64, now: Instant) -> Self {
+        Self {
+            epoch,
+            last,
+            entries: VecDeque::new(),
+            bytes: 0,
+            touched: now,
+            late: None,
+            epoch_unknown: false,
+        }
     }
 
     /// Takes the oldest message out; its bytes.
@@ -167,6 +198,9 @@ pub struct Histories<T> {
     seed: u64,
     epochs: u64,
     swept: Option<Instant>,
+    /// Rooms that stayed empty and idle past the age bound go (not for a
+    /// node's copies of a log, whose rooms go with `drop_room`).
+    sweep_idle_rooms: bool,
 }
 
 impl<T> std::fmt::Debug for Histories<T> {
@@ -196,7 +230,16 @@ impl<T: Clone> Histories<T> {
             seed,
             epochs: 0,
             swept: None,
+            sweep_idle_rooms: true,
         }
+    }
+
+    /// For a node's copies of a cluster's log ([`accept`](Self::accept)):
+    /// a room's copy stays, however idle, until [`drop_room`](Self::drop_room),
+    /// so the node always knows the last entry it had; only messages age out.
+    pub fn keep_idle_rooms(mut self) -> Self {
+        self.sweep_idle_rooms = false;
+        self
     }
 
     /// The limits the histories keep to.
@@ -220,23 +263,15 @@ impl<T: Clone> Histories<T> {
     pub fn reserve(&mut self, now: Instant, room: &str) -> Option<Position> {
         self.sweep_if_due(now);
         if let Some(history) = self.rooms.get(room) {
-            return Some(Position::new(history.epoch, history.last + 1));
+            return Some(history.next());
         }
         if self.rooms.len() >= self.limits.max_rooms {
             return None;
         }
         self.epochs += 1;
         let epoch = mix(self.seed ^ mix(self.epochs));
-        self.rooms.insert(
-            room.to_owned(),
-            RoomHistory {
-                epoch,
-                last: 0,
-                entries: VecDeque::new(),
-                bytes: 0,
-                touched: now,
-            },
-        );
+        self.rooms
+            .insert(room.to_owned(), RoomHistory::empty(epoch, 0, now));
         Some(Position::new(epoch, 1))
     }
 
@@ -257,12 +292,13 @@ impl<T: Clone> Histories<T> {
             return false;
         };
         let fits = bytes <= limits.max_room_bytes && bytes <= limits.max_total_bytes;
-        if !fits || position != Position::new(history.epoch, history.last + 1) {
+        if !fits || position != history.next() {
             self.drop_room(room);
             return false;
         }
         history.last = position.offset;
         history.touched = now;
+        history.late = None;
         history.bytes += bytes;
         history.entries.push_back(Entry {
             offset: position.offset,
@@ -302,12 +338,29 @@ impl<T: Clone> Histories<T> {
         bytes: usize,
     ) -> Accepted {
         self.sweep_if_due(now);
-        let started = match self.rooms.get(room) {
+        if position.offset == 0 {
+            // No entry is at offset 0: nothing to deliver.
+            return Accepted::Duplicate;
+        }
+        let started = match self.rooms.get_mut(room) {
+            Some(history) if history.epoch_unknown => {
+                // Its log had no entry when the copy started: the first
+                // one it ever had names the epoch.
+                history.epoch = position.epoch;
+                history.epoch_unknown = false;
+                return self.accept(now, room, position, item, bytes);
+            }
             Some(history) if history.epoch == position.epoch => {
                 if position.offset <= history.last {
-                    return Accepted::Duplicate;
+                    return match history.late {
+                        Some(delivered) if position.offset > delivered => {
+                            history.late = Some(position.offset);
+                            Accepted::Late
+                        }
+                        _ => Accepted::Duplicate,
+                    };
                 }
-                if position.offset > history.last + 1 {
+                if position.offset > history.last.saturating_add(1) {
                     return Accepted::Gap {
                         after: Position::new(history.epoch, history.last),
                     };
@@ -319,25 +372,98 @@ impl<T: Clone> Histories<T> {
                 if self.rooms.len() >= self.limits.max_rooms {
                     return Accepted::Untracked;
                 }
+                let last = position.offset.saturating_sub(1);
                 self.rooms.insert(
                     room.to_owned(),
-                    RoomHistory {
-                        epoch: position.epoch,
-                        last: position.offset.saturating_sub(1),
-                        entries: VecDeque::new(),
-                        bytes: 0,
-                        touched: now,
-                    },
+                    RoomHistory::empty(position.epoch, last, now),
                 );
                 true
             }
         };
-        self.record(now, room, position, item, bytes);
+        if !self.record(now, room, position, item, bytes) {
+            // Too large to keep: the copy goes on after it, keeping nothing
+            // before it, so no lookup replays across it.
+            self.rooms.insert(
+                room.to_owned(),
+                RoomHistory::empty(position.epoch, position.offset, now),
+            );
+        }
         if started {
             Accepted::Started
         } else {
             Accepted::Next
         }
+    }
+
+    /// Starts `room`'s copy at the end of its log, `last` (`None` when the
+    /// log has no entry yet), read after the node began to listen to it:
+    /// entries after it are taken as they come, and ones at or before it
+    /// heard until then are [`Accepted::Late`]. False when the room has a
+    /// copy already (it heard an entry first) or no further room may have one.
+    ///
+    /// ```
+    /// use axum_channel_protocol::history::{Accepted, Histories, HistoryLimits, Position};
+    /// use std::time::Instant;
+    ///
+    /// let now = Instant::now();
+    /// let mut copies = Histories::new(HistoryLimits::default(), 7).keep_idle_rooms();
+    /// assert!(copies.start_at(now, "r", Some(Position::new(9, 4))));
+    /// // Written after the node listened, before it read the end: delivered once.
+    /// assert_eq!(copies.accept(now, "r", Position::new(9, 4), "d", 1), Accepted::Late);
+    /// assert_eq!(copies.accept(now, "r", Position::new(9, 4), "d", 1), Accepted::Duplicate);
+    /// assert_eq!(copies.accept(now, "r", Position::new(9, 5), "e", 1), Accepted::Next);
+    /// ```
+    pub fn start_at(&mut self, now: Instant, room: &str, last: Option<Position>) -> bool {
+        self.sweep_if_due(now);
+        if self.rooms.contains_key(room) || self.rooms.len() >= self.limits.max_rooms {
+            return false;
+        }
+        let mut history = match last {
+            Some(last) => RoomHistory::empty(last.epoch, last.offset, now),
+            None => RoomHistory::empty(0, 0, now),
+        };
+        history.late = Some(0);
+        history.epoch_unknown = last.is_none();
+        self.rooms.insert(room.to_owned(), history);
+        true
+    }
+
+    /// Takes the entry of `room`'s log at `position` that cannot be read
+    /// (a frame this version does not know): if it is the room's next, the
+    /// copy moves past it and forgets what it kept, so no lookup replays
+    /// across the hole. Says what was made of it, as [`accept`](Self::accept).
+    pub fn skip(&mut self, now: Instant, room: &str, position: Position) -> Accepted {
+        if position.offset == 0 {
+            return Accepted::Duplicate;
+        }
+        let full = self.rooms.len() >= self.limits.max_rooms;
+        let accepted = match self.rooms.get_mut(room) {
+            Some(history) if history.epoch_unknown => {
+                history.epoch = position.epoch;
+                history.epoch_unknown = false;
+                return self.skip(now, room, position);
+            }
+            Some(history) if history.epoch == position.epoch => {
+                if position.offset <= history.last {
+                    return Accepted::Duplicate;
+                }
+                if position.offset > history.last.saturating_add(1) {
+                    return Accepted::Gap {
+                        after: Position::new(history.epoch, history.last),
+                    };
+                }
+                Accepted::Next
+            }
+            Some(_) => return Accepted::OtherEpoch,
+            None if full => return Accepted::Untracked,
+            None => Accepted::Started,
+        };
+        self.drop_room(room);
+        self.rooms.insert(
+            room.to_owned(),
+            RoomHistory::empty(position.epoch, position.offset, now),
+        );
+        accepted
     }
 
     /// The rooms with a history.
@@ -370,6 +496,12 @@ impl<T: Clone> Histories<T> {
         let first = history.first_kept();
         if since.offset.saturating_add(1) < first {
             return Lookup::Unrecoverable(Unrecoverable::Trimmed);
+        }
+        if since.offset == history.last {
+            return Lookup::Found {
+                items: Vec::new(),
+                more: false,
+            };
         }
         // Offsets are contiguous, so the message after `since` is at this index.
         let start = (since.offset + 1 - first) as usize;
@@ -429,9 +561,11 @@ impl<T: Clone> Histories<T> {
         self.swept = Some(now);
         let limits = self.limits;
         let mut freed = 0;
+        let sweep_idle_rooms = self.sweep_idle_rooms;
         self.rooms.retain(|_, history| {
             freed += history.trim(now, &limits);
-            !(history.entries.is_empty()
+            !(sweep_idle_rooms
+                && history.entries.is_empty()
                 && now.saturating_duration_since(history.touched) >= limits.max_age)
         });
         self.total_bytes -= freed;

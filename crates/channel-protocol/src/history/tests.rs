@@ -160,3 +160,160 @@ fn epochs_differ_between_seeds_and_rooms() {
     assert_ne!(a.epoch, b.epoch);
     assert_ne!(a.epoch, c.epoch);
 }
+
+#[test]
+fn a_copy_started_at_the_log_end_delivers_late_entries_once() {
+    let now = Instant::now();
+    let mut copies = Histories::new(limits(), 1).keep_idle_rooms();
+    assert!(copies.start_at(now, "r", Some(Position::new(5, 10))));
+    assert!(!copies.start_at(now, "r", Some(Position::new(5, 12))));
+    assert_eq!(
+        copies.accept(now, "r", Position::new(5, 9), 9, 1),
+        Accepted::Late
+    );
+    assert_eq!(
+        copies.accept(now, "r", Position::new(5, 9), 9, 1),
+        Accepted::Duplicate
+    );
+    assert_eq!(
+        copies.accept(now, "r", Position::new(5, 10), 10, 1),
+        Accepted::Late
+    );
+    assert_eq!(
+        copies.accept(now, "r", Position::new(5, 11), 11, 1),
+        Accepted::Next
+    );
+    // Once past the end it started at, older entries are duplicates.
+    assert_eq!(
+        copies.accept(now, "r", Position::new(5, 10), 10, 1),
+        Accepted::Duplicate
+    );
+    assert_eq!(
+        copies.accept(now, "r", Position::new(5, 13), 13, 1),
+        Accepted::Gap {
+            after: Position::new(5, 11)
+        }
+    );
+    // Nothing before the start can be vouched for.
+    assert_eq!(
+        copies.lookup(now, "r", Position::new(5, 9), 10),
+        Lookup::Unrecoverable(Unrecoverable::Trimmed)
+    );
+    assert_eq!(
+        found(copies.lookup(now, "r", Position::new(5, 10), 10)),
+        (vec![11], false)
+    );
+}
+
+#[test]
+fn a_copy_started_before_its_log_had_an_entry_takes_the_first_epoch() {
+    let now = Instant::now();
+    let mut copies = Histories::new(limits(), 1).keep_idle_rooms();
+    assert!(copies.start_at(now, "r", None));
+    assert_eq!(
+        copies.accept(now, "r", Position::new(8, 2), 2, 1),
+        Accepted::Gap {
+            after: Position::new(8, 0)
+        }
+    );
+    assert_eq!(
+        copies.accept(now, "r", Position::new(8, 1), 1, 1),
+        Accepted::Next
+    );
+    assert_eq!(
+        copies.accept(now, "r", Position::new(8, 2), 2, 1),
+        Accepted::Next
+    );
+    assert_eq!(copies.last_position("r"), Some(Position::new(8, 2)));
+}
+
+#[test]
+fn copies_of_a_log_are_not_swept_when_idle() {
+    let start = Instant::now();
+    let mut copies = Histories::new(limits(), 1).keep_idle_rooms();
+    assert_eq!(
+        copies.accept(start, "r", Position::new(3, 7), 7, 10),
+        Accepted::Started
+    );
+    let later = start + Duration::from_secs(600);
+    // Another room's entry runs the sweep; the idle copy keeps its place.
+    assert_eq!(
+        copies.accept(later, "s", Position::new(4, 1), 1, 10),
+        Accepted::Started
+    );
+    assert_eq!(copies.last_position("r"), Some(Position::new(3, 7)));
+    assert_eq!(
+        copies.accept(later, "r", Position::new(3, 9), 9, 10),
+        Accepted::Gap {
+            after: Position::new(3, 7)
+        }
+    );
+}
+
+#[test]
+fn an_unreadable_entry_moves_the_copy_past_it_and_ends_replays_across_it() {
+    let now = Instant::now();
+    let mut copies = Histories::new(limits(), 1).keep_idle_rooms();
+    assert_eq!(
+        copies.accept(now, "r", Position::new(3, 1), 1, 10),
+        Accepted::Started
+    );
+    assert_eq!(copies.skip(now, "r", Position::new(3, 2)), Accepted::Next);
+    assert_eq!(
+        copies.skip(now, "r", Position::new(3, 2)),
+        Accepted::Duplicate
+    );
+    assert_eq!(
+        copies.accept(now, "r", Position::new(3, 3), 3, 10),
+        Accepted::Next
+    );
+    assert_eq!(
+        copies.lookup(now, "r", Position::new(3, 1), 10),
+        Lookup::Unrecoverable(Unrecoverable::Trimmed)
+    );
+    assert_eq!(
+        found(copies.lookup(now, "r", Position::new(3, 2), 10)),
+        (vec![3], false)
+    );
+    assert_eq!(copies.total_bytes(), 10);
+}
+
+#[test]
+fn offsets_at_the_end_of_the_range_do_not_overflow() {
+    let now = Instant::now();
+    let mut copies = Histories::new(limits(), 1).keep_idle_rooms();
+    let end = Position::new(3, u64::MAX);
+    assert_eq!(copies.accept(now, "r", end, 1, 10), Accepted::Started);
+    assert_eq!(copies.accept(now, "r", end, 1, 10), Accepted::Duplicate);
+    assert_eq!(found(copies.lookup(now, "r", end, 10)), (vec![], false));
+}
+
+#[test]
+fn a_log_entry_too_large_to_keep_is_delivered_once_and_ends_replays_across_it() {
+    let now = Instant::now();
+    let mut copies = Histories::new(limits(), 1).keep_idle_rooms();
+    assert_eq!(
+        copies.accept(now, "r", Position::new(3, 1), 1, 10),
+        Accepted::Started
+    );
+    assert_eq!(
+        copies.accept(now, "r", Position::new(3, 2), 2, 500),
+        Accepted::Next
+    );
+    assert_eq!(
+        copies.accept(now, "r", Position::new(3, 2), 2, 500),
+        Accepted::Duplicate
+    );
+    assert_eq!(
+        copies.accept(now, "r", Position::new(3, 3), 3, 10),
+        Accepted::Next
+    );
+    assert_eq!(
+        copies.lookup(now, "r", Position::new(3, 1), 10),
+        Lookup::Unrecoverable(Unrecoverable::Trimmed)
+    );
+    assert_eq!(
+        copies.accept(now, "r", Position::new(3, 0), 0, 10),
+        Accepted::Duplicate
+    );
+}
