@@ -49,7 +49,8 @@ pub(crate) struct Signals {
     pub(crate) lost: Notify,
     /// Wakes the subscription task.
     pub(crate) changed: Notify,
-    /// Signalled once Redis is back and every channel subscribed again.
+    /// Signalled once Redis is back and every channel subscribed again, and
+    /// when a message heard had to be dropped (the node's queue was full).
     pub(crate) resumed: Notify,
     pub(crate) metrics: Metrics,
 }
@@ -99,7 +100,8 @@ impl Signals {
 
 /// The connection's push handler: messages go to the bounded queue the
 /// node's reader drains, a disconnection to the recovery task. It must not
-/// block, so a full queue drops the message and counts it.
+/// block, so a full queue drops the message, counts it and has the node
+/// read its rooms' logs again (a message of pub/sub alone stays lost).
 pub(crate) fn push_handler(
     signals: Arc<Signals>,
     heard: mpsc::Sender<Heard>,
@@ -117,6 +119,9 @@ pub(crate) fn push_handler(
                     };
                     if heard.try_send(message).is_err() {
                         signals.metrics.dropped.increment(1);
+                        // The node reads what its rooms' logs got, this one
+                        // included, as after an outage.
+                        signals.resumed.notify_one();
                     }
                 }
             }
