@@ -14,11 +14,17 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// A node of the cluster on `redis`, serving WebSocket sessions at `/ws`.
 async fn node(redis: &RedisServer) -> TestServer {
+    node_with(redis, ChannelConfig::new()).await
+}
+
+/// A node of the cluster on `redis` with `config`, serving WebSocket
+/// sessions at `/ws`.
+async fn node_with(redis: &RedisServer, config: ChannelConfig) -> TestServer {
     let adapter = RedisAdapter::connect(RedisConfig::new(redis.url()).prefix("test"))
         .await
         .expect("Redis is up");
     TestServer::start(
-        ChannelConfig::new()
+        config
             .websocket("/ws", WebSocketConfig::new())
             .cluster(adapter),
     )
@@ -215,16 +221,8 @@ async fn broadcasts_fail_visibly_while_redis_is_down_and_still_reach_local_membe
 /// A node of the cluster on `redis` that keeps every room's history in
 /// Redis, stamping positions as `pos`.
 async fn history_node(redis: &RedisServer) -> TestServer {
-    let adapter = RedisAdapter::connect(RedisConfig::new(redis.url()).prefix("test"))
-        .await
-        .expect("Redis is up");
-    TestServer::start(
-        ChannelConfig::new()
-            .websocket("/ws", WebSocketConfig::new())
-            .history(HistoryConfig::new().position_field("pos"))
-            .cluster(adapter),
-    )
-    .await
+    let history = HistoryConfig::new().position_field("pos");
+    node_with(redis, ChannelConfig::new().history(history)).await
 }
 
 /// The next text message of `socket`, as JSON.

@@ -146,7 +146,7 @@ impl RoomLog for RedisLog {
             self.signals.metrics.refused_appends.increment(1);
             tracing::warn!("a broadcast was refused: too many are waiting for Redis");
             return futures::future::ready(Err(ClusterError::new(
-                "Redis is unreachable and too many broadcasts wait for it",
+                "too many broadcasts wait for Redis (it is unreachable or slow)",
             )))
             .boxed();
         };
