@@ -344,13 +344,14 @@ impl FrameReader {
                     .inflater
                     .as_mut()
                     .ok_or_else(|| protocol("Reserved bits are non-zero"))?;
-                inflater
-                    .inflate(bytes, &mut message.data, max)
-                    .map_err(|error| inflate_violation(error, max))?;
+                let inflated = inflater.inflate(bytes, &mut message.data, max);
+                // Text inflated before a fault is checked first.
+                message.check_utf8(false)?;
+                inflated.map_err(|error| inflate_violation(error, max))?;
             } else {
                 message.data.extend_from_slice(bytes);
+                message.check_utf8(false)?;
             }
-            message.check_utf8(false)?;
         }
         Ok(())
     }
@@ -376,9 +377,9 @@ impl FrameReader {
         };
         if message.compressed {
             if let Some(inflater) = self.inflater.as_mut() {
-                inflater
-                    .finish(&mut message.data, max)
-                    .map_err(|error| inflate_violation(error, max))?;
+                let inflated = inflater.finish(&mut message.data, max);
+                message.check_utf8(false)?;
+                inflated.map_err(|error| inflate_violation(error, max))?;
             }
         }
         message.check_utf8(true)?;

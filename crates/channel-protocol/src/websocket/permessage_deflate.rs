@@ -447,7 +447,9 @@ impl Inflater {
     }
 
     /// Inflates `input` (compressed bytes of the message) onto `out`,
-    /// failing before `out` would exceed `max` bytes.
+    /// never past `max` bytes. On a fault (corrupt data, or more than `max`
+    /// bytes), `out` holds what was inflated before it, up to `max`, so the
+    /// caller can check that first.
     pub fn inflate(
         &mut self,
         input: &[u8],
@@ -469,21 +471,24 @@ impl Inflater {
         let mut input = input;
         loop {
             let (in_before, out_before) = (decompress.total_in(), decompress.total_out());
-            let status = decompress
-                .decompress(input, &mut chunk, FlushDecompress::Sync)
-                .map_err(|_| InflateError::Corrupt)?;
+            let status = decompress.decompress(input, &mut chunk, FlushDecompress::Sync);
             let used = (decompress.total_in() - in_before) as usize;
             let made = (decompress.total_out() - out_before) as usize;
             input = &input[used..];
-            if out.len() + made > max {
-                return Err(InflateError::TooBig(out.len() + made));
-            }
-            if out.capacity() < out.len() + made {
+            // What came out before a fault, up to the limit, is the
+            // message's: the caller checks it before it learns of the fault,
+            // so the first fault in the stream shows whatever the read sizes.
+            let kept = made.min(max.saturating_sub(out.len()));
+            if out.capacity() < out.len() + kept {
                 // Grow by doubling, but never past the limit.
-                let target = (out.capacity() * 2).max(out.len() + made).min(max);
+                let target = (out.capacity() * 2).max(out.len() + kept).min(max);
                 out.reserve_exact(target - out.len());
             }
-            out.extend_from_slice(&chunk[..made]);
+            out.extend_from_slice(&chunk[..kept]);
+            if kept < made {
+                return Err(InflateError::TooBig(out.len() - kept + made));
+            }
+            let status = status.map_err(|_| InflateError::Corrupt)?;
             if status == Status::StreamEnd {
                 // A final block ended the stream; nothing may follow it
                 // in this message (RFC 7692 section 7.2.3.3).
