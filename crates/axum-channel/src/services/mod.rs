@@ -275,92 +275,102 @@ const FILL_RETRY_MAX: Duration = Duration::from_secs(5);
 /// delivers them in order, until it has them all (a fetch that is asked
 /// for again while it runs goes round once more).
 async fn fill(services: std::sync::Weak<Services>, room: String) {
+    let mut retry = FILL_RETRY_FIRST;
     loop {
-        let Some(services) = services.upgrade() else {
-            return;
+        let failed = {
+            let Some(services) = services.upgrade() else {
+                return;
+            };
+            fill_once(&services, &room).await
         };
-        let Some(history) = services.history.clone() else {
-            return;
-        };
-        let Some(log) = history.log.clone() else {
-            return;
-        };
-        if !services.rooms.is_here(&room) {
-            while history.end_fill(&room) {}
-            return;
+        // The services are let go while waiting, so a layer that is gone
+        // ends its fills.
+        if failed {
+            tokio::time::sleep(retry).await;
+            retry = (retry * 2).min(FILL_RETRY_MAX);
+            continue;
         }
-        let Some(after) = history.lock().last_position(&room) else {
-            // Nothing here yet: the next entry heard starts this node's copy.
-            while history.end_fill(&room) {}
+        let Some(history) = services.upgrade().and_then(|s| s.history.clone()) else {
             return;
         };
-        let mut since = Some(after);
-        let mut retry = FILL_RETRY_FIRST;
-        loop {
-            match log.read_after(&room, since, FILL_CHUNK).await {
-                Ok(Lookup::Found { items, more }) => {
-                    // Read from the log's start: this node's copy starts again.
-                    let mut restart = since.is_none();
-                    since = items.last().map(|(position, _)| *position).or(since);
-                    for (position, frame) in items {
-                        services.take_logged(&room, position, &frame, restart);
-                        restart = false;
-                    }
-                    if !more {
-                        break;
-                    }
-                }
-                Ok(Lookup::Unrecoverable(Unrecoverable::OtherEpoch)) if since.is_some() => {
-                    // The log lost its data and started again: this node's
-                    // copy starts again with the new history, from its
-                    // start (as its first entry is taken). What the old
-                    // one had after `after` is gone.
-                    services.telemetry.cluster.lost_history.increment(1);
-                    tracing::warn!(
-                        room,
-                        "a room's log started again; entries it had may be lost"
-                    );
-                    since = None;
-                }
-                Ok(Lookup::Unrecoverable(Unrecoverable::NoHistory)) => {
-                    // The log expired (nothing was added to it for its age
-                    // bound) or its store started empty and nothing was
-                    // added since: nothing followed what this node has. Its
-                    // next entry starts a new epoch, read from its start.
-                    tracing::debug!(
-                        room,
-                        "a room's log is gone; nothing followed this node's copy"
-                    );
-                    break;
-                }
-                Ok(Lookup::Unrecoverable(why)) => {
-                    // Gone before this node had them: its members missed
-                    // messages, so they are let go to recover elsewhere.
-                    services.telemetry.cluster.lost_history.increment(1);
-                    tracing::warn!(
-                        room,
-                        ?why,
-                        "entries of a room's log were lost before this node read them"
-                    );
-                    history.lock().drop_room(&room);
-                    for member in services.rooms.members_of(std::slice::from_ref(&room), &[]) {
-                        member.close(CloseReason::Lagging);
-                    }
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(room, %error, "cannot read a room's log; trying again");
-                    tokio::time::sleep(retry).await;
-                    retry = (retry * 2).min(FILL_RETRY_MAX);
-                    if !services.rooms.is_here(&room) {
-                        while history.end_fill(&room) {}
-                        return;
-                    }
-                }
-            }
-        }
         if !history.end_fill(&room) {
             return;
+        }
+    }
+}
+
+/// Reads `room`'s log after the last entry this node has, to its end, and
+/// takes what it finds; true when the log could not be read (try again).
+async fn fill_once(services: &Services, room: &str) -> bool {
+    let (Some(history), true) = (&services.history, services.rooms.is_here(room)) else {
+        return false;
+    };
+    let Some(log) = history.log.clone() else {
+        return false;
+    };
+    let Some(after) = history.lock().last_position(room) else {
+        // Nothing here yet: the next entry heard starts this node's copy.
+        return false;
+    };
+    let mut since = Some(after);
+    loop {
+        match log.read_after(room, since, FILL_CHUNK).await {
+            Ok(Lookup::Found { items, more }) => {
+                // Read from the log's start: this node's copy starts again.
+                let mut restart = since.is_none();
+                since = items.last().map(|(position, _)| *position).or(since);
+                for (position, frame) in items {
+                    services.take_logged(room, position, &frame, restart);
+                    restart = false;
+                }
+                if !more {
+                    return false;
+                }
+            }
+            Ok(Lookup::Unrecoverable(Unrecoverable::OtherEpoch)) if since.is_some() => {
+                // The log lost its data and started again: this node's
+                // copy starts again with the new history, from its start
+                // (as its first entry is taken). What the old one had
+                // after `after` is gone.
+                services.telemetry.cluster.lost_history.increment(1);
+                tracing::warn!(
+                    room,
+                    "a room's log started again; entries it had may be lost"
+                );
+                since = None;
+            }
+            Ok(Lookup::Unrecoverable(Unrecoverable::NoHistory))
+                if !history.lock().is_missing(room) =>
+            {
+                // The log expired (nothing was added to it for its age
+                // bound) or its store started empty, and no entry past this
+                // node's copy was heard: its members are owed nothing. The
+                // log's next entry starts a new epoch, read from its start.
+                tracing::debug!(
+                    room,
+                    "a room's log is gone; nothing followed this node's copy"
+                );
+                return false;
+            }
+            Ok(Lookup::Unrecoverable(why)) => {
+                // Gone before this node had them: its members missed
+                // messages, so they are let go to recover elsewhere.
+                services.telemetry.cluster.lost_history.increment(1);
+                tracing::warn!(
+                    room,
+                    ?why,
+                    "entries of a room's log were lost before this node read them"
+                );
+                history.lock().drop_room(room);
+                for member in services.rooms.members_of(&[room.to_owned()], &[]) {
+                    member.close(CloseReason::Lagging);
+                }
+                return false;
+            }
+            Err(error) => {
+                tracing::warn!(room, %error, "cannot read a room's log; trying again");
+                return true;
+            }
         }
     }
 }

@@ -32,6 +32,9 @@ struct Room {
     /// Recoveries that need the room's topics heard before their session
     /// is a member.
     pins: usize,
+    /// Which time the room appeared on this node, so a subscription made
+    /// for an earlier time does nothing to this one.
+    generation: u64,
 }
 
 impl Room {
@@ -44,6 +47,8 @@ impl Room {
 struct Index {
     rooms: HashMap<Arc<str>, Room>,
     rooms_of: HashMap<SessionKey, Vec<Arc<str>>>,
+    /// Rooms that appeared on this node so far.
+    generations: u64,
 }
 
 /// Which sessions are in which rooms, on this node.
@@ -84,8 +89,9 @@ impl Rooms {
         self.logged.as_ref().is_some_and(|h| h.keeps(room))
     }
 
-    /// Subscribes the node to `room`'s topic (and log).
-    fn subscribe(&self, adapter: &Arc<dyn Adapter>, room: &str) -> Subscription {
+    /// Subscribes the node to `room`'s topic (and log), for the room's
+    /// `generation` here.
+    fn subscribe(&self, adapter: &Arc<dyn Adapter>, room: &str, generation: u64) -> Subscription {
         let topic = adapter.subscribe(Topic::Room(room.to_owned()));
         if !self.follows_log(room) {
             return topic.shared();
@@ -104,7 +110,11 @@ impl Rooms {
             // Read once the node listens: every entry after it is heard.
             let last = room_log.last_position(&room).await?;
             let mut store = history.lock();
-            if lock(&index).rooms.contains_key(room.as_str()) {
+            let same = lock(&index)
+                .rooms
+                .get(room.as_str())
+                .is_some_and(|entry| entry.generation == generation);
+            if same {
                 store.start_at(crate::base::sync::now(), &room, last);
             }
             Ok(())
@@ -123,19 +133,27 @@ impl Rooms {
     fn entry<'a>(&self, index: &'a mut Index, room: &str) -> (Arc<str>, &'a mut Room) {
         let name: Arc<str> = match index.rooms.get_key_value(room) {
             Some((name, _)) => name.clone(),
-            None => Arc::from(room),
+            None => {
+                index.generations += 1;
+                Arc::from(room)
+            }
         };
+        let generation = index.generations;
         let entry = index.rooms.entry(name.clone()).or_insert_with(|| Room {
             members: Members::new(),
-            subscription: self.adapter.as_ref().map(|a| self.subscribe(a, room)),
+            subscription: self
+                .adapter
+                .as_ref()
+                .map(|a| self.subscribe(a, room, generation)),
             pins: 0,
+            generation,
         });
         // A subscription that failed (the bus was down) is asked for again.
         if let (Some(adapter), Some(Err(_))) = (
             &self.adapter,
             entry.subscription.as_ref().and_then(|s| s.peek()),
         ) {
-            entry.subscription = Some(self.subscribe(adapter, room));
+            entry.subscription = Some(self.subscribe(adapter, room, entry.generation));
         }
         (name, entry)
     }

@@ -73,11 +73,6 @@ pub enum Accepted {
     Next,
     /// The room's first entry here: kept from here on; deliver it.
     Started,
-    /// An entry at or before the end the log had when this node's copy
-    /// started ([`start_at`](Histories::start_at)), heard only now: it was
-    /// written after the node began to listen, so its members have not had
-    /// it. Deliver it; it is not kept (the copy starts after it).
-    Late,
     /// Already had (or at offset 0, where no entry is): drop it.
     Duplicate,
     /// Entries between the last one here (`after`) and this one are
@@ -110,10 +105,9 @@ struct RoomHistory<T> {
     bytes: usize,
     /// When a message was last recorded, so an idle, empty history goes.
     touched: Instant,
-    /// For a copy started at a log's end: entries at or before `last` heard
-    /// until the first one after it are still delivered; the highest such
-    /// offset delivered so far.
-    late: Option<u64>,
+    /// The highest offset heard of this epoch, taken or not: past `last`
+    /// when entries between were missed and are still to be fetched.
+    heard: u64,
     /// A copy started before its log had any entry: it takes the epoch of
     /// the first entry it hears.
     epoch_unknown: bool,
@@ -139,7 +133,7 @@ impl<T> RoomHistory<T> {
             entries: VecDeque::new(),
             bytes: 0,
             touched: now,
-            late: None,
+            heard: last,
             epoch_unknown: false,
         }
     }
@@ -298,7 +292,6 @@ impl<T: Clone> Histories<T> {
         }
         history.last = position.offset;
         history.touched = now;
-        history.late = None;
         history.bytes += bytes;
         history.entries.push_back(Entry {
             offset: position.offset,
@@ -352,14 +345,9 @@ impl<T: Clone> Histories<T> {
             }
             Some(history) if history.epoch == position.epoch => {
                 if position.offset <= history.last {
-                    return match history.late {
-                        Some(delivered) if position.offset > delivered => {
-                            history.late = Some(position.offset);
-                            Accepted::Late
-                        }
-                        _ => Accepted::Duplicate,
-                    };
+                    return Accepted::Duplicate;
                 }
+                history.heard = history.heard.max(position.offset);
                 if position.offset > history.last.saturating_add(1) {
                     return Accepted::Gap {
                         after: Position::new(history.epoch, history.last),
@@ -396,10 +384,11 @@ impl<T: Clone> Histories<T> {
     }
 
     /// Starts `room`'s copy at the end of its log, `last` (`None` when the
-    /// log has no entry yet), read after the node began to listen to it:
-    /// entries after it are taken as they come, and ones at or before it
-    /// heard until then are [`Accepted::Late`]. False when the room has a
-    /// copy already (it heard an entry first) or no further room may have one.
+    /// log has no entry yet), read once the node listens to it: the copy
+    /// takes the entries after it, and ones at or before it (written while
+    /// the node was starting to listen) are duplicates. False when the room
+    /// has a copy already (an entry was heard first) or no further room may
+    /// have one.
     ///
     /// ```
     /// use axum_channel_protocol::history::{Accepted, Histories, HistoryLimits, Position};
@@ -408,8 +397,6 @@ impl<T: Clone> Histories<T> {
     /// let now = Instant::now();
     /// let mut copies = Histories::new(HistoryLimits::default(), 7).keep_idle_rooms();
     /// assert!(copies.start_at(now, "r", Some(Position::new(9, 4))));
-    /// // Written after the node listened, before it read the end: delivered once.
-    /// assert_eq!(copies.accept(now, "r", Position::new(9, 4), "d", 1), Accepted::Late);
     /// assert_eq!(copies.accept(now, "r", Position::new(9, 4), "d", 1), Accepted::Duplicate);
     /// assert_eq!(copies.accept(now, "r", Position::new(9, 5), "e", 1), Accepted::Next);
     /// ```
@@ -422,7 +409,6 @@ impl<T: Clone> Histories<T> {
             Some(last) => RoomHistory::empty(last.epoch, last.offset, now),
             None => RoomHistory::empty(0, 0, now),
         };
-        history.late = Some(0);
         history.epoch_unknown = last.is_none();
         self.rooms.insert(room.to_owned(), history);
         true
@@ -447,6 +433,7 @@ impl<T: Clone> Histories<T> {
                 if position.offset <= history.last {
                     return Accepted::Duplicate;
                 }
+                history.heard = history.heard.max(position.offset);
                 if position.offset > history.last.saturating_add(1) {
                     return Accepted::Gap {
                         after: Position::new(history.epoch, history.last),
@@ -471,6 +458,14 @@ impl<T: Clone> Histories<T> {
         self.rooms.keys().map(String::as_str)
     }
 
+    /// True when an entry of `room` past a gap was heard and the entries
+    /// before it are not here yet: members are owed them.
+    pub fn is_missing(&self, room: &str) -> bool {
+        self.rooms
+            .get(room)
+            .is_some_and(|history| history.heard > history.last)
+    }
+
     /// The position of the last entry of `room` here, if it has a history.
     pub fn last_position(&self, room: &str) -> Option<Position> {
         self.rooms
@@ -482,7 +477,7 @@ impl<T: Clone> Histories<T> {
     /// or why the history cannot prove it has them all.
     pub fn lookup(&mut self, now: Instant, room: &str, since: Position, limit: usize) -> Lookup<T> {
         let limits = self.limits;
-        let Some(history) = self.rooms.get_mut(room) else {
+        let Some(history) = self.rooms.get_mut(room).filter(|h| !h.epoch_unknown) else {
             return Lookup::Unrecoverable(Unrecoverable::NoHistory);
         };
         let freed = history.trim(now, &limits);

@@ -162,38 +162,36 @@ fn epochs_differ_between_seeds_and_rooms() {
 }
 
 #[test]
-fn a_copy_started_at_the_log_end_delivers_late_entries_once() {
+fn a_copy_started_at_the_log_end_takes_what_follows_and_knows_what_it_misses() {
     let now = Instant::now();
     let mut copies = Histories::new(limits(), 1).keep_idle_rooms();
     assert!(copies.start_at(now, "r", Some(Position::new(5, 10))));
     assert!(!copies.start_at(now, "r", Some(Position::new(5, 12))));
     assert_eq!(
-        copies.accept(now, "r", Position::new(5, 9), 9, 1),
-        Accepted::Late
-    );
-    assert_eq!(
-        copies.accept(now, "r", Position::new(5, 9), 9, 1),
-        Accepted::Duplicate
-    );
-    assert_eq!(
         copies.accept(now, "r", Position::new(5, 10), 10, 1),
-        Accepted::Late
+        Accepted::Duplicate
     );
     assert_eq!(
         copies.accept(now, "r", Position::new(5, 11), 11, 1),
         Accepted::Next
     );
-    // Once past the end it started at, older entries are duplicates.
-    assert_eq!(
-        copies.accept(now, "r", Position::new(5, 10), 10, 1),
-        Accepted::Duplicate
-    );
+    assert!(!copies.is_missing("r"));
     assert_eq!(
         copies.accept(now, "r", Position::new(5, 13), 13, 1),
         Accepted::Gap {
             after: Position::new(5, 11)
         }
     );
+    assert!(copies.is_missing("r"), "13 was heard, 12 is owed");
+    assert_eq!(
+        copies.accept(now, "r", Position::new(5, 12), 12, 1),
+        Accepted::Next
+    );
+    assert_eq!(
+        copies.accept(now, "r", Position::new(5, 13), 13, 1),
+        Accepted::Next
+    );
+    assert!(!copies.is_missing("r"));
     // Nothing before the start can be vouched for.
     assert_eq!(
         copies.lookup(now, "r", Position::new(5, 9), 10),
@@ -201,7 +199,7 @@ fn a_copy_started_at_the_log_end_delivers_late_entries_once() {
     );
     assert_eq!(
         found(copies.lookup(now, "r", Position::new(5, 10), 10)),
-        (vec![11], false)
+        (vec![11, 12, 13], false)
     );
 }
 
@@ -210,6 +208,11 @@ fn a_copy_started_before_its_log_had_an_entry_takes_the_first_epoch() {
     let now = Instant::now();
     let mut copies = Histories::new(limits(), 1).keep_idle_rooms();
     assert!(copies.start_at(now, "r", None));
+    // Before its first entry, it vouches for no position.
+    assert_eq!(
+        copies.lookup(now, "r", Position::new(0, 0), 10),
+        Lookup::Unrecoverable(Unrecoverable::NoHistory)
+    );
     assert_eq!(
         copies.accept(now, "r", Position::new(8, 2), 2, 1),
         Accepted::Gap {
