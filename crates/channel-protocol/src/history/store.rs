@@ -331,43 +331,17 @@ impl<T: Clone> Histories<T> {
         bytes: usize,
     ) -> Accepted {
         self.sweep_if_due(now);
-        if position.offset == 0 {
-            // No entry is at offset 0: nothing to deliver.
-            return Accepted::Duplicate;
-        }
-        let started = match self.rooms.get_mut(room) {
-            Some(history) if history.epoch_unknown => {
-                // Its log had no entry when the copy started: the first
-                // one it ever had names the epoch.
-                history.epoch = position.epoch;
-                history.epoch_unknown = false;
-                return self.accept(now, room, position, item, bytes);
-            }
-            Some(history) if history.epoch == position.epoch => {
-                if position.offset <= history.last {
-                    return Accepted::Duplicate;
-                }
-                history.heard = history.heard.max(position.offset);
-                if position.offset > history.last.saturating_add(1) {
-                    return Accepted::Gap {
-                        after: Position::new(history.epoch, history.last),
-                    };
-                }
-                false
-            }
-            Some(_) => return Accepted::OtherEpoch,
-            None => {
-                if self.rooms.len() >= self.limits.max_rooms {
-                    return Accepted::Untracked;
-                }
-                let last = position.offset.saturating_sub(1);
-                self.rooms.insert(
-                    room.to_owned(),
-                    RoomHistory::empty(position.epoch, last, now),
-                );
-                true
-            }
+        let started = match self.place(room, position) {
+            Ok(started) => started,
+            Err(answer) => return answer,
         };
+        if started {
+            let last = position.offset - 1;
+            self.rooms.insert(
+                room.to_owned(),
+                RoomHistory::empty(position.epoch, last, now),
+            );
+        }
         if !self.record(now, room, position, item, bytes) {
             // Too large to keep: the copy goes on after it, keeping nothing
             // before it, so no lookup replays across it.
@@ -419,38 +393,56 @@ impl<T: Clone> Histories<T> {
     /// copy moves past it and forgets what it kept, so no lookup replays
     /// across the hole. Says what was made of it, as [`accept`](Self::accept).
     pub fn skip(&mut self, now: Instant, room: &str, position: Position) -> Accepted {
-        if position.offset == 0 {
-            return Accepted::Duplicate;
-        }
-        let full = self.rooms.len() >= self.limits.max_rooms;
-        let accepted = match self.rooms.get_mut(room) {
-            Some(history) if history.epoch_unknown => {
-                history.epoch = position.epoch;
-                history.epoch_unknown = false;
-                return self.skip(now, room, position);
-            }
-            Some(history) if history.epoch == position.epoch => {
-                if position.offset <= history.last {
-                    return Accepted::Duplicate;
-                }
-                history.heard = history.heard.max(position.offset);
-                if position.offset > history.last.saturating_add(1) {
-                    return Accepted::Gap {
-                        after: Position::new(history.epoch, history.last),
-                    };
-                }
-                Accepted::Next
-            }
-            Some(_) => return Accepted::OtherEpoch,
-            None if full => return Accepted::Untracked,
-            None => Accepted::Started,
+        self.sweep_if_due(now);
+        let started = match self.place(room, position) {
+            Ok(started) => started,
+            Err(answer) => return answer,
         };
         self.drop_room(room);
         self.rooms.insert(
             room.to_owned(),
             RoomHistory::empty(position.epoch, position.offset, now),
         );
-        accepted
+        if started {
+            Accepted::Started
+        } else {
+            Accepted::Next
+        }
+    }
+
+    /// Where the entry of `room`'s log at `position` goes in this node's
+    /// copy: `Ok(false)` when it is the copy's next, `Ok(true)` when it
+    /// starts a copy, or what to make of it otherwise.
+    fn place(&mut self, room: &str, position: Position) -> Result<bool, Accepted> {
+        if position.offset == 0 {
+            // No entry is at offset 0: nothing to deliver.
+            return Err(Accepted::Duplicate);
+        }
+        let full = self.rooms.len() >= self.limits.max_rooms;
+        match self.rooms.get_mut(room) {
+            Some(history) if history.epoch_unknown => {
+                // Its log had no entry when the copy started: the first
+                // one it ever had names the epoch.
+                history.epoch = position.epoch;
+                history.epoch_unknown = false;
+                self.place(room, position)
+            }
+            Some(history) if history.epoch == position.epoch => {
+                if position.offset <= history.last {
+                    return Err(Accepted::Duplicate);
+                }
+                history.heard = history.heard.max(position.offset);
+                if position.offset > history.last.saturating_add(1) {
+                    return Err(Accepted::Gap {
+                        after: Position::new(history.epoch, history.last),
+                    });
+                }
+                Ok(false)
+            }
+            Some(_) => Err(Accepted::OtherEpoch),
+            None if full => Err(Accepted::Untracked),
+            None => Ok(true),
+        }
     }
 
     /// The rooms with a history.
